@@ -1,0 +1,60 @@
+"""Safe checkpoint I/O: safetensors, or torch.load with weights_only=True; clear errors on mismatch."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def read_state_dict(path: str | os.PathLike, how_to_obtain: str = "") -> dict[str, torch.Tensor]:
+    """Tensors of a .safetensors file or of a plain state dict saved with torch.save (never unpickles objects)."""
+    path = Path(path)
+    if not path.is_file():
+        hint = f" {how_to_obtain}" if how_to_obtain else ""
+        raise FileNotFoundError(f"checkpoint not found: {path}.{hint}")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, how_to_obtain: str = "") -> nn.Module:
+    """Load a checkpoint into `model` strictly; a mismatch names the file and the first offending keys."""
+    state = read_state_dict(path, how_to_obtain)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+                   if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong_shape:
+        parts = [f"{name} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+                 for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
+                 if keys]
+        raise CheckpointError(f"checkpoint {path} does not fit {type(model).__name__} "
+                              f"({len(state)} keys in file, {len(expected)} in model); " + "; ".join(parts))
+    model.load_state_dict(state)
+    return model
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Write the model's state dict as safetensors, atomically (a killed job leaves no half file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp), metadata=metadata)
+    os.replace(tmp, path)

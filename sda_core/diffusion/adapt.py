@@ -1,0 +1,108 @@
+"""Guided re-noise / denoise (DDA, Gao et al. CVPR 2023) and plain ancestral sampling.
+
+One loop serves every use of the reverse process in this workflow:
+- DDA and MoD: noise the reference image to step N, denoise with low-pass guidance towards it;
+- DiffPure: the same with a smaller N and no guidance;
+- class-conditional generation (DiT sampling): start from pure noise at the last step, no guidance.
+
+Like tent, the denoiser is configured once (`configure_denoiser`: eval mode, parameters frozen so the
+guidance backward computes the input gradient only) and checked before use.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from sda_core.diffusion.guidance import LowPassGuidance, low_pass
+from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
+from sda_core.seeding import randn_per_sample
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+NOISE_INDEX_MODES = ("reference", "matched")
+
+
+def configure_denoiser(model: nn.Module) -> nn.Module:
+    """Eval mode and frozen weights: the guidance needs d loss / d x_t, never d loss / d theta."""
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def check_denoiser(model: nn.Module) -> None:
+    if model.training or any(p.requires_grad for p in model.parameters()):
+        raise RuntimeError("denoiser must be configured with configure_denoiser() (eval mode, frozen weights)")
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+
+
+def reverse_diffusion(model: nn.Module, schedule: DiffusionSchedule, x: torch.Tensor, first_index: int,
+                      generators: Sequence[torch.Generator], labels: torch.Tensor | None = None,
+                      guidance: LowPassGuidance | None = None, reference: torch.Tensor | None = None,
+                      precision: str = "fp32") -> torch.Tensor:
+    """Ancestral steps i = first_index, ..., 0 from x (taken to be x_{first_index}), x0 clamped to [-1, 1].
+
+    With guidance, each step is x_{i-1} = mu + sigma z - scale * d L(A(reference), A(x0_hat(x_i))) / d x_i.
+    Each step draws one noise tensor per sample from that sample's generator, the last step included,
+    so a sample's random stream never depends on its batch.
+    """
+    check_denoiser(model)
+    guided = guidance is not None and guidance.scale != 0
+    if guided and reference is None:
+        raise ValueError("guided denoising needs the reference images")
+    reference_low_pass = low_pass(reference.float(), guidance.downsample) if guided else None
+    batch = x.shape[0]
+    for i in range(first_index, -1, -1):
+        t = schedule.model_timesteps(i, batch, x.device)
+        noise = randn_per_sample(generators, x.shape[1:], device=x.device)
+        if guided:
+            with torch.enable_grad():
+                x_in = x.detach().requires_grad_(True)
+                with _autocast(x.device, precision):
+                    model_output = model(x_in, t, labels)
+                out = schedule.p_mean_variance(model_output.float(), x_in, i)
+                gradient, = torch.autograd.grad(guidance.loss(out.pred_x0, reference_low_pass), x_in)
+            out = DiffusionOutput(out.mean.detach(), out.log_variance.detach(), out.pred_x0.detach())
+            x = schedule.ancestral_step(out, i, noise) - guidance.scale * gradient
+        else:
+            with torch.no_grad(), _autocast(x.device, precision):
+                model_output = model(x, t, labels)
+            out = schedule.p_mean_variance(model_output.float(), x, i)
+            x = schedule.ancestral_step(out, i, noise)
+    return x.detach()
+
+
+def renoise_denoise(model: nn.Module, schedule: DiffusionSchedule, reference: torch.Tensor, steps: int,
+                    generators: Sequence[torch.Generator], guidance: LowPassGuidance | None = None,
+                    noise_index: str = "reference", precision: str = "fp32") -> torch.Tensor:
+    """DDA's data adaptation of a batch of images in [-1, 1]: noise them, then denoise `steps` steps.
+
+    The denoising runs respaced indices steps-1 ... 0. noise_index="reference" noises to index `steps`
+    (one level above where denoising starts), as the reference code does; "matched" noises to index
+    steps-1, the level the first denoising step assumes.
+    """
+    if noise_index not in NOISE_INDEX_MODES:
+        raise ValueError(f"noise_index must be one of {NOISE_INDEX_MODES}, got {noise_index!r}")
+    noise_level = steps if noise_index == "reference" else steps - 1
+    if not 1 <= steps or noise_level >= schedule.num_steps:
+        raise ValueError(f"start step {steps} ({noise_index}) does not fit a schedule of {schedule.num_steps} steps")
+    noise = randn_per_sample(generators, reference.shape[1:], device=reference.device)
+    x = schedule.q_sample(reference, noise_level, noise)
+    return reverse_diffusion(model, schedule, x, steps - 1, generators, guidance=guidance,
+                             reference=reference, precision=precision)
+
+
+def generate(model: nn.Module, schedule: DiffusionSchedule, labels: torch.Tensor, sample_shape: Sequence[int],
+             generators: Sequence[torch.Generator], precision: str = "fp32") -> torch.Tensor:
+    """Class-conditional ancestral sampling from pure noise over the whole (respaced) schedule."""
+    x = randn_per_sample(generators, sample_shape, device=labels.device)
+    return reverse_diffusion(model, schedule, x, schedule.num_steps - 1, generators, labels=labels,
+                             precision=precision)

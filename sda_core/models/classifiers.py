@@ -1,0 +1,49 @@
+"""Source classifiers: timm models built by name, local weights only, and their preprocessing."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def create_classifier(timm_name: str, num_classes: int, timm_kwargs: dict | None = None) -> nn.Module:
+    """A randomly initialised timm model; weights come from a local file afterwards, never a download."""
+    import timm
+
+    if not timm.is_model(timm_name):
+        close = difflib.get_close_matches(timm_name, timm.list_models(), n=8, cutoff=0.6)
+        raise ValueError(f"unknown timm architecture {timm_name!r}; close matches: {', '.join(close) or 'none'} "
+                         "(timm.list_models() lists all)")
+    return timm.create_model(timm_name, pretrained=False, num_classes=num_classes, **(timm_kwargs or {}))
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Classifier input: resize the short side to `resize` (bicubic), centre-crop `crop`, normalise.
+
+    Works on float (N, C, H, W) batches in [0, 1] on any device, so adapted images go to the
+    classifier without a round trip through PIL. ImageNet: resize 256, crop 224 (DESIGN.md 4).
+    """
+
+    resize: int
+    crop: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from sda_core.images import resize
+
+        height, width = x.shape[-2:]
+        scale = self.resize / min(height, width)  # torchvision's rule: the long side is truncated
+        x = resize(x, (int(height * scale), int(width * scale)))
+        height, width = x.shape[-2:]
+        top, left = round((height - self.crop) / 2), round((width - self.crop) / 2)
+        x = x[..., top:top + self.crop, left:left + self.crop]
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
