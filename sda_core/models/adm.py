@@ -43,9 +43,9 @@ class GroupNorm32(nn.GroupNorm):
         return super().forward(x.float()).type(x.dtype)
 
 
-def normalization(channels: int) -> GroupNorm32:
-    """The reference uses 32 groups everywhere."""
-    return GroupNorm32(32, channels)
+def normalization(channels: int, groups: int = 32) -> GroupNorm32:
+    """The reference uses 32 groups everywhere; fewer let tiny models have fewer than 32 channels."""
+    return GroupNorm32(groups, channels)
 
 
 def zero_module(module: nn.Module) -> nn.Module:
@@ -113,13 +113,14 @@ class ResBlock(TimestepBlock):
         use_scale_shift_norm: bool = False,
         up: bool = False,
         down: bool = False,
+        norm_groups: int = 32,
     ):
         super().__init__()
         self.out_channels = out_channels or channels
         self.use_scale_shift_norm = use_scale_shift_norm
 
         self.in_layers = nn.Sequential(
-            normalization(channels),
+            normalization(channels, norm_groups),
             nn.SiLU(),
             nn.Conv2d(channels, self.out_channels, 3, padding=1),
         )
@@ -141,7 +142,7 @@ class ResBlock(TimestepBlock):
             nn.Linear(emb_channels, 2 * self.out_channels if use_scale_shift_norm else self.out_channels),
         )
         self.out_layers = nn.Sequential(
-            normalization(self.out_channels),
+            normalization(self.out_channels, norm_groups),
             nn.SiLU(),
             nn.Dropout(p=dropout),
             zero_module(nn.Conv2d(self.out_channels, self.out_channels, 3, padding=1)),
@@ -223,6 +224,7 @@ class AttentionBlock(nn.Module):
         num_heads: int = 1,
         num_head_channels: int = -1,
         use_new_attention_order: bool = False,
+        norm_groups: int = 32,
     ):
         super().__init__()
         if num_head_channels == -1:
@@ -233,7 +235,7 @@ class AttentionBlock(nn.Module):
             self.num_heads = channels // num_head_channels
         if channels % self.num_heads:
             raise ValueError(f"channels {channels} not divisible by num_heads {self.num_heads}")
-        self.norm = normalization(channels)
+        self.norm = normalization(channels, norm_groups)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.attention = (QKVAttention if use_new_attention_order else QKVAttentionLegacy)(self.num_heads)
         self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
@@ -253,7 +255,8 @@ class ADMUNet(nn.Module):
     Arguments and defaults are those of guided-diffusion's `UNetModel` (minus use_checkpoint and
     use_fp16). `attention_resolutions` holds downsample *rates* (image_size // resolution), see
     `attention_downsample_rates`. `num_heads_upsample=-1` means `num_heads` in the decoder.
-    `image_size` is informational: the network runs on any size divisible by 2**(len(channel_mult)-1).
+    `norm_groups` (not in the reference, which fixes 32) only changes GroupNorm's grouping, not the
+    parameter names or shapes. `image_size` is informational: the network runs on any size divisible by 2**(len(channel_mult)-1).
     """
 
     def __init__(
@@ -275,6 +278,7 @@ class ADMUNet(nn.Module):
         use_scale_shift_norm: bool = False,
         resblock_updown: bool = False,
         use_new_attention_order: bool = False,
+        norm_groups: int = 32,
     ):
         super().__init__()
         if dims != 2:
@@ -300,11 +304,11 @@ class ADMUNet(nn.Module):
 
         def res_block(ch_in: int, ch_out: int, **updown) -> ResBlock:
             return ResBlock(ch_in, time_embed_dim, dropout, out_channels=ch_out,
-                            use_scale_shift_norm=use_scale_shift_norm, **updown)
+                            use_scale_shift_norm=use_scale_shift_norm, norm_groups=norm_groups, **updown)
 
         def attn_block(ch_: int, heads: int) -> AttentionBlock:
             return AttentionBlock(ch_, num_heads=heads, num_head_channels=num_head_channels,
-                                  use_new_attention_order=use_new_attention_order)
+                                  use_new_attention_order=use_new_attention_order, norm_groups=norm_groups)
 
         # Encoder. `skip_chans` records the channels of every encoder output; the decoder consumes
         # them in reverse, one per block.
@@ -347,7 +351,7 @@ class ADMUNet(nn.Module):
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
 
         self.out = nn.Sequential(
-            normalization(ch),
+            normalization(ch, norm_groups),
             nn.SiLU(),
             zero_module(nn.Conv2d(ch, out_channels, 3, padding=1)),
         )

@@ -1,0 +1,143 @@
+"""Supervised training of a classifier on an image store: source training and SDA's fine-tuning.
+
+One loop serves both; the recipe (DESIGN.md 1.3) is data: SGD with step decay for ResNets, AdamW
+with linear warm-up then cosine decay for Swin/ConvNeXt (no weight decay on norms, biases and
+position tables), label smoothing, gradient clipping, and an early stop epoch (SDA evaluates epoch 15
+of a 30-epoch schedule).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from sda_core.images import to_unit
+from sda_core.models.classifiers import Preprocess
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    optimizer: str = "sgd"                 # sgd | adamw
+    lr: float = 5e-4
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    epochs: int = 30                       # length of the lr schedule
+    stop_epoch: int | None = None          # train only this many epochs of it (None: all)
+    batch_size: int = 512
+    schedule: str = "multistep"            # multistep | warmup_cosine | constant
+    milestones: tuple[int, ...] = (10, 20, 25)
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    warmup_lr: float = 0.0
+    min_lr: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    no_decay_on_norm_bias: bool = False
+    augment: str = "none"                  # none | imagenet (RandomResizedCrop, flip, RandAugment, RandomErasing)
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, config: dict, seed: int) -> "TrainSettings":
+        values = dict(config)
+        if "milestones" in values:
+            values["milestones"] = tuple(values["milestones"])
+        return cls(**values, seed=seed)
+
+
+def learning_rate(settings: TrainSettings, progress_epochs: float) -> float:
+    """The lr at a fractional epoch: step decay, or linear warm-up then cosine to min_lr."""
+    if settings.schedule == "constant":
+        return settings.lr
+    if settings.schedule == "multistep":
+        passed = sum(progress_epochs >= m for m in settings.milestones)
+        return settings.lr * settings.gamma ** passed
+    if settings.schedule == "warmup_cosine":
+        if progress_epochs < settings.warmup_epochs:
+            fraction = progress_epochs / settings.warmup_epochs
+            return settings.warmup_lr + (settings.lr - settings.warmup_lr) * fraction
+        span = max(settings.epochs - settings.warmup_epochs, 1e-12)
+        fraction = min((progress_epochs - settings.warmup_epochs) / span, 1.0)
+        return settings.min_lr + (settings.lr - settings.min_lr) * 0.5 * (1 + math.cos(math.pi * fraction))
+    raise ValueError(f"unknown schedule {settings.schedule!r}; valid: constant, multistep, warmup_cosine")
+
+
+def _parameter_groups(model: nn.Module, settings: TrainSettings) -> list[dict]:
+    if not settings.no_decay_on_norm_bias:
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        skip = param.ndim <= 1 or name.endswith(".bias") or "relative_position_bias_table" in name \
+            or "pos_embed" in name or "absolute_pos" in name
+        (no_decay if skip else decay).append(param)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    groups = _parameter_groups(model, settings)
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay)
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
+    raise ValueError(f"unknown optimizer {settings.optimizer!r}; valid: sgd, adamw")
+
+
+def _imagenet_augment(images: np.ndarray, preprocess: Preprocess, generator_seed: int) -> torch.Tensor:
+    """timm's training transform (RRC, flip, RandAugment m9 n2, RandomErasing 0.25), one image at a time."""
+    from PIL import Image
+    from timm.data import create_transform
+
+    transform = create_transform(preprocess.crop, is_training=True, auto_augment="rand-m9-n2-mstd0.5-inc1",
+                                 re_prob=0.25, interpolation="bicubic", mean=preprocess.mean, std=preprocess.std)
+    torch.manual_seed(generator_seed)
+    return torch.stack([transform(Image.fromarray(image)) for image in images])
+
+
+def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, settings: TrainSettings,
+                     preprocess: Preprocess, device: torch.device) -> nn.Module:
+    """Train all layers with cross-entropy; returns the model in eval mode."""
+    model.to(device).train()
+    optimizer = make_optimizer(model, settings)
+    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    epochs = settings.stop_epoch or settings.epochs
+    steps_per_epoch = math.ceil(len(images) / settings.batch_size)
+    rng = np.random.default_rng(settings.seed)
+    progress = tqdm(total=epochs * steps_per_epoch, desc="train", mininterval=5)
+    for epoch in range(epochs):
+        order = rng.permutation(len(images))
+        total_loss, correct = 0.0, 0
+        for step in range(steps_per_epoch):
+            index = np.sort(order[step * settings.batch_size:(step + 1) * settings.batch_size])
+            lr = learning_rate(settings, epoch + step / steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if settings.augment == "imagenet":
+                x = _imagenet_augment(images[index], preprocess, int(rng.integers(2 ** 31))).to(device)
+            elif settings.augment == "none":
+                x = preprocess(to_unit(images[index], device))
+            else:
+                raise ValueError(f"unknown augment {settings.augment!r}; valid: none, imagenet")
+            y = torch.from_numpy(labels[index]).to(device)
+            logits = model(x)
+            loss = criterion(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            optimizer.step()
+            total_loss += loss.item() * len(index)
+            correct += (logits.argmax(1) == y).sum().item()
+            progress.update()
+        log.info("epoch %d/%d: loss %.4f, train top-1 %.2f%%, lr %.3g", epoch + 1, epochs,
+                 total_loss / len(images), 100 * correct / len(images), lr)
+    progress.close()
+    return model.eval()
