@@ -16,11 +16,12 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import zarr
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +135,22 @@ def finalize(store: ImageStore, output: str | os.PathLike) -> None:
     os.replace(store.path, output)
 
 
+def fill_store(output: str | os.PathLike, num_items: int, image_shape: Sequence[int], chunk_size: int,
+               fingerprint: dict, compute: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+               desc: str | None = None) -> None:
+    """Create `output` chunk by chunk, resuming a matching partial store; compute(start, stop) gives
+    the uint8 images and labels of items [start, stop) of this store."""
+    store = open_partial(output, num_items, image_shape, chunk_size, fingerprint)
+    for chunk in tqdm(store.pending_chunks(), desc=desc or Path(output).name, mininterval=10):
+        store.write_chunk(chunk, *compute(*store.chunk_bounds(chunk)))
+    finalize(store, output)
+
+
 def write_store(output: str | os.PathLike, images: np.ndarray, labels: np.ndarray, chunk_size: int,
                 fingerprint: dict) -> None:
-    """Write a whole in-memory image set as a finished store (for cheap stages that need no resume)."""
-    store = open_partial(output, len(images), images.shape[1:], chunk_size, fingerprint)
-    for chunk in store.pending_chunks():
-        start, stop = store.chunk_bounds(chunk)
-        store.write_chunk(chunk, images[start:stop], labels[start:stop])
-    finalize(store, output)
+    """Write a whole in-memory image set as a finished store."""
+    fill_store(output, len(images), images.shape[1:], chunk_size, fingerprint,
+               lambda start, stop: (images[start:stop], labels[start:stop]))
 
 
 def open_store(path: str | os.PathLike) -> ImageStore:

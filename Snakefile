@@ -1,0 +1,28 @@
+# SDA / DDA diffusion-driven test-time adaptation as cached, resumable, shardable stages.
+#   snakemake --cores all                                   # the paper setup (config.yaml)
+#   snakemake --cores all --configfile presets/digits.yaml  # the embedded digits world
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/digits.smk"
+include: "rules/sample.smk"
+include: "rules/mod.smk"
+include: "rules/finetune.smk"
+include: "rules/adapt.smk"
+include: "rules/predict.smk"
+include: "rules/score.smk"
+
+
+rule all:
+    input:
+        RESULT_FILES,
+    default_target: True

@@ -1,0 +1,20 @@
+# Ensembles, accuracy tables with intervals, sanity figures and the plot.
+
+
+rule score:
+    input:
+        expand(f"{R}/predictions/{{arch}}.npz", arch=ARCHS),
+    output:
+        table=report(TABLE, caption="../report/accuracy.rst", category="Results"),
+        sanity=report(SANITY_TABLE, caption="../report/sanity.rst", category="Results"),
+        plot=report(PLOT, caption="../report/plot.rst", category="Results"),
+    params:
+        archs=list(ARCHS),
+        test=TEST_CORRUPTIONS,
+        validation=VALIDATION_CORRUPTIONS,
+        severity=config["corruptions"]["severity"],
+        title=f"{WORLD}-C, severity {config['corruptions']['severity']}",
+    log:
+        log_path("score"),
+    script:
+        "../workflow_scripts/score.py"

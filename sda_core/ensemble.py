@@ -1,0 +1,45 @@
+"""The methods compared, as sums of stored softmax outputs (DESIGN.md 1.5), and their accuracy intervals.
+
+A method is a list of (model, image set) terms; its prediction is argmax of the summed softmaxes.
+`{c}` in an image set stands for the corruption being scored.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+METHODS: dict[str, list[tuple[str, str]]] = {
+    "Source": [("source", "target/{c}")],
+    "DiffPure": [("source", "diffpure/{c}")],
+    "DDA": [("source", "target/{c}"), ("source", "dda/{c}")],             # self-ensemble
+    "SDA": [("source", "target/{c}"), ("finetuned", "dda/{c}")],
+    "DDA (adapted only)": [("source", "dda/{c}")],
+    "SDA (adapted only)": [("finetuned", "dda/{c}")],
+}
+
+
+def method_correct(predictions: dict[str, np.ndarray], method: str, corruption: str) -> np.ndarray:
+    """Per-image correctness (bool) of `method` on `corruption`."""
+    terms = METHODS[method]
+    summed = sum(predictions[f"{model}/{images.format(c=corruption)}"].astype(np.float32) for model, images in terms)
+    labels = predictions[f"labels/{terms[0][1].format(c=corruption)}"]
+    return summed.argmax(1) == labels
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def mean_interval(accuracies: list[float], counts: list[int], z: float = 1.96) -> tuple[float, float]:
+    """95% normal interval of the mean of independent accuracies (the mean over corruptions)."""
+    k = len(accuracies)
+    se = math.sqrt(sum(p * (1 - p) / n for p, n in zip(accuracies, counts))) / k
+    mean = sum(accuracies) / k
+    return mean - z * se, mean + z * se

@@ -1,0 +1,48 @@
+"""Stage: softmax outputs of one architecture's source (f) and fine-tuned (f') models on every image set.
+
+Stored once per architecture, so every ensemble and sanity figure is computed without rerunning a
+classifier. Keys: "<model>/<image set>" with model in {source, finetuned}, and "labels/<image set>".
+Probabilities are stored as float16 to keep the file small.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sda_core.checkpoints import load_weights
+from sda_core.images import to_unit
+from sda_core.models.classifiers import Preprocess, create_classifier
+from sda_core.store import StoreSequence
+
+log = logging.getLogger(__name__)
+
+
+def predict_job(image_sets: dict[str, list[str]], output: str, timm_name: str, timm_kwargs: dict,
+                num_classes: int, weights: dict[str, str], preprocess: dict, device: torch.device,
+                batch_size: int = 256) -> None:
+    """weights maps a model name (source, finetuned) to its checkpoint; image_sets a set name to its stores."""
+    preprocess = Preprocess(**preprocess)
+    models = {name: load_weights(create_classifier(timm_name, num_classes, timm_kwargs), path).to(device).eval()
+              for name, path in weights.items()}
+    arrays: dict[str, np.ndarray] = {}
+    for set_name, stores in image_sets.items():
+        probs: dict[str, list[np.ndarray]] = {name: [] for name in models}
+        labels = []
+        for _, images, batch_labels in StoreSequence(stores).batches(batch_size):
+            x = preprocess(to_unit(images, device))
+            with torch.no_grad():
+                for name, model in models.items():
+                    probs[name].append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
+            labels.append(batch_labels)
+        arrays[f"labels/{set_name}"] = np.concatenate(labels)
+        for name in models:
+            arrays[f"{name}/{set_name}"] = np.concatenate(probs[name]).astype(np.float16)
+            accuracy = np.mean(arrays[f"{name}/{set_name}"].argmax(1) == arrays[f"labels/{set_name}"])
+            log.info("%s on %s: top-1 %.2f%%", name, set_name, 100 * accuracy)
+    tmp = Path(f"{output}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, output)

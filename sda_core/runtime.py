@@ -1,0 +1,27 @@
+"""What every workflow job does first: send its output to the log, set threads, pick the device."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import torch
+
+
+def start_job(log_path: str | os.PathLike | None, threads: int = 1, device: str = "auto") -> torch.device:
+    """Redirect stdout/stderr (tqdm progress included) to the job's log and configure torch."""
+    if log_path is not None:
+        stream = open(log_path, "a", buffering=1)
+        sys.stdout = sys.stderr = stream
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(max(1, threads))
+    return resolve_device(device)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA device is visible to this job")
+    return torch.device(device)
