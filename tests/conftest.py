@@ -1,0 +1,28 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(1)
+
+TINY_ADM = dict(arch="adm", image_size=8, in_channels=3, model_channels=8, out_channels=6, num_res_blocks=1,
+                attention_resolutions="4", channel_mult=[1, 2], num_head_channels=8,
+                use_scale_shift_norm=True, norm_groups=4)
+
+
+@pytest.fixture
+def tiny_adm_spec():
+    return dict(TINY_ADM)
+
+
+@pytest.fixture
+def tiny_adm(tiny_adm_spec):
+    """A random-weight ADM UNet with a non-zero output layer (the reference zero-initialises it)."""
+    from sda_core.diffusion.adapt import configure_denoiser
+    from sda_core.models.denoisers import build_denoiser
+
+    torch.manual_seed(0)
+    model = build_denoiser(tiny_adm_spec)
+    torch.nn.init.normal_(model.out[2].weight, std=0.05)
+    return configure_denoiser(model)

@@ -1,0 +1,54 @@
+"""Classifier construction, preprocessing against timm's own transform, and the training schedules."""
+import numpy as np
+import pytest
+import torch
+
+from sda_core.classifier_training import TrainSettings, learning_rate, train_classifier
+from sda_core.images import to_unit
+from sda_core.models.classifiers import Preprocess, create_classifier
+
+
+def test_preprocess_matches_timm_eval_transform():
+    """Resize 256 (bicubic) + centre crop 224 + ImageNet normalisation, as timm builds it with PIL."""
+    from PIL import Image
+    from skimage import data
+    from timm.data import create_transform
+
+    image = data.astronaut()[:400, :, :]  # non-square, so the short-side rule matters
+    theirs = create_transform(224, crop_pct=224 / 256, interpolation="bicubic")(Image.fromarray(image))
+    ours = Preprocess(resize=256, crop=224)(to_unit(image[None]))[0]
+    assert ours.shape == theirs.shape == (3, 224, 224)
+    # PIL and torch bicubic kernels differ slightly; a wrong crop, size or normalisation is far off
+    assert (ours - theirs).abs().mean() < 0.02
+
+
+def test_unknown_architecture_names_close_matches():
+    with pytest.raises(ValueError, match="resnet50"):
+        create_classifier("resnet_50", 10)
+
+
+def test_step_and_warmup_cosine_schedules():
+    steps = TrainSettings(lr=1.0, schedule="multistep", milestones=(2, 4), gamma=0.1)
+    assert [learning_rate(steps, e) for e in (0, 1.9, 2, 4.5)] == pytest.approx([1, 1, 0.1, 0.01])
+    cosine = TrainSettings(lr=1.0, schedule="warmup_cosine", epochs=10, warmup_epochs=2, warmup_lr=0.0, min_lr=0.1)
+    assert learning_rate(cosine, 0) == pytest.approx(0.0)
+    assert learning_rate(cosine, 1) == pytest.approx(0.5)
+    assert learning_rate(cosine, 2) == pytest.approx(1.0)
+    assert learning_rate(cosine, 6) == pytest.approx(0.55)
+    assert learning_rate(cosine, 10) == pytest.approx(0.1)
+
+
+def test_training_learns_a_separable_toy_problem():
+    rng = np.random.default_rng(0)
+    labels = np.arange(64) % 2
+    images = np.zeros((64, 8, 8, 3), np.uint8)
+    images[labels == 1, :, :4] = 200  # class 1: left half bright
+    images += rng.integers(0, 40, images.shape, dtype=np.uint8)
+    model = create_classifier("resnet10t", 2)
+    settings = TrainSettings(optimizer="adamw", lr=3e-3, weight_decay=0.0, epochs=6, batch_size=16,
+                             schedule="constant", no_decay_on_norm_bias=True)
+    preprocess = Preprocess(resize=8, crop=8)
+    train_classifier(model, images, labels, settings, preprocess, torch.device("cpu"))
+    with torch.no_grad():
+        accuracy = (model(preprocess(to_unit(images))).argmax(1).numpy() == labels).mean()
+    assert accuracy > 0.9

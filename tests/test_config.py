@@ -1,0 +1,70 @@
+"""The schema: both shipped configurations validate; typos and bad values are rejected by name."""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "schemas" / "config.schema.yaml")
+
+
+def load(name):
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def merged(*names):
+    """What Snakemake builds from the Snakefile's configfile plus --configfile presets (recursive update)."""
+    def update(base, new):
+        for key, value in new.items():
+            base[key] = update(base.get(key, {}), value) if isinstance(value, dict) and isinstance(
+                base.get(key), dict) else value
+        return base
+    config = {}
+    for name in names:
+        update(config, load(name))
+    return config
+
+
+def test_paper_config_validates_with_reference_defaults():
+    config = load("config.yaml")
+    validate(config, SCHEMA, set_default=True)
+    assert config["adaptation"]["guidance"] == {"scale": 6.0, "downsample": 4, "norm": "batch"}
+    assert config["adaptation"]["respacing"] == 100 and config["adaptation"]["steps"] == 50
+    assert config["sampling"]["respacing"] == 250 and config["corruptions"]["severity"] == 5
+    assert len(config["corruptions"]["test"]) == 15 and len(config["architectures"]) == 5
+    assert config["architectures"][1]["finetune"]["stop_epoch"] == 15
+
+
+def test_schema_defaults_are_the_reference_settings():
+    config = {"world": "imagenet", "architectures": [{"name": "r", "timm_name": "resnet50"}],
+              "denoisers": {"unconditional": {"spec": {"arch": "adm"}}, "generator": {"spec": {"arch": "dit"}}}}
+    validate(config, SCHEMA, set_default=True)
+    assert config["adaptation"]["guidance"] == {"scale": 6.0, "downsample": 4, "norm": "batch"}
+    assert config["adaptation"]["noise_index"] == "reference"
+    assert config["diffpure"] == {"respacing": 100, "t": 150}
+    assert config["architectures"][0]["finetune"]["milestones"] == [10, 20, 25]
+
+
+def test_digits_preset_over_the_paper_config_validates():
+    config = merged("config.yaml", "presets/digits.yaml")
+    validate(config, SCHEMA, set_default=True)
+    assert config["world"] == "digits"
+    assert [a["name"] for a in config["architectures"]] == ["resnet10t", "convnext_atto"]
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda c: c["adaptation"].update(sclae=3), "sclae"),
+    (lambda c: c["adaptation"]["guidance"].update(scale="six"), "six"),
+    (lambda c: c["corruptions"]["test"].append("gausian_noise"), "gaussian_noise"),
+    (lambda c: c["architectures"][0].update(finetune={"optimizer": "adam"}), "adam"),
+    (lambda c: c.update(world="cifar"), "cifar"),
+])
+def test_bad_values_are_rejected_with_the_offending_key(mutate, needle):
+    config = copy.deepcopy(load("config.yaml"))
+    mutate(config)
+    with pytest.raises(WorkflowError) as error:
+        validate(config, SCHEMA, set_default=True)
+    assert needle in str(error.value)

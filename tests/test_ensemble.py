@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from sda_core.ensemble import mean_interval, method_correct, wilson_interval
+
+
+def test_ensembles_sum_softmaxes_of_the_right_models():
+    labels = np.array([0, 1])
+    predictions = {
+        "labels/target/fog": labels, "labels/dda/fog": labels, "labels/diffpure/fog": labels,
+        "source/target/fog": np.array([[0.6, 0.4], [0.9, 0.1]]),
+        "source/dda/fog": np.array([[0.1, 0.9], [0.2, 0.8]]),
+        "finetuned/dda/fog": np.array([[0.3, 0.7], [0.0, 1.0]]),
+        "source/diffpure/fog": np.array([[0.9, 0.1], [0.4, 0.6]]),
+    }
+    assert method_correct(predictions, "Source", "fog").tolist() == [True, False]
+    assert method_correct(predictions, "DDA", "fog").tolist() == [False, False]       # 0.7/1.3, 1.1/0.9
+    assert method_correct(predictions, "SDA", "fog").tolist() == [False, True]        # 0.9/1.1, 0.9/1.1
+    assert method_correct(predictions, "DiffPure", "fog").tolist() == [True, True]
+    assert method_correct(predictions, "SDA (adapted only)", "fog").tolist() == [False, True]
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(50, 100)
+    assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    low, high = wilson_interval(0, 10)
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.2775, abs=1e-4)
+
+
+def test_mean_interval_shrinks_with_more_corruptions():
+    narrow = mean_interval([0.5] * 15, [1000] * 15)
+    wide = mean_interval([0.5], [1000])
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    assert sum(narrow) / 2 == pytest.approx(0.5)

@@ -1,0 +1,93 @@
+"""The low-pass guidance and the guided re-noise/denoise loop."""
+import pytest
+import torch
+
+from sda_core.diffusion.adapt import check_denoiser, renoise_denoise
+from sda_core.diffusion.guidance import LowPassGuidance, low_pass
+from sda_core.diffusion.schedule import DiffusionSchedule
+from sda_core.seeding import randn_per_sample, sample_generators
+
+
+def test_low_pass_keeps_constants_and_removes_the_finest_frequencies():
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    torch.testing.assert_close(low_pass(flat, 2), flat, atol=1e-5, rtol=0)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2.0 - 1.0
+    filtered = low_pass(checker.expand(1, 3, 16, 16).contiguous(), 2)
+    assert filtered.abs().max() < 0.1 * checker.abs().max()
+
+
+def _guidance_gradient(guidance, x0, reference):
+    x0 = x0.clone().requires_grad_(True)
+    gradient, = torch.autograd.grad(guidance.loss(x0, low_pass(reference, guidance.downsample)), x0)
+    return gradient
+
+
+@pytest.mark.parametrize("norm, independent", [("sample", True), ("batch", False)])
+def test_per_sample_norm_makes_samples_independent(norm, independent):
+    torch.manual_seed(0)
+    guidance = LowPassGuidance(scale=1.0, downsample=2, norm=norm)
+    x0, reference = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    changed = x0.clone()
+    changed[1] += 3.0
+    first = _guidance_gradient(guidance, x0, reference)[0]
+    second = _guidance_gradient(guidance, changed, reference)[0]
+    assert torch.allclose(first, second) == independent
+
+
+def test_bad_norm_is_rejected():
+    with pytest.raises(ValueError, match="batch"):
+        LowPassGuidance(norm="global")
+
+
+def test_randn_per_sample_does_not_depend_on_the_batch():
+    together = randn_per_sample(sample_generators(0, "s", [3, 4, 5]), (2, 2))
+    alone = randn_per_sample(sample_generators(0, "s", [4]), (2, 2))
+    torch.testing.assert_close(together[1], alone[0])
+    assert not torch.equal(together[0], together[1])
+
+
+def _adapt(model, images, indices, scale, norm="sample", noise_index="reference", steps=5):
+    schedule = DiffusionSchedule(respacing=10)
+    return renoise_denoise(model, schedule, images, steps, sample_generators(0, "test", indices),
+                           guidance=LowPassGuidance(scale=scale, downsample=2, norm=norm),
+                           noise_index=noise_index)
+
+
+def test_adaptation_is_batch_invariant_with_per_sample_norm(tiny_adm):
+    torch.manual_seed(1)
+    images = torch.rand(4, 3, 8, 8) * 2 - 1
+    whole = _adapt(tiny_adm, images, range(4), scale=2.0)
+    halves = torch.cat([_adapt(tiny_adm, images[:2], range(2), scale=2.0),
+                        _adapt(tiny_adm, images[2:], range(2, 4), scale=2.0)])
+    torch.testing.assert_close(whole, halves, atol=1e-5, rtol=1e-5)
+    assert whole.abs().max() <= 1.5  # x0 is clamped, the last step adds no noise
+
+
+def test_guidance_pulls_towards_the_reference(tiny_adm):
+    torch.manual_seed(2)
+    images = torch.rand(4, 3, 8, 8) * 2 - 1
+    free = _adapt(tiny_adm, images, range(4), scale=0.0)
+    guided = _adapt(tiny_adm, images, range(4), scale=5.0)
+
+    def distance(x):
+        return (low_pass(x, 2) - low_pass(images, 2)).pow(2).mean()
+
+    assert distance(guided) < 0.5 * distance(free)
+
+
+def test_noise_index_modes_differ_and_reference_needs_room(tiny_adm):
+    torch.manual_seed(3)
+    images = torch.rand(2, 3, 8, 8) * 2 - 1
+    assert not torch.equal(_adapt(tiny_adm, images, range(2), 1.0, noise_index="reference"),
+                           _adapt(tiny_adm, images, range(2), 1.0, noise_index="matched"))
+    _adapt(tiny_adm, images, range(2), 1.0, noise_index="matched", steps=10)  # fits: noise at index 9
+    with pytest.raises(ValueError, match="does not fit"):
+        _adapt(tiny_adm, images, range(2), 1.0, noise_index="reference", steps=10)
+
+
+def test_unconfigured_denoiser_is_refused(tiny_adm):
+    tiny_adm.requires_grad_(True)
+    with pytest.raises(RuntimeError, match="configure_denoiser"):
+        _adapt(tiny_adm, torch.zeros(1, 3, 8, 8), range(1), 1.0)
+    tiny_adm.requires_grad_(False)
+    check_denoiser(tiny_adm)

@@ -1,0 +1,97 @@
+"""Stage functions on tiny models: results independent of the shard count, resume after a kill."""
+import numpy as np
+import pytest
+import torch
+
+import sda_core.jobs.adapt as adapt_job
+from sda_core.checkpoints import save_weights
+from sda_core.jobs.adapt import adapt_shard, steps_for_timestep
+from sda_core.jobs.sample import sample_labels, sample_shard
+from sda_core.diffusion.schedule import DiffusionSchedule
+from sda_core.models.denoisers import build_denoiser
+from sda_core.store import StoreSequence, write_store
+
+TINY_DIT = dict(arch="dit", sample_size=8, patch_size=4, in_channels=3, out_channels=6, num_layers=1,
+                num_attention_heads=2, attention_head_dim=8, num_embeds_ada_norm=3)
+
+
+@pytest.fixture
+def checkpoint(tmp_path, tiny_adm, tiny_adm_spec):
+    path = tmp_path / "adm.safetensors"
+    save_weights(tiny_adm, path)
+    return str(path)
+
+
+@pytest.fixture
+def source_store(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "source.zarr"
+    write_store(path, rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8), np.arange(10) % 3, 4, {})
+    return str(path)
+
+
+def _adapt(inputs, output, spec, checkpoint, shard, num_shards, guidance):
+    adapt_shard([inputs], str(output), spec, checkpoint, respacing=10, steps=4, noise_index="reference",
+                guidance=guidance, batch_size=2, shard=shard, num_shards=num_shards, stream="dda/test", seed=0,
+                device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("norm", ["sample", "batch"])
+def test_adaptation_does_not_depend_on_the_shard_count(tmp_path, tiny_adm_spec, checkpoint, source_store, norm):
+    """Shards are cut on batch boundaries, so even the batch-wide guidance norm sees the same batches."""
+    guidance = {"scale": 1.0, "downsample": 2, "norm": norm}
+    _adapt(source_store, tmp_path / "one.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
+    for k in range(3):
+        _adapt(source_store, tmp_path / f"three-{k}.zarr", tiny_adm_spec, checkpoint, k, 3, guidance)
+    one = StoreSequence([tmp_path / "one.zarr"]).read(0, 10)
+    three = StoreSequence([tmp_path / f"three-{k}.zarr" for k in range(3)]).read(0, 10)
+    np.testing.assert_array_equal(one[0], three[0])
+    np.testing.assert_array_equal(one[1], three[1])
+    assert not np.array_equal(one[0], StoreSequence([source_store]).read(0, 10)[0])
+
+
+def test_killed_adaptation_resumes_at_the_next_chunk(tmp_path, tiny_adm_spec, checkpoint, source_store, monkeypatch):
+    guidance = {"scale": 1.0, "downsample": 2, "norm": "sample"}
+    _adapt(source_store, tmp_path / "reference.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
+    real, calls = adapt_job.renoise_denoise, []
+
+    def killed_on_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(adapt_job, "renoise_denoise", killed_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _adapt(source_store, tmp_path / "killed.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
+    calls.clear()
+    monkeypatch.setattr(adapt_job, "renoise_denoise", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    _adapt(source_store, tmp_path / "killed.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
+    assert len(calls) == 3  # 5 batches of 2, two finished before the kill
+    np.testing.assert_array_equal(StoreSequence([tmp_path / "killed.zarr"]).read(0, 10)[0],
+                                  StoreSequence([tmp_path / "reference.zarr"]).read(0, 10)[0])
+
+
+def test_diffpure_start_is_the_kept_timestep_nearest_to_t():
+    assert steps_for_timestep(DiffusionSchedule(respacing=20), 150) == 4    # t=158
+    assert steps_for_timestep(DiffusionSchedule(respacing=100), 150) == 16  # t=151
+
+
+def test_sampling_labels_are_explicit_and_shard_invariant(tmp_path):
+    torch.manual_seed(0)
+    model = build_denoiser(TINY_DIT)
+    path = tmp_path / "dit.safetensors"
+    save_weights(model, path)
+
+    def run(output, shard, shards):
+        sample_shard(str(output), TINY_DIT, str(path), num_classes=3, images_per_class=3, respacing=5,
+                     batch_size=2, shard=shard, num_shards=shards, seed=0, device=torch.device("cpu"))
+
+    run(tmp_path / "one.zarr", 0, 1)
+    run(tmp_path / "a.zarr", 0, 2)
+    run(tmp_path / "b.zarr", 1, 2)
+    one = StoreSequence([tmp_path / "one.zarr"]).read(0, 9)
+    two = StoreSequence([tmp_path / "a.zarr", tmp_path / "b.zarr"]).read(0, 9)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], sample_labels(np.arange(9), 3))
+    np.testing.assert_array_equal(np.bincount(one[1]), [3, 3, 3])

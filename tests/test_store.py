@@ -1,0 +1,93 @@
+"""Resumable zarr image stores and batch-aligned shards."""
+import numpy as np
+import pytest
+
+from sda_core.store import (StoreError, StoreSequence, fill_store, finalize, open_partial, open_store,
+                            shard_range, write_store)
+
+
+@pytest.mark.parametrize("num_items, num_shards, batch", [(10, 3, 4), (719, 2, 128), (5, 4, 2), (3, 5, 1)])
+def test_shards_tile_the_index_space_on_batch_boundaries(num_items, num_shards, batch):
+    ranges = [shard_range(num_items, num_shards, k, batch) for k in range(num_shards)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == num_items
+    for (_, stop), (start, _) in zip(ranges, ranges[1:]):
+        assert stop == start
+    assert all(start % batch == 0 for start, _ in ranges)
+    with pytest.raises(ValueError):
+        shard_range(num_items, num_shards, num_shards, batch)
+
+
+def _images(n, value=None):
+    rng = np.random.default_rng(n)
+    images = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8) if value is None else \
+        np.full((n, 4, 4, 3), value, np.uint8)
+    return images, np.arange(n, dtype=np.int64)
+
+
+def test_killed_fill_resumes_without_recomputing_finished_chunks(tmp_path):
+    output = tmp_path / "out.zarr"
+    images, labels = _images(10)
+    calls = []
+
+    def compute(start, stop):
+        calls.append(start)
+        if len(calls) == 3 and not resumed:
+            raise KeyboardInterrupt  # the job is killed while computing its third chunk
+        return images[start:stop], labels[start:stop]
+
+    resumed = False
+    with pytest.raises(KeyboardInterrupt):
+        fill_store(output, 10, (4, 4, 3), 3, {"p": 1}, compute)
+    assert not output.exists() and (tmp_path / "out.zarr.partial").exists()
+    resumed, calls = True, []
+    fill_store(output, 10, (4, 4, 3), 3, {"p": 1}, compute)
+    assert calls == [6, 9]  # chunks 0 and 1 were done before the kill
+    stored = open_store(output)
+    np.testing.assert_array_equal(stored.read()[0], images)
+    np.testing.assert_array_equal(stored.read()[1], labels)
+
+
+def test_all_zero_chunks_count_as_done(tmp_path):
+    """zarr does not store all-zero chunks; completion comes from the flags, not the chunk files."""
+    images, labels = _images(4, value=0)
+    write_store(tmp_path / "zeros.zarr", images, labels * 0, chunk_size=2, fingerprint={})
+    np.testing.assert_array_equal(open_store(tmp_path / "zeros.zarr").read()[0], images)
+
+
+def test_partial_with_other_parameters_is_discarded(tmp_path):
+    output = tmp_path / "out.zarr"
+    store = open_partial(output, 4, (4, 4, 3), 2, {"scale": 1.0})
+    store.write_chunk(0, *_images(2))
+    assert open_partial(output, 4, (4, 4, 3), 2, {"scale": 1.0}).pending_chunks() == [1]
+    assert open_partial(output, 4, (4, 4, 3), 2, {"scale": 2.0}).pending_chunks() == [0, 1]
+
+
+def test_incomplete_store_cannot_be_finalised_or_read(tmp_path):
+    store = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {})
+    store.write_chunk(1, *_images(2))
+    with pytest.raises(StoreError, match="unfinished"):
+        finalize(store, tmp_path / "out.zarr")
+    with pytest.raises(StoreError, match="incomplete"):
+        open_store(store.path)
+    with pytest.raises(FileNotFoundError, match="nowhere.zarr"):
+        open_store(tmp_path / "nowhere.zarr")
+
+
+def test_wrong_chunk_shape_is_rejected(tmp_path):
+    store = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {})
+    with pytest.raises(StoreError, match="chunk 0"):
+        store.write_chunk(0, *_images(3))
+
+
+def test_store_sequence_reads_across_shards(tmp_path):
+    images, labels = _images(7)
+    write_store(tmp_path / "a.zarr", images[:3], labels[:3], 2, {})
+    write_store(tmp_path / "b.zarr", images[3:], labels[3:], 2, {})
+    sequence = StoreSequence([tmp_path / "a.zarr", tmp_path / "b.zarr"])
+    assert len(sequence) == 7
+    got, got_labels = sequence.read(2, 6)
+    np.testing.assert_array_equal(got, images[2:6])
+    np.testing.assert_array_equal(got_labels, labels[2:6])
+    batches = list(sequence.batches(3))
+    assert [start for start, _, _ in batches] == [0, 3, 6]
+    np.testing.assert_array_equal(np.concatenate([b for _, b, _ in batches]), images)
