@@ -13,6 +13,8 @@ CORRUPTIONS = TEST_CORRUPTIONS + VALIDATION_CORRUPTIONS
 ARCHS = {arch["name"]: arch for arch in config["architectures"]}
 NUM_CLASSES = 10 if WORLD == "digits" else config["imagenet"]["num_classes"]
 GPUS_PER_JOB = 1 if config["device"] == "cuda" else 0  # what the heavy rules ask of --resources gpu=N
+# Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) carry a `priority:`
+# so that they start before the many independent corruption and adaptation jobs.
 ADAPT_METHODS = {"dda": CORRUPTIONS + ["clean"], "diffpure": CORRUPTIONS, "unguided": ["clean"]}
 
 if WORLD == "imagenet":

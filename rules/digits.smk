@@ -30,6 +30,7 @@ rule train_source_classifier:
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,
+    priority: 20
     log:
         log_path("train_source_classifier/{arch}"),
     benchmark:
@@ -52,6 +53,7 @@ rule train_denoiser:
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,
+    priority: 50
     log:
         log_path("train_denoiser/{role}"),
     benchmark:
@@ -61,15 +63,19 @@ rule train_denoiser:
 
 
 rule corrupt:
+    # One job for all corruptions: each costs seconds, less than a job's start-up.
     input:
         clean=rules.prepare_digits.output.test,
     output:
-        directory(f"{R}/target/{{corruption}}.zarr"),
+        [directory(target_store(c)) for c in CORRUPTIONS],
     params:
+        outputs={c: target_store(c) for c in CORRUPTIONS},
         severity=config["corruptions"]["severity"],
-        limit=lambda wc: config["digits"]["validation_images"] if wc.corruption in VALIDATION_CORRUPTIONS else None,
+        limits={c: config["digits"]["validation_images"] for c in VALIDATION_CORRUPTIONS},
         seed=SEED,
     log:
-        log_path("corrupt/{corruption}"),
+        log_path("corrupt"),
+    benchmark:
+        benchmark_path("corrupt")
     script:
         "../workflow_scripts/corrupt.py"

@@ -17,6 +17,7 @@ rule finetune:
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,
+    priority: 20
     log:
         log_path("finetune/{arch}"),
     benchmark:

@@ -20,6 +20,7 @@ rule mod:
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,
+    priority: 30
     log:
         log_path("mod/{shard}"),
     benchmark:

@@ -19,6 +19,7 @@ rule sample_synthetic:
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,
+    priority: 40
     log:
         log_path("sample_synthetic/{shard}"),
     benchmark:

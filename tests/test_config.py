@@ -68,3 +68,12 @@ def test_bad_values_are_rejected_with_the_offending_key(mutate, needle):
     with pytest.raises(WorkflowError) as error:
         validate(config, SCHEMA, set_default=True)
     assert needle in str(error.value)
+
+
+def test_environment_yml_lists_the_package_dependencies():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
+    pip_section = next(d["pip"] for d in load("environment.yml")["dependencies"] if isinstance(d, dict))
+    assert wanted == set(pip_section) - {"-e ."}

@@ -1,6 +1,6 @@
-from sda_core.jobs.corrupt import corrupt_store
+from sda_core.jobs.corrupt import corrupt_stores
 from sda_core.runtime import start_job
 
 start_job(snakemake.log[0])
-corrupt_store(snakemake.input.clean, snakemake.output[0], snakemake.wildcards.corruption,
-              snakemake.params.severity, snakemake.params.seed, limit=snakemake.params.limit)
+p = snakemake.params
+corrupt_stores(snakemake.input.clean, p.outputs, p.severity, p.seed, p.limits)

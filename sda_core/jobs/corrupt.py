@@ -23,3 +23,10 @@ def corrupt_store(source: str, output: str, corruption: str, severity: int, seed
                {"source": source, "corruption": corruption, "severity": severity, "seed": seed, "limit": limit},
                compute, desc=corruption)
     log.info("%s severity %d: %d images", corruption, severity, count)
+
+
+def corrupt_stores(source: str, outputs: dict[str, str], severity: int, seed: int,
+                   limits: dict[str, int | None]) -> None:
+    """The whole corrupted target set in one job, one store per corruption (each resumable on its own)."""
+    for corruption, output in outputs.items():
+        corrupt_store(source, output, corruption, severity, seed, limit=limits.get(corruption))
