@@ -100,7 +100,18 @@ def image_sets():
     return sets
 
 
+def preview_sets():
+    """Rows of the preview grid: the same test images clean, corrupted and adapted, then the synthetic sets."""
+    names = ["clean", "unguided/clean", "dda/clean"]
+    for corruption in TEST_CORRUPTIONS[:2]:
+        names += [f"target/{corruption}", f"dda/{corruption}", f"diffpure/{corruption}"]
+    names += ["synthetic/generated", "synthetic/mod"]
+    sets = image_sets()
+    return {name: sets[name] for name in names}
+
+
 TABLE = f"{R}/tables/{WORLD}_c.csv"
 SANITY_TABLE = f"{R}/tables/{WORLD}_sanity.csv"
 PLOT = f"{R}/plots/{WORLD}_c.png"
-RESULT_FILES = [TABLE, SANITY_TABLE, PLOT]
+PREVIEW = f"{R}/plots/{WORLD}_preview.png"
+RESULT_FILES = [TABLE, SANITY_TABLE, PLOT, PREVIEW]

@@ -3,7 +3,7 @@
 
 rule predict:
     input:
-        unpack(lambda wc: {name.replace("/", "__"): stores for name, stores in image_sets().items()}),
+        images=sorted({store for stores in image_sets().values() for store in stores}),
         source=lambda wc: source_weights(wc.arch),
         finetuned=f"{R}/models/finetuned/{{arch}}.safetensors",
     output:

@@ -18,3 +18,16 @@ rule score:
         log_path("score"),
     script:
         "../workflow_scripts/score.py"
+
+
+rule preview:
+    input:
+        images=lambda wc: sorted({store for stores in preview_sets().values() for store in stores}),
+    output:
+        report(PREVIEW, caption="../report/preview.rst", category="Sanity"),
+    params:
+        image_sets=preview_sets(),
+    log:
+        log_path("preview"),
+    script:
+        "../workflow_scripts/preview.py"

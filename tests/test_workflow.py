@@ -78,6 +78,7 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     assert len(sanity) == 8 and sanity.check.str.contains("misalignment").any()
     assert sanity.set_index("check").loc["source agrees with generator label", "n"] == 20
     assert (finished_run / "results/plots/digits_c.png").stat().st_size > 10_000
+    assert (finished_run / "results/plots/digits_preview.png").stat().st_size > 5_000
     assert (finished_run / "results/benchmarks/mod/0.tsv").exists()
     assert "shard 1/2" in (finished_run / "results/logs/sample_synthetic/1.log").read_text()
 
