@@ -71,7 +71,7 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     assert set(table.method) == {"Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"}
     assert set(table.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     test_rows = table[(table.split == "test") & (table.corruption != "mean")]
-    assert (test_rows.n == 18).all() and (table[table.corruption == "saturate"].n == 18).all()
+    assert (test_rows.n == 180).all() and (table[table.corruption == "saturate"].n == 20).all()
     assert table.top1.between(0, 100).all() and (table.ci_low <= table.top1).all()
     assert (table.top1 <= table.ci_high).all()
     sanity = pd.read_csv(finished_run / "results/tables/digits_sanity.csv")
