@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,15 +92,20 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Opt
     raise ValueError(f"unknown optimizer {settings.optimizer!r}; valid: sgd, adamw")
 
 
-def _imagenet_augment(images: np.ndarray, preprocess: Preprocess, generator_seed: int) -> torch.Tensor:
-    """timm's training transform (RRC, flip, RandAugment m9 n2, RandomErasing 0.25), one image at a time."""
-    from PIL import Image
-    from timm.data import create_transform
+def make_batch_transform(augment: str, preprocess: Preprocess, device: torch.device
+                         ) -> Callable[[np.ndarray], torch.Tensor]:
+    """uint8 NHWC images -> normalised training batch: plain preprocessing, or timm's ImageNet
+    training transform (RandomResizedCrop, flip, RandAugment m9 n2, RandomErasing 0.25) per image."""
+    if augment == "none":
+        return lambda images: preprocess(to_unit(images, device))
+    if augment == "imagenet":
+        from PIL import Image
+        from timm.data import create_transform
 
-    transform = create_transform(preprocess.crop, is_training=True, auto_augment="rand-m9-n2-mstd0.5-inc1",
-                                 re_prob=0.25, interpolation="bicubic", mean=preprocess.mean, std=preprocess.std)
-    torch.manual_seed(generator_seed)
-    return torch.stack([transform(Image.fromarray(image)) for image in images])
+        transform = create_transform(preprocess.crop, is_training=True, auto_augment="rand-m9-n2-mstd0.5-inc1",
+                                     re_prob=0.25, interpolation="bicubic", mean=preprocess.mean, std=preprocess.std)
+        return lambda images: torch.stack([transform(Image.fromarray(image)) for image in images]).to(device)
+    raise ValueError(f"unknown augment {augment!r}; valid: none, imagenet")
 
 
 def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, settings: TrainSettings,
@@ -111,6 +117,7 @@ def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, s
     epochs = settings.stop_epoch or settings.epochs
     steps_per_epoch = math.ceil(len(images) / settings.batch_size)
     rng = np.random.default_rng(settings.seed)
+    batch_transform = make_batch_transform(settings.augment, preprocess, device)
     progress = tqdm(total=epochs * steps_per_epoch, desc="train", mininterval=5)
     for epoch in range(epochs):
         order = rng.permutation(len(images))
@@ -120,12 +127,7 @@ def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, s
             lr = learning_rate(settings, epoch + step / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if settings.augment == "imagenet":
-                x = _imagenet_augment(images[index], preprocess, int(rng.integers(2 ** 31))).to(device)
-            elif settings.augment == "none":
-                x = preprocess(to_unit(images[index], device))
-            else:
-                raise ValueError(f"unknown augment {settings.augment!r}; valid: none, imagenet")
+            x = batch_transform(images[index])
             y = torch.from_numpy(labels[index]).to(device)
             logits = model(x)
             loss = criterion(logits, y)

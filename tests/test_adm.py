@@ -9,7 +9,6 @@ from sda_core.models.adm import (
     ADM_CONFIGS,
     AttentionBlock,
     QKVAttention,
-    QKVAttentionLegacy,
     attention_downsample_rates,
     create_adm,
     load_adm_state_dict,
@@ -193,11 +192,11 @@ def test_qkv_attention_matches_reference_einsum(heads):
 
     q, k, v = qkv.reshape(bs * heads, 3 * ch, length).split(ch, dim=1)  # heads first (legacy)
     legacy = reference_attention(q, k, v).reshape(bs, -1, length)
-    torch.testing.assert_close(QKVAttentionLegacy(heads)(qkv), legacy, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(QKVAttention(heads, legacy_order=True)(qkv), legacy, rtol=1e-5, atol=1e-5)
 
     q, k, v = (t.reshape(bs * heads, ch, length) for t in qkv.chunk(3, dim=1))  # q/k/v first (new)
     new = reference_attention(q, k, v).reshape(bs, -1, length)
-    torch.testing.assert_close(QKVAttention(heads)(qkv), new, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(QKVAttention(heads, legacy_order=False)(qkv), new, rtol=1e-5, atol=1e-5)
     if heads > 1:
         assert not torch.allclose(legacy, new)
 
@@ -205,8 +204,8 @@ def test_qkv_attention_matches_reference_einsum(heads):
 def test_attention_block_head_count():
     assert AttentionBlock(128, num_head_channels=64).num_heads == 2
     assert AttentionBlock(128, num_heads=4).num_heads == 4
-    assert isinstance(AttentionBlock(64).attention, QKVAttentionLegacy)
-    assert isinstance(AttentionBlock(64, use_new_attention_order=True).attention, QKVAttention)
+    assert AttentionBlock(64).attention.legacy_order
+    assert not AttentionBlock(64, use_new_attention_order=True).attention.legacy_order
 
 
 # 5. Loading -------------------------------------------------------------------------------------

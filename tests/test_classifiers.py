@@ -52,3 +52,14 @@ def test_training_learns_a_separable_toy_problem():
     with torch.no_grad():
         accuracy = (model(preprocess(to_unit(images))).argmax(1).numpy() == labels).mean()
     assert accuracy > 0.9
+
+
+def test_imagenet_training_transform_gives_normalised_crops():
+    from sda_core.classifier_training import make_batch_transform
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
+    batch = make_batch_transform("imagenet", Preprocess(resize=36, crop=32), torch.device("cpu"))(images)
+    assert batch.shape == (3, 3, 32, 32) and batch.dtype == torch.float32
+    assert batch.min() < -1 and batch.max() > 1  # normalised by ImageNet mean/std, not in [0, 1]
+    with pytest.raises(ValueError, match="none, imagenet"):
+        make_batch_transform("autoaugment", Preprocess(36, 32), torch.device("cpu"))

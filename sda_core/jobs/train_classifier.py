@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import random
 
 import torch
 
@@ -23,6 +24,7 @@ def train_classifier_job(stores: list[str], output: str, timm_name: str, timm_kw
     if init_weights is not None:
         load_weights(model, init_weights)
     log.info("%s on %d images (%s)", timm_name, len(images), "fine-tuning" if init_weights else "from scratch")
+    random.seed(seed)  # timm's RandAugment draws from Python's generator
     torch.manual_seed(seed)
     train_classifier(model, images, labels, TrainSettings.from_config(settings, seed), Preprocess(**preprocess),
                      device)

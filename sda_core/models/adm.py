@@ -183,31 +183,25 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tenso
     return out.transpose(1, 2)
 
 
-class QKVAttentionLegacy(nn.Module):
-    """Attention over a (B, H*3*C, T) qkv tensor split heads first, then q/k/v (the checkpoints' order)."""
-
-    def __init__(self, n_heads: int):
-        super().__init__()
-        self.n_heads = n_heads
-
-    def forward(self, qkv: torch.Tensor) -> torch.Tensor:
-        bs, width, length = qkv.shape
-        ch = width // (3 * self.n_heads)
-        q, k, v = qkv.reshape(bs * self.n_heads, 3 * ch, length).split(ch, dim=1)
-        return _attention(q, k, v).reshape(bs, -1, length)
-
-
 class QKVAttention(nn.Module):
-    """Attention over a (B, 3*H*C, T) qkv tensor split q/k/v first, then heads (`use_new_attention_order`)."""
+    """Multi-head attention over a qkv tensor of shape (B, 3*H*C, T).
 
-    def __init__(self, n_heads: int):
+    legacy_order=True splits heads first, then q/k/v (QKVAttentionLegacy, the order of the released
+    checkpoints); False splits q/k/v first, then heads (guided-diffusion's `use_new_attention_order`).
+    """
+
+    def __init__(self, n_heads: int, legacy_order: bool = True):
         super().__init__()
         self.n_heads = n_heads
+        self.legacy_order = legacy_order
 
     def forward(self, qkv: torch.Tensor) -> torch.Tensor:
         bs, width, length = qkv.shape
         ch = width // (3 * self.n_heads)
-        q, k, v = (t.reshape(bs * self.n_heads, ch, length) for t in qkv.chunk(3, dim=1))
+        if self.legacy_order:
+            q, k, v = qkv.reshape(bs * self.n_heads, 3 * ch, length).split(ch, dim=1)
+        else:
+            q, k, v = (t.reshape(bs * self.n_heads, ch, length) for t in qkv.chunk(3, dim=1))
         return _attention(q, k, v).reshape(bs, -1, length)
 
 
@@ -237,7 +231,7 @@ class AttentionBlock(nn.Module):
             raise ValueError(f"channels {channels} not divisible by num_heads {self.num_heads}")
         self.norm = normalization(channels, norm_groups)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
-        self.attention = (QKVAttention if use_new_attention_order else QKVAttentionLegacy)(self.num_heads)
+        self.attention = QKVAttention(self.num_heads, legacy_order=not use_new_attention_order)
         self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
