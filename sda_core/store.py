@@ -115,7 +115,7 @@ def open_partial(output: str | os.PathLike, num_items: int, image_shape: Sequenc
             log.warning("discarding partial store %s written with other parameters", partial)
         shutil.rmtree(partial)
     group = zarr.open_group(str(partial), mode="w")
-    num_chunks = max(1, math.ceil(num_items / chunk_size))
+    num_chunks = math.ceil(num_items / chunk_size)  # 0 for an empty shard (more shards than batches)
     group.create_array("images", shape=(num_items, *image_shape), chunks=(chunk_size, *image_shape),
                        dtype="uint8", fill_value=0)
     group.create_array("labels", shape=(num_items,), chunks=(chunk_size,), dtype="int64", fill_value=-1)

@@ -91,3 +91,12 @@ def test_store_sequence_reads_across_shards(tmp_path):
     batches = list(sequence.batches(3))
     assert [start for start, _, _ in batches] == [0, 3, 6]
     np.testing.assert_array_equal(np.concatenate([b for _, b, _ in batches]), images)
+
+
+def test_more_shards_than_batches_gives_empty_finished_stores(tmp_path):
+    assert shard_range(3, 4, 0, 4) == (0, 0) and shard_range(3, 4, 3, 4) == (0, 3)
+    fill_store(tmp_path / "empty.zarr", 0, (4, 4, 3), 4, {}, lambda start, stop: _images(0))
+    images, labels = _images(3)
+    write_store(tmp_path / "full.zarr", images, labels, 4, {})
+    sequence = StoreSequence([tmp_path / "empty.zarr", tmp_path / "full.zarr"])
+    np.testing.assert_array_equal(sequence.read(0, 3)[0], images)
