@@ -12,9 +12,11 @@ VALIDATION_CORRUPTIONS = config["corruptions"]["validation"]
 CORRUPTIONS = TEST_CORRUPTIONS + VALIDATION_CORRUPTIONS
 ARCHS = {arch["name"]: arch for arch in config["architectures"]}
 NUM_CLASSES = 10 if WORLD == "digits" else config["imagenet"]["num_classes"]
-GPUS_PER_JOB = 1 if config["device"] == "cuda" else 0  # what the heavy rules ask of --resources gpu=N
-# Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) carry a `priority:`
-# so that they start before the many independent corruption and adaptation jobs.
+# What each model-running rule asks of `--resources gpu=N` (harmless where no gpu limit is given).
+# Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) also carry a
+# `priority:` so that they start before the many independent adaptation jobs.
+GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
+# The image sets each reverse process runs on: "unguided" is DDA without guidance, the misalignment check.
 ADAPT_METHODS = {"dda": CORRUPTIONS + ["clean"], "diffpure": CORRUPTIONS, "unguided": ["clean"]}
 
 if WORLD == "imagenet":
