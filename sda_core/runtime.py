@@ -1,4 +1,4 @@
-"""What every workflow job does first: send its output to the log, set threads, pick the device."""
+"""What every workflow job does first: send its output to the log, set threads, claim and pick the device."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +6,8 @@ import os
 import sys
 
 import torch
+
+from sda_core.devices import claim_gpu_for_job
 
 
 def start_job(log_path: str | os.PathLike | None, threads: int = 1, device: str = "auto") -> torch.device:
@@ -16,6 +18,8 @@ def start_job(log_path: str | os.PathLike | None, threads: int = 1, device: str 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(max(1, threads))
+    if device != "cpu":
+        claim_gpu_for_job()  # before anything initialises CUDA
     return resolve_device(device)
 
 
