@@ -20,12 +20,12 @@ def train_classifier_job(stores: list[str], output: str, timm_name: str, timm_kw
     """Train all layers on the images of `stores`; SDA's fine-tuning starts from `init_weights`."""
     data = StoreSequence(stores)
     images, labels = data.read(0, len(data))
+    random.seed(seed)  # timm's RandAugment draws from Python's generator
+    torch.manual_seed(seed)  # before the model exists: its random initialisation is part of the result
     model = create_classifier(timm_name, num_classes, timm_kwargs)
     if init_weights is not None:
         load_weights(model, init_weights)
     log.info("%s on %d images (%s)", timm_name, len(images), "fine-tuning" if init_weights else "from scratch")
-    random.seed(seed)  # timm's RandAugment draws from Python's generator
-    torch.manual_seed(seed)
     train_classifier(model, images, labels, TrainSettings.from_config(settings, seed), Preprocess(**preprocess),
                      device)
     save_weights(model, output, metadata={"timm_name": timm_name})
