@@ -113,7 +113,8 @@ def preview_sets():
 
 
 TABLE = f"{R}/tables/{WORLD}_c.csv"
+PAIRED_TABLE = f"{R}/tables/{WORLD}_c_paired.csv"
 SANITY_TABLE = f"{R}/tables/{WORLD}_sanity.csv"
 PLOT = f"{R}/plots/{WORLD}_c.png"
 PREVIEW = f"{R}/plots/{WORLD}_preview.png"
-RESULT_FILES = [TABLE, SANITY_TABLE, PLOT, PREVIEW]
+RESULT_FILES = [TABLE, PAIRED_TABLE, SANITY_TABLE, PLOT, PREVIEW]

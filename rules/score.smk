@@ -6,6 +6,7 @@ rule score:
         expand(f"{R}/predictions/{{arch}}.npz", arch=ARCHS),
     output:
         table=report(TABLE, caption="../report/accuracy.rst", category="Results"),
+        paired=report(PAIRED_TABLE, caption="../report/paired.rst", category="Results"),
         sanity=report(SANITY_TABLE, caption="../report/sanity.rst", category="Results"),
         plot=report(PLOT, caption="../report/plot.rst", category="Results"),
     params:

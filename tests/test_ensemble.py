@@ -32,3 +32,17 @@ def test_mean_interval_shrinks_with_more_corruptions():
     wide = mean_interval([0.5], [1000])
     assert narrow[1] - narrow[0] < wide[1] - wide[0]
     assert sum(narrow) / 2 == pytest.approx(0.5)
+
+
+def test_paired_difference_is_tighter_than_unpaired_intervals():
+    from sda_core.ensemble import paired_difference
+
+    rng = np.random.default_rng(0)
+    first = [rng.random(500) < 0.6 for _ in range(3)]
+    second = [a & (rng.random(500) < 0.95) for a in first]  # the same images, a few more errors
+    diff, low, high = paired_difference(first, second)
+    expected = np.mean([a.mean() - b.mean() for a, b in zip(first, second)])
+    assert diff == pytest.approx(expected)
+    assert 0 < low < diff < high
+    unpaired = mean_interval([a.mean() for a in first], [500] * 3)
+    assert high - low < (unpaired[1] - unpaired[0])

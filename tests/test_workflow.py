@@ -79,6 +79,9 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     assert sanity.set_index("check").loc["source agrees with generator label", "n"] == 20
     assert (finished_run / "results/plots/digits_c.png").stat().st_size > 10_000
     assert (finished_run / "results/plots/digits_preview.png").stat().st_size > 5_000
+    paired = pd.read_csv(finished_run / "results/tables/digits_c_paired.csv")
+    assert set(paired.comparison) == {"SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source"}
+    assert (paired.ci_low <= paired.difference).all() and (paired.difference <= paired.ci_high).all()
     assert (finished_run / "results/benchmarks/mod/0.tsv").exists()
     assert "shard 1/2" in (finished_run / "results/logs/sample_synthetic/1.log").read_text()
 

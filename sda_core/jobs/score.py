@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from sda_core.ensemble import METHODS, mean_interval, method_correct, wilson_interval
+from sda_core.ensemble import COMPARISONS, METHODS, mean_interval, method_correct, paired_difference, wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,23 @@ def accuracy_table(predictions: dict[str, dict[str, np.ndarray]], test: list[str
                                  "severity": severity, "n": sum(r["n"] for r in split_rows),
                                  "top1": 100 * float(np.mean(accuracies)), "ci_low": 100 * low,
                                  "ci_high": 100 * high})
+    return pd.DataFrame(rows)
+
+
+def paired_table(predictions: dict[str, dict[str, np.ndarray]], test: list[str], validation: list[str]
+                 ) -> pd.DataFrame:
+    """Differences between methods (first minus second, percentage points), paired over the same images."""
+    rows = []
+    for arch, arrays in predictions.items():
+        for first, second in COMPARISONS:
+            for split, corruptions in (("test", test), ("validation", validation)):
+                if not corruptions:
+                    continue
+                diff, low, high = paired_difference([method_correct(arrays, first, c) for c in corruptions],
+                                                    [method_correct(arrays, second, c) for c in corruptions])
+                rows.append({"arch": arch, "comparison": f"{first} - {second}", "split": split,
+                             "corruptions": len(corruptions), "difference": 100 * diff, "ci_low": 100 * low,
+                             "ci_high": 100 * high})
     return pd.DataFrame(rows)
 
 
@@ -90,14 +107,17 @@ def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
 
 
 def score_job(prediction_files: dict[str, str], test: list[str], validation: list[str], severity: int,
-              table_output: str, sanity_output: str, plot_output: str, title: str) -> None:
+              table_output: str, paired_output: str, sanity_output: str, plot_output: str, title: str) -> None:
     predictions = {arch: dict(np.load(path)) for arch, path in prediction_files.items()}
     table = accuracy_table(predictions, test, validation, severity)
     table.to_csv(table_output, index=False, float_format="%.2f")
+    paired = paired_table(predictions, test, validation)
+    paired.to_csv(paired_output, index=False, float_format="%.2f")
     sanity = sanity_table(predictions)
     sanity.to_csv(sanity_output, index=False, float_format="%.2f")
     plot_accuracy(table, plot_output, title)
     means = table[(table.corruption == "mean") & (table.split == "test")]
     log.info("mean top-1 over the test corruptions:\n%s",
              means.pivot(index="arch", columns="method", values="top1").round(1).to_string())
+    log.info("paired differences:\n%s", paired.round(2).to_string(index=False))
     log.info("sanity:\n%s", sanity.round(1).to_string(index=False))
