@@ -10,7 +10,7 @@ from sda_core.ensemble import COMPARISONS, METHODS, mean_interval, method_correc
 
 log = logging.getLogger(__name__)
 
-# (check, model, image set, what it tells)
+# (check, model, image set)
 SANITY_CHECKS = [
     ("source on clean test", "source", "clean"),
     ("source on clean after unguided diffusion (misalignment)", "source", "unguided/clean"),
@@ -29,14 +29,22 @@ def _row(correct: np.ndarray) -> dict:
     return {"n": n, "top1": 100 * hits / n, "ci_low": 100 * low, "ci_high": 100 * high}
 
 
-def accuracy_table(predictions: dict[str, dict[str, np.ndarray]], test: list[str], validation: list[str],
-                   severity: int) -> pd.DataFrame:
+Correctness = dict[str, dict[tuple[str, str], np.ndarray]]  # arch -> (method, corruption) -> per image
+
+
+def correctness(predictions: dict[str, dict[str, np.ndarray]], corruptions: list[str]) -> Correctness:
+    """Per-image correctness of every method on every corruption, computed once for all tables."""
+    return {arch: {(method, c): method_correct(arrays, method, c) for method in METHODS for c in corruptions}
+            for arch, arrays in predictions.items()}
+
+
+def accuracy_table(correct: Correctness, test: list[str], validation: list[str], severity: int) -> pd.DataFrame:
     rows = []
-    for arch, arrays in predictions.items():
+    for arch, by_method in correct.items():
         for method in METHODS:
             for split, corruptions in (("test", test), ("validation", validation)):
                 split_rows = [{"arch": arch, "method": method, "corruption": c, "split": split,
-                               "severity": severity, **_row(method_correct(arrays, method, c))}
+                               "severity": severity, **_row(by_method[method, c])}
                               for c in corruptions]
                 rows += split_rows
                 if split_rows:
@@ -49,17 +57,16 @@ def accuracy_table(predictions: dict[str, dict[str, np.ndarray]], test: list[str
     return pd.DataFrame(rows)
 
 
-def paired_table(predictions: dict[str, dict[str, np.ndarray]], test: list[str], validation: list[str]
-                 ) -> pd.DataFrame:
+def paired_table(correct: Correctness, test: list[str], validation: list[str]) -> pd.DataFrame:
     """Differences between methods (first minus second, percentage points), paired over the same images."""
     rows = []
-    for arch, arrays in predictions.items():
+    for arch, by_method in correct.items():
         for first, second in COMPARISONS:
             for split, corruptions in (("test", test), ("validation", validation)):
                 if not corruptions:
                     continue
-                diff, low, high = paired_difference([method_correct(arrays, first, c) for c in corruptions],
-                                                    [method_correct(arrays, second, c) for c in corruptions])
+                diff, low, high = paired_difference([by_method[first, c] for c in corruptions],
+                                                    [by_method[second, c] for c in corruptions])
                 rows.append({"arch": arch, "comparison": f"{first} - {second}", "split": split,
                              "corruptions": len(corruptions), "difference": 100 * diff, "ci_low": 100 * low,
                              "ci_high": 100 * high})
@@ -109,9 +116,10 @@ def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
 def score_job(prediction_files: dict[str, str], test: list[str], validation: list[str], severity: int,
               table_output: str, paired_output: str, sanity_output: str, plot_output: str, title: str) -> None:
     predictions = {arch: dict(np.load(path)) for arch, path in prediction_files.items()}
-    table = accuracy_table(predictions, test, validation, severity)
+    correct = correctness(predictions, test + validation)
+    table = accuracy_table(correct, test, validation, severity)
     table.to_csv(table_output, index=False, float_format="%.2f")
-    paired = paired_table(predictions, test, validation)
+    paired = paired_table(correct, test, validation)
     paired.to_csv(paired_output, index=False, float_format="%.2f")
     sanity = sanity_table(predictions)
     sanity.to_csv(sanity_output, index=False, float_format="%.2f")
