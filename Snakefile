@@ -17,7 +17,17 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/digits.smk"
+
+
+if WORLD == "digits":
+
+    include: "rules/digits.smk"
+
+else:
+
+    include: "rules/imagenet.smk"
+
+
 include: "rules/sample.smk"
 include: "rules/mod.smk"
 include: "rules/finetune.smk"

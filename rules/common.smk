@@ -16,15 +16,27 @@ NUM_CLASSES = 10 if WORLD == "digits" else config["imagenet"]["num_classes"]
 # Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) also carry a
 # `priority:` so that they start before the many independent adaptation jobs.
 GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
+# Clean target images: the digits test split; for ImageNet a subset of val, when val_root is given.
+HAS_CLEAN = WORLD == "digits" or config["imagenet"]["val_root"] is not None
+CLEAN = ["clean"] if HAS_CLEAN else []
 # The image sets each reverse process runs on: "unguided" is DDA without guidance, the misalignment check.
-ADAPT_METHODS = {"dda": CORRUPTIONS + ["clean"], "diffpure": CORRUPTIONS, "unguided": ["clean"]}
+ADAPT_METHODS = {"dda": CORRUPTIONS + CLEAN, "diffpure": CORRUPTIONS, "unguided": CLEAN}
+
+
+def imagenet_classifier_weights():
+    """Each architecture's weights file: the configured one, else timm's in the local HF cache (or None)."""
+    from sda_core.models.classifiers import cached_pretrained_weights
+
+    return {name: arch["weights"] or cached_pretrained_weights(arch["timm_name"]) for name, arch in ARCHS.items()}
+
 
 if WORLD == "imagenet":
-    raise WorkflowError(
-        "world: imagenet validates but cannot run yet: reading ImageNet-C from disk and sampling the "
-        "latent DiT through its VAE are not implemented in this version. "
-        "Run the embedded world with --configfile presets/digits.yaml."
-    )
+    from sda_core.sources import imagenet_requirements, missing_inputs_message
+
+    CLASSIFIER_WEIGHTS = imagenet_classifier_weights()
+    missing = missing_inputs_message(imagenet_requirements(config, CLASSIFIER_WEIGHTS))
+    if missing:
+        raise WorkflowError(missing)
 
 wildcard_constraints:
     arch="|".join(ARCHS),
@@ -52,7 +64,7 @@ def denoiser_checkpoint(role):
 def source_weights(arch):
     if WORLD == "digits":
         return f"{R}/models/source/{arch}.safetensors"
-    return ARCHS[arch]["weights"]
+    return str(CLASSIFIER_WEIGHTS[arch])
 
 
 def shard_stores(directory, num_shards):
@@ -68,7 +80,7 @@ def mod_stores():
 
 
 def clean_test_store():
-    return f"{R}/data/digits/test.zarr"
+    return f"{R}/data/digits/test.zarr" if WORLD == "digits" else f"{R}/target/clean.zarr"
 
 
 def target_store(corruption):
@@ -92,8 +104,9 @@ def adaptation_settings(method):
 
 def image_sets():
     """Every image set a classifier is scored on, by the name the ensembles use."""
-    sets = {"clean": [clean_test_store()], "synthetic/generated": generated_stores(),
-            "synthetic/mod": mod_stores()}
+    sets = {"synthetic/generated": generated_stores(), "synthetic/mod": mod_stores()}
+    if HAS_CLEAN:
+        sets["clean"] = [clean_test_store()]
     for corruption in CORRUPTIONS:
         sets[f"target/{corruption}"] = [target_store(corruption)]
     for method, corruptions in ADAPT_METHODS.items():
@@ -104,7 +117,7 @@ def image_sets():
 
 def preview_sets():
     """Rows of the preview grid: the same test images clean, corrupted and adapted, then the synthetic sets."""
-    names = ["clean", "unguided/clean", "dda/clean"]
+    names = ["clean", "unguided/clean", "dda/clean"] if HAS_CLEAN else []
     for corruption in TEST_CORRUPTIONS[:2]:
         names += [f"target/{corruption}", f"dda/{corruption}", f"diffpure/{corruption}"]
     names += ["synthetic/generated", "synthetic/mod"]

@@ -25,8 +25,9 @@ def read_state_dict(path: str | os.PathLike, how_to_obtain: str = "") -> dict[st
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    for wrapper in ("state_dict", "model"):  # {"state_dict": ...} (Lightning), {"model": ...} (Swin, ConvNeXt)
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
     return state
@@ -34,7 +35,11 @@ def read_state_dict(path: str | os.PathLike, how_to_obtain: str = "") -> dict[st
 
 def load_weights(model: nn.Module, path: str | os.PathLike, how_to_obtain: str = "") -> nn.Module:
     """Load a checkpoint into `model` strictly; a mismatch names the file and the first offending keys."""
-    state = read_state_dict(path, how_to_obtain)
+    return load_state(model, read_state_dict(path, how_to_obtain), path)
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike) -> nn.Module:
+    """Load tensors read from `path` into `model` strictly, with load_weights' error on a mismatch."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sda_core.checkpoints import load_weights
 from sda_core.images import to_unit
-from sda_core.models.classifiers import Preprocess, create_classifier
+from sda_core.models.classifiers import Preprocess, load_classifier
 from sda_core.store import StoreSequence
 
 log = logging.getLogger(__name__)
@@ -26,7 +25,7 @@ def predict_job(image_sets: dict[str, list[str]], output: str, timm_name: str, t
                 batch_size: int = 256) -> None:
     """weights maps a model name (source, finetuned) to its checkpoint; image_sets a set name to its stores."""
     preprocess = Preprocess(**preprocess)
-    models = {name: load_weights(create_classifier(timm_name, num_classes, timm_kwargs), path).to(device).eval()
+    models = {name: load_classifier(timm_name, num_classes, timm_kwargs, path).to(device).eval()
               for name, path in weights.items()}
     arrays: dict[str, np.ndarray] = {}
     for set_name, stores in image_sets.items():

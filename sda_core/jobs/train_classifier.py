@@ -6,9 +6,9 @@ import random
 
 import torch
 
-from sda_core.checkpoints import load_weights, save_weights
+from sda_core.checkpoints import save_weights
 from sda_core.classifier_training import TrainSettings, train_classifier
-from sda_core.models.classifiers import Preprocess, create_classifier
+from sda_core.models.classifiers import Preprocess, create_classifier, load_classifier
 from sda_core.store import StoreSequence
 
 log = logging.getLogger(__name__)
@@ -22,9 +22,8 @@ def train_classifier_job(stores: list[str], output: str, timm_name: str, timm_kw
     images, labels = data.read(0, len(data))
     random.seed(seed)  # timm's RandAugment draws from Python's generator
     torch.manual_seed(seed)  # before the model exists: its random initialisation is part of the result
-    model = create_classifier(timm_name, num_classes, timm_kwargs)
-    if init_weights is not None:
-        load_weights(model, init_weights)
+    model = (create_classifier(timm_name, num_classes, timm_kwargs) if init_weights is None
+             else load_classifier(timm_name, num_classes, timm_kwargs, init_weights))
     log.info("%s on %d images (%s)", timm_name, len(images), "fine-tuning" if init_weights else "from scratch")
     train_classifier(model, images, labels, TrainSettings.from_config(settings, seed), Preprocess(**preprocess),
                      device)

@@ -1,0 +1,34 @@
+# ImageNet-C (or ImageNet val corrupted here) into image stores at the diffusion model's size: one job
+# per corruption, plus "clean", a small class-balanced subset of val for the sanity checks.
+
+
+def imagenet_folder(corruption):
+    """The folder an image set is read from, and whether it is ImageNet val to be prepared here."""
+    imagenet = config["imagenet"]
+    if corruption == "clean" or imagenet["target"] == "imagenet_val":
+        return imagenet["val_root"], True
+    return f"{imagenet['imagenet_c_root']}/{corruption}/{config['corruptions']['severity']}", False
+
+
+rule import_images:
+    input:
+        folder=lambda wc: imagenet_folder(wc.corruption)[0],
+    output:
+        directory(f"{R}/target/{{corruption}}.zarr"),
+    params:
+        num_classes=NUM_CLASSES,
+        size=config["denoisers"]["unconditional"]["spec"]["image_size"],
+        images_per_class=lambda wc: (config["imagenet"]["clean_images_per_class"] if wc.corruption == "clean"
+                                     else config["imagenet"]["images_per_class"]),
+        from_imagenet_val=lambda wc: imagenet_folder(wc.corruption)[1],
+        corruption=lambda wc: None if wc.corruption == "clean" or config["imagenet"]["target"] == "imagenet_c"
+                              else wc.corruption,
+        severity=config["corruptions"]["severity"],
+        skip_unreadable=config["imagenet"]["skip_unreadable"],
+        seed=SEED,
+    log:
+        log_path("import_images/{corruption}"),
+    benchmark:
+        benchmark_path("import_images/{corruption}")
+    script:
+        "../workflow_scripts/import_images.py"

@@ -1,0 +1,74 @@
+"""Stage: an image folder on disk (ImageNet-C, or ImageNet val corrupted here) into an image store.
+
+Each image becomes what the diffusion model takes: ImageNet-C's 224 px images are resized to the
+model's size (bicubic, DESIGN.md 1.4). From ImageNet val, an image is first prepared the way
+ImageNet-C was made (resize 256 bilinear, centre crop 224), then corrupted with the same seeded
+corruption functions as the digits world; the published ImageNet-C additionally went through JPEG
+compression, which this path does not repeat.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PIL import Image
+
+from sda_core.data.corruptions import corrupt_images
+from sda_core.data.imagenet import (LabelledFile, UnreadableImageError, list_images, read_rgb,
+                                    resize_center_crop)
+from sda_core.store import fill_store
+
+log = logging.getLogger(__name__)
+
+# How ImageNet-C was cut from ImageNet val (Hendrycks' make_imagenet_c: Resize(256), CenterCrop(224)).
+IMAGENET_C_RESIZE, IMAGENET_C_CROP = 256, 224
+
+
+def readable_files(files: list[LabelledFile]) -> tuple[list[LabelledFile], list[str]]:
+    """Split `files` into those that decode and the paths of those that do not (each one logged)."""
+    kept, skipped = [], []
+    for item in files:
+        try:
+            read_rgb(item.path)
+            kept.append(item)
+        except UnreadableImageError as error:
+            log.warning("skipping: %s", error)
+            skipped.append(str(item.path))
+    return kept, skipped
+
+
+def import_images(output: str, directory: str, num_classes: int, size: int, images_per_class: int | None = None,
+                  from_imagenet_val: bool = False, corruption: str | None = None, severity: int = 5,
+                  skip_unreadable: bool = False, seed: int = 0, chunk_size: int = 256) -> None:
+    """Write the images of `directory` (<wnid>/<file> folders) as `size` x `size` RGB with their labels.
+
+    from_imagenet_val: prepare each photo as ImageNet-C was prepared, and apply `corruption` (None: the
+    clean set); image k of the (subset) list is seeded by its index k. An unreadable file stops the job
+    with an error naming it (finished chunks are kept), unless skip_unreadable, which first decodes
+    every file, logs and leaves out the failures, and records them in the store's fingerprint.
+    """
+    if corruption is not None and not from_imagenet_val:
+        raise ValueError("ImageNet-C is read as published; corruptions are applied only to ImageNet val")
+    files = list_images(directory, num_classes, images_per_class, seed)
+    skipped = []
+    if skip_unreadable:
+        files, skipped = readable_files(files)
+    log.info("%s: %d images in %d classes%s", directory, len(files), num_classes,
+             f", {len(skipped)} unreadable files skipped" if skipped else "")
+
+    def prepare(index: int, item: LabelledFile) -> np.ndarray:
+        image = read_rgb(item.path)
+        if from_imagenet_val:
+            image = resize_center_crop(image, IMAGENET_C_RESIZE, IMAGENET_C_CROP, resample=Image.Resampling.BILINEAR)
+            if corruption is not None:
+                image = corrupt_images(image[None], corruption, severity, seed, first_index=index)[0]
+        return resize_center_crop(image, size, size)
+
+    def compute(start: int, stop: int):
+        images = np.stack([prepare(k, files[k]) for k in range(start, stop)])
+        return images, np.array([item.label for item in files[start:stop]], dtype=np.int64)
+
+    fingerprint = {"directory": directory, "images_per_class": images_per_class, "size": size,
+                   "from_imagenet_val": from_imagenet_val, "corruption": corruption, "severity": severity,
+                   "seed": seed, "skipped_files": skipped}
+    fill_store(output, len(files), (size, size, 3), chunk_size, fingerprint, compute, desc=corruption or "images")

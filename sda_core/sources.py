@@ -1,0 +1,75 @@
+"""Where each external input of the ImageNet experiment comes from, and one check that all are present.
+
+A run on a machine without the weights or the data stops before any job starts, with one message
+that lists every missing path and how to obtain it (not one error per job, hours apart).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ADM_256_UNCOND_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt"
+DIT_XL_2_256_URL = "https://dl.fbaipublicfiles.com/DiT/models/DiT-XL-2-256x256.pt"
+
+HOW_TO_OBTAIN = {
+    "adm": f"the openai/guided-diffusion release file 256x256_diffusion_uncond.pt: {ADM_256_UNCOND_URL}",
+    "dit": (f"the original DiT-XL-2-256x256.pt ({DIT_XL_2_256_URL}) with the VAE below, or the diffusers "
+            "directory: huggingface-cli download facebook/DiT-XL-2-256 --local-dir <dir>"),
+    "vae": "huggingface-cli download stabilityai/sd-vae-ft-ema --local-dir <dir>",
+    "imagenet_c": ("ImageNet-C (Hendrycks & Dietterich 2019, https://zenodo.org/records/2235448), extracted as "
+                   "<root>/<corruption>/<severity>/<wnid>/*.JPEG; or set imagenet.target: imagenet_val to "
+                   "build it from ImageNet val"),
+    "imagenet_val": ("the ImageNet validation images sorted into one folder per wnid, <val_root>/<wnid>/*.JPEG "
+                     "(https://image-net.org)"),
+}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    path: str
+    what: str
+    how_to_obtain: str
+
+    def present(self) -> bool:
+        return Path(self.path).exists()
+
+
+def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None]) -> list[Requirement]:
+    """Every file and folder a validated `world: imagenet` config reads.
+
+    classifier_weights maps each architecture to its weights file (None: not in the local cache).
+    """
+    from sda_core.models.classifiers import how_to_obtain_weights  # imports torch: only for this world
+
+    imagenet, severity = config["imagenet"], config["corruptions"]["severity"]
+    unconditional, generator = config["denoisers"]["unconditional"], config["denoisers"]["generator"]
+    required = [Requirement(str(unconditional["checkpoint"]), "unconditional ADM weights", HOW_TO_OBTAIN["adm"]),
+                Requirement(str(generator["checkpoint"]), "DiT generator weights", HOW_TO_OBTAIN["dit"])]
+    if generator.get("vae"):
+        required.append(Requirement(generator["vae"], "DiT's VAE (sd-vae-ft-ema)", HOW_TO_OBTAIN["vae"]))
+    for arch in config["architectures"]:
+        path = classifier_weights[arch["name"]]
+        required.append(Requirement(str(path or f"<Hugging Face cache>/{arch['timm_name']}"),
+                                    f"source classifier {arch['name']} ({arch['timm_name']})",
+                                    how_to_obtain_weights(arch["timm_name"])))
+    if imagenet["target"] == "imagenet_c":
+        for corruption in config["corruptions"]["test"] + config["corruptions"]["validation"]:
+            required.append(Requirement(str(Path(imagenet["imagenet_c_root"]) / corruption / str(severity)),
+                                        f"ImageNet-C {corruption}, severity {severity}", HOW_TO_OBTAIN["imagenet_c"]))
+    if imagenet["target"] == "imagenet_val" or imagenet["val_root"]:
+        required.append(Requirement(imagenet["val_root"] or "<imagenet.val_root is not set>", "ImageNet validation images",
+                                    HOW_TO_OBTAIN["imagenet_val"]))
+    return required
+
+
+def missing_inputs_message(requirements: list[Requirement]) -> str | None:
+    """One message listing every absent input with how to obtain it, or None when all are present."""
+    missing = [r for r in requirements if not r.present()]
+    if not missing:
+        return None
+    lines = [f"{len(missing)} input(s) of the ImageNet experiment are missing; set their paths in the config "
+             "(config.yaml) or put the files there:"]
+    for how in dict.fromkeys(r.how_to_obtain for r in missing):  # one "obtain" line per source
+        lines += [f"  - {r.what}: {r.path}" for r in missing if r.how_to_obtain == how]
+        lines.append(f"      obtain: {how}")
+    return "\n".join(lines)

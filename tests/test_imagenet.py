@@ -1,0 +1,127 @@
+"""ImageNet(-C) folders into image stores, subsets, unreadable files, classifier weights."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fake_imagenet import make_imagenet_c, make_imagenet_val, wnid
+from sda_core.data.imagenet import UnreadableImageError, list_images, resize_center_crop
+from sda_core.jobs.import_images import import_images
+from sda_core.store import open_store
+
+CORRUPTIONS = ["gaussian_noise", "fog"]
+
+
+@pytest.fixture(scope="module")
+def val_root(tmp_path_factory):
+    return make_imagenet_val(tmp_path_factory.mktemp("imagenet") / "val", num_classes=3, per_class=4)
+
+
+@pytest.fixture(scope="module")
+def imagenet_c_root(tmp_path_factory, val_root):
+    return make_imagenet_c(tmp_path_factory.mktemp("imagenet") / "imagenet-c", val_root, CORRUPTIONS, severity=5)
+
+
+def test_labels_are_positions_of_sorted_wnids(val_root):
+    files = list_images(val_root, num_classes=3)
+    assert [f.label for f in files] == [0] * 4 + [1] * 4 + [2] * 4
+    assert all(f.path.parent.name == wnid(f.label) for f in files)
+
+
+def test_a_missing_class_folder_is_an_error_not_a_label_shift(val_root):
+    with pytest.raises(ValueError, match="3 class folders, the configuration expects 4"):
+        list_images(val_root, num_classes=4)
+
+
+def test_subsets_are_class_balanced_deterministic_and_the_same_for_every_corruption(imagenet_c_root):
+    fog = list_images(imagenet_c_root / "fog" / "5", 3, images_per_class=2, seed=0)
+    noise = list_images(imagenet_c_root / "gaussian_noise" / "5", 3, images_per_class=2, seed=0)
+    assert [f.label for f in fog] == [0, 0, 1, 1, 2, 2]
+    assert [f.path.name for f in fog] == [f.path.name for f in noise]
+    assert fog == list_images(imagenet_c_root / "fog" / "5", 3, images_per_class=2, seed=0)
+    other_seeds = {tuple(f.path.name for f in list_images(imagenet_c_root / "fog" / "5", 3, 2, seed=s))
+                   for s in range(6)}
+    assert len(other_seeds) > 1  # the choice is random, not the first files
+    with pytest.raises(ValueError, match="fewer than the 5 per class"):
+        list_images(imagenet_c_root / "fog" / "5", 3, images_per_class=5)
+
+
+def test_resize_center_crop_matches_torchvision(val_root):
+    from torchvision import transforms
+
+    image = Image.open(next(val_root.glob("*/*.JPEG"))).convert("RGB")
+    ours = resize_center_crop(np.asarray(image), 256, 224)
+    theirs = transforms.Compose([transforms.Resize(256, transforms.InterpolationMode.BICUBIC),
+                                 transforms.CenterCrop(224)])(image)
+    assert ours.shape == (224, 224, 3)
+    np.testing.assert_array_equal(ours, np.asarray(theirs))
+
+
+def test_imagenet_c_is_imported_at_the_model_size_with_labels(imagenet_c_root, tmp_path):
+    output = tmp_path / "fog.zarr"
+    import_images(str(output), str(imagenet_c_root / "fog" / "5"), num_classes=3, size=64, images_per_class=2,
+                  chunk_size=4)
+    store = open_store(output)
+    images, labels = store.read()
+    assert images.shape == (6, 64, 64, 3) and images.dtype == np.uint8
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2]
+    files = list_images(imagenet_c_root / "fog" / "5", 3, images_per_class=2)
+    first = np.asarray(Image.open(files[0].path).convert("RGB").resize((64, 64), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(images[0], first)
+
+
+def test_building_from_val_corrupts_reproducibly_like_the_published_preparation(val_root, tmp_path):
+    def build(name, corruption):
+        import_images(str(tmp_path / name), str(val_root), num_classes=3, size=64, images_per_class=2,
+                      from_imagenet_val=True, corruption=corruption, seed=3)
+        return open_store(tmp_path / name).read()[0]
+
+    clean, noisy, again = build("clean.zarr", None), build("a.zarr", "gaussian_noise"), build("b.zarr", "gaussian_noise")
+    np.testing.assert_array_equal(noisy, again)
+    assert np.abs(noisy.astype(int) - clean.astype(int)).mean() > 10
+
+
+def test_an_unreadable_image_is_named_or_skipped_when_asked(val_root, tmp_path):
+    broken_root = shutil.copytree(val_root, tmp_path / "val")
+    broken = broken_root / wnid(1) / "zz_truncated.JPEG"
+    broken.write_bytes(next((val_root / wnid(0)).iterdir()).read_bytes()[:300])  # a cut-off JPEG
+
+    with pytest.raises(UnreadableImageError, match="zz_truncated.JPEG"):
+        import_images(str(tmp_path / "strict.zarr"), str(broken_root), 3, 32, chunk_size=2)
+    assert (tmp_path / "strict.zarr.partial").exists()  # the chunks before the bad file are kept
+
+    import_images(str(tmp_path / "skip.zarr"), str(broken_root), 3, 32, skip_unreadable=True)
+    store = open_store(tmp_path / "skip.zarr")
+    assert len(store) == 12 and store.attrs["fingerprint"]["skipped_files"] == [str(broken)]
+
+
+def test_classifier_weights_from_the_hub_cache_or_an_original_release_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from sda_core.checkpoints import CheckpointError
+    from sda_core.models.classifiers import cached_pretrained_weights, create_classifier, load_classifier
+
+    torch.manual_seed(0)
+    model = create_classifier("resnet10t.c3_in1k", 1000)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    snapshot = tmp_path / "hub" / "models--timm--resnet10t.c3_in1k" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (tmp_path / "hub" / "models--timm--resnet10t.c3_in1k" / "refs").mkdir()
+    (tmp_path / "hub" / "models--timm--resnet10t.c3_in1k" / "refs" / "main").write_text("abc123")
+    save_file(state, str(snapshot / "model.safetensors"))
+
+    assert cached_pretrained_weights("resnet10t.c3_in1k", cache_dir=tmp_path / "nowhere") is None
+    cached = cached_pretrained_weights("resnet10t.c3_in1k", cache_dir=tmp_path / "hub")
+    assert cached == snapshot / "model.safetensors"
+    x = torch.randn(2, 3, 32, 32)
+    loaded = load_classifier("resnet10t.c3_in1k", 1000, None, cached).eval()
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+
+    torch.save({"model": state, "epoch": 300}, tmp_path / "release.pth")  # the Swin/ConvNeXt release layout
+    torch.testing.assert_close(load_classifier("resnet10t", 1000, None, tmp_path / "release.pth").eval()(x),
+                               model(x))
+    with pytest.raises(CheckpointError, match=r"release.pth .*missing \(\d+\): fc.weight"):
+        torch.save({"model": {k: v for k, v in state.items() if not k.startswith("fc.")}}, tmp_path / "release.pth")
+        load_classifier("resnet10t", 1000, None, tmp_path / "release.pth")
