@@ -73,6 +73,7 @@ rule corrupt:
         severity=config["corruptions"]["severity"],
         limits={c: config["digits"]["validation_images"] for c in VALIDATION_CORRUPTIONS},
         seed=SEED,
+        codec=config["storage"]["codec"],
     log:
         log_path("corrupt"),
     benchmark:

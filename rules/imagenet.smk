@@ -26,6 +26,7 @@ rule import_images:
         severity=config["corruptions"]["severity"],
         skip_unreadable=config["imagenet"]["skip_unreadable"],
         seed=SEED,
+        codec=config["storage"]["codec"],
     log:
         log_path("import_images/{corruption}"),
     benchmark:

@@ -17,6 +17,7 @@ rule mod:
         seed=SEED,
         device=config["device"],
         precision=config["precision"],
+        codec=config["storage"]["codec"],
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,

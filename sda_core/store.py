@@ -6,24 +6,58 @@ flagged and resumes at the first unflagged one (all-zero chunks are not stored b
 completion is never inferred from a chunk file existing). When every chunk is done the store is
 renamed to the declared output in one atomic step.
 
-A store's attrs carry `fingerprint`, a dict describing what produced it; a partial store with a
-different fingerprint is stale (other parameters) and is discarded rather than resumed.
+A store's attrs carry `fingerprint`, a dict describing what produced it, and `codec`, the name of
+the storage codec its images were written with (see STORAGE_CODECS); a partial store with a
+different fingerprint or codec is stale and is discarded rather than resumed.
 """
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import math
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
+from PIL import Image
 from tqdm import tqdm
+from zarr.abc.codec import ArrayBytesCodec
+from zarr.codecs import TransposeCodec, ZstdCodec
+from zarr.codecs.numcodecs import Delta
+from zarr.core.common import parse_named_configuration
+from zarr.errors import ZarrUserWarning
+from zarr.registry import register_codec
+
+if TYPE_CHECKING:
+    from zarr.core.array_spec import ArraySpec
+    from zarr.core.buffer import Buffer, NDBuffer
 
 log = logging.getLogger(__name__)
+
+# zarr warns on every use of a numcodecs codec (Delta) that other zarr implementations may lack it;
+# these stores are only ever read through this module, so the warning is noise
+warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification",
+                        category=ZarrUserWarning)
+
+STORAGE_CODECS = {
+    "zstd": "lossless: zstd level 3 over each chunk of images (what zarr uses by default)",
+    "none": "lossless: raw bytes, no compression",
+    "delta-zstd": "lossless: each channel's horizontal pixel differences (PNG's 'Sub' predictor), then zstd level 1",
+    "jpeg-q85": "LOSSY: every image a JPEG of quality 85, 4:2:0 chroma, as the ImageNet-C release stores its images",
+    "jpeg-q75": "LOSSY: every image a JPEG of quality 75, 4:2:0 chroma, as the reference stores adapted images",
+}
+JPEG_QUALITY = {"jpeg-q85": 85, "jpeg-q75": 75}
+# stores written before the codec choice existed carry no `codec` attr; they used zarr's default,
+# zstd at its default level (3), so a partial one of them resumes under "zstd"
+UNRECORDED_CODEC = "zstd"
 
 
 class StoreError(RuntimeError):
@@ -58,7 +92,8 @@ class ImageStore:
 
     @property
     def chunk_size(self) -> int:
-        return self.images.chunks[0]
+        """Images per written chunk: the shard for per-image codecs (their zarr chunks hold one image)."""
+        return (self.images.shards or self.images.chunks)[0]
 
     @property
     def num_chunks(self) -> int:
@@ -89,20 +124,111 @@ class ImageStore:
         return self.images[start:stop], self.labels[start:stop]
 
 
+JPEG_CODEC_NAME = "sda_pipeline.jpeg"
+
+
+@dataclass(frozen=True)
+class JpegImageCodec(ArrayBytesCodec):
+    """Zarr serializer storing a chunk of one uint8 image, (1, H, W, C) with C 1 or 3, as a JPEG file.
+
+    Encoded by Pillow (libjpeg-turbo) with its default 4:2:0 chroma subsampling, as the ImageNet-C
+    release's `Image.save(path, quality=85, optimize=True)`; optimised Huffman tables shrink the file
+    without changing a decoded pixel. Decoded pixels can differ by a grey level or so between
+    libjpeg builds. The codec is not in the zarr spec: importing this module registers it, so
+    stores using it open through this module.
+    """
+
+    is_fixed_size = False
+
+    quality: int
+
+    def __init__(self, *, quality: int) -> None:
+        object.__setattr__(self, "quality", int(quality))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> JpegImageCodec:
+        _, configuration = parse_named_configuration(data, JPEG_CODEC_NAME)
+        return cls(**configuration)
+
+    def to_dict(self) -> dict:
+        return {"name": JPEG_CODEC_NAME, "configuration": {"quality": self.quality}}
+
+    def _encode_image(self, chunk: np.ndarray) -> bytes:
+        if chunk.dtype != np.uint8 or chunk.ndim != 4 or chunk.shape[0] != 1 or chunk.shape[3] not in (1, 3):
+            raise StoreError(f"the JPEG codec stores one uint8 (1, H, W, 1 or 3) image per chunk, got "
+                             f"{chunk.dtype} {chunk.shape}")
+        encoded = io.BytesIO()
+        Image.fromarray(chunk[0, :, :, 0] if chunk.shape[3] == 1 else chunk[0]).save(
+            encoded, "JPEG", quality=self.quality, optimize=True)
+        return encoded.getvalue()
+
+    @staticmethod
+    def _decode_image(encoded: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(encoded)))
+
+    # both code in worker threads: Pillow releases the GIL meanwhile, so a shard's images code in parallel
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer:
+        encoded = await asyncio.to_thread(self._encode_image, chunk_array.as_numpy_array())
+        return chunk_spec.prototype.buffer.from_bytes(encoded)
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        image = await asyncio.to_thread(self._decode_image, chunk_bytes.to_bytes())
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(image.reshape(chunk_spec.shape))
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        raise NotImplementedError("a JPEG's size depends on the image")
+
+
+register_codec(JPEG_CODEC_NAME, JpegImageCodec)
+
+
+def check_codec(codec: str) -> str:
+    """`codec` if it names a storage codec (a key of STORAGE_CODECS), else a ValueError listing them."""
+    if codec not in STORAGE_CODECS:
+        raise ValueError(f"unknown storage codec {codec!r}; valid: {', '.join(STORAGE_CODECS)}")
+    return codec
+
+
+def image_array_encoding(codec: str, image_shape: Sequence[int], chunk_size: int) -> dict:
+    """The `create_array` keywords (chunks, shards, filters, serializer, compressors) storing
+    (N, H, W, C) images with `codec`, `chunk_size` images per written chunk.
+
+    Lossless codecs compress a whole chunk of images at once. JPEG codes single images, so there a
+    zarr chunk is one image and `chunk_size` images make a shard: still one file per written chunk,
+    with per-image JPEGs inside (reading decodes them in parallel threads).
+    """
+    check_codec(codec)
+    if len(image_shape) != 3:
+        raise ValueError(f"images must be (H, W, C), got shape {tuple(image_shape)}")
+    written_chunk = (int(chunk_size), *map(int, image_shape))
+    if codec in JPEG_QUALITY:
+        if image_shape[2] not in (1, 3):
+            raise ValueError(f"{codec} stores images of 1 or 3 channels, not {image_shape[2]}")
+        return {"chunks": (1, *written_chunk[1:]), "shards": written_chunk, "filters": None,
+                "serializer": JpegImageCodec(quality=JPEG_QUALITY[codec]), "compressors": None}
+    # NCHW order makes the flat differences run along image rows of one channel
+    filters = [TransposeCodec(order=(0, 3, 1, 2)), Delta(dtype="|u1")] if codec == "delta-zstd" else None
+    compressors = {"zstd": ZstdCodec(level=3), "delta-zstd": ZstdCodec(level=1), "none": None}[codec]
+    return {"chunks": written_chunk, "filters": filters, "compressors": compressors}
+
+
 def _fingerprint_json(fingerprint: dict) -> str:
     return json.dumps(fingerprint, sort_keys=True, default=str)
 
 
 def open_partial(output: str | os.PathLike, num_items: int, image_shape: Sequence[int], chunk_size: int,
-                 fingerprint: dict) -> ImageStore:
-    """Open `<output>.partial` for writing: resume it when its layout and fingerprint match, else start anew."""
+                 fingerprint: dict, codec: str = "zstd") -> ImageStore:
+    """Open `<output>.partial` for writing: resume it when its layout, fingerprint and storage codec
+    (a name in STORAGE_CODECS) match, else start anew."""
+    encoding = image_array_encoding(codec, image_shape, chunk_size)  # a bad name fails before anything is deleted
     partial = Path(f"{output}.partial")
     layout = {"num_items": int(num_items), "image_shape": [int(s) for s in image_shape], "chunk_size": int(chunk_size)}
-    wanted = {"layout": layout, "fingerprint": json.loads(_fingerprint_json(fingerprint))}
+    wanted = {"layout": layout, "fingerprint": json.loads(_fingerprint_json(fingerprint)), "codec": codec}
     if partial.exists():
         try:
             group = zarr.open_group(str(partial), mode="r+")
-            found = {"layout": group.attrs.get("layout"), "fingerprint": group.attrs.get("fingerprint")}
+            found = {"layout": group.attrs.get("layout"), "fingerprint": group.attrs.get("fingerprint"),
+                     "codec": group.attrs.get("codec", UNRECORDED_CODEC)}
         except Exception as error:  # unreadable metadata: nothing in it can be trusted
             log.warning("discarding unreadable partial store %s (%s)", partial, error)
             found = None
@@ -116,8 +242,7 @@ def open_partial(output: str | os.PathLike, num_items: int, image_shape: Sequenc
         shutil.rmtree(partial)
     group = zarr.open_group(str(partial), mode="w")
     num_chunks = math.ceil(num_items / chunk_size)  # 0 for an empty shard (more shards than batches)
-    group.create_array("images", shape=(num_items, *image_shape), chunks=(chunk_size, *image_shape),
-                       dtype="uint8", fill_value=0)
+    group.create_array("images", shape=(num_items, *image_shape), dtype="uint8", fill_value=0, **encoding)
     group.create_array("labels", shape=(num_items,), chunks=(chunk_size,), dtype="int64", fill_value=-1)
     group.create_array("done", shape=(num_chunks,), chunks=(1,), dtype="bool", fill_value=False)
     group.attrs.update(wanted)
@@ -137,20 +262,20 @@ def finalize(store: ImageStore, output: str | os.PathLike) -> None:
 
 def fill_store(output: str | os.PathLike, num_items: int, image_shape: Sequence[int], chunk_size: int,
                fingerprint: dict, compute: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
-               desc: str | None = None) -> None:
-    """Create `output` chunk by chunk, resuming a matching partial store; compute(start, stop) gives
-    the uint8 images and labels of items [start, stop) of this store."""
-    store = open_partial(output, num_items, image_shape, chunk_size, fingerprint)
+               desc: str | None = None, codec: str = "zstd") -> None:
+    """Create `output` chunk by chunk with storage codec `codec`, resuming a matching partial store;
+    compute(start, stop) gives the uint8 images and labels of items [start, stop) of this store."""
+    store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec)
     for chunk in tqdm(store.pending_chunks(), desc=desc or Path(output).name, mininterval=10):
         store.write_chunk(chunk, *compute(*store.chunk_bounds(chunk)))
     finalize(store, output)
 
 
 def write_store(output: str | os.PathLike, images: np.ndarray, labels: np.ndarray, chunk_size: int,
-                fingerprint: dict) -> None:
-    """Write a whole in-memory image set as a finished store."""
+                fingerprint: dict, codec: str = "zstd") -> None:
+    """Write a whole in-memory image set as a finished store with storage codec `codec`."""
     fill_store(output, len(images), images.shape[1:], chunk_size, fingerprint,
-               lambda start, stop: (images[start:stop], labels[start:stop]))
+               lambda start, stop: (images[start:stop], labels[start:stop]), codec=codec)
 
 
 def open_store(path: str | os.PathLike) -> ImageStore:

@@ -35,6 +35,14 @@ def test_schema_defaults_are_the_reference_settings():
     assert config["architectures"][0]["finetune"]["milestones"] == [10, 20, 25]
 
 
+def test_schema_offers_exactly_the_storage_codecs_the_stores_implement():
+    from sda_core.store import STORAGE_CODECS
+
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    codec = schema["properties"]["storage"]["properties"]["codec"]
+    assert codec["enum"] == list(STORAGE_CODECS) and codec["default"] == "zstd"
+
+
 def test_digits_preset_validates_on_its_own():
     config = load("presets/digits.yaml")
     validate(config, SCHEMA, set_default=True)

@@ -1,9 +1,15 @@
-"""Resumable zarr image stores and batch-aligned shards."""
+"""Resumable zarr image stores, their storage codecs, and batch-aligned shards."""
 import numpy as np
 import pytest
+import zarr
 
-from sda_core.store import (StoreError, StoreSequence, fill_store, finalize, open_partial, open_store,
-                            shard_range, write_store)
+from sda_core.store import (JPEG_QUALITY, STORAGE_CODECS, StoreError, StoreSequence, fill_store, finalize,
+                            open_partial, open_store, shard_range, write_store)
+
+LOSSLESS_CODECS = [codec for codec in STORAGE_CODECS if codec not in JPEG_QUALITY]
+# least PSNR (dB) of each lossy codec on a natural 256x256 photo; libjpeg-turbo gives 32.5 (q75)
+# and 34.1 (q85) on the astronaut, and the margin allows for other libjpeg builds
+LOSSY_MIN_PSNR = {"jpeg-q75": 30.0, "jpeg-q85": 32.0}
 
 
 @pytest.mark.parametrize("num_items, num_shards, batch", [(10, 3, 4), (719, 2, 128), (5, 4, 2), (3, 5, 1)])
@@ -100,3 +106,81 @@ def test_more_shards_than_batches_gives_empty_finished_stores(tmp_path):
     write_store(tmp_path / "full.zarr", images, labels, 4, {})
     sequence = StoreSequence([tmp_path / "empty.zarr", tmp_path / "full.zarr"])
     np.testing.assert_array_equal(sequence.read(0, 3)[0], images)
+
+
+@pytest.mark.parametrize("codec", LOSSLESS_CODECS)
+def test_lossless_codecs_round_trip_bit_exactly(tmp_path, codec):
+    images, labels = _images(7)  # a partial last chunk,
+    images[4:6] = 0  # an all-zero chunk (not stored by zarr)
+    images[0] = 255  # and the wrap-around of 8-bit differences
+    write_store(tmp_path / "out.zarr", images, labels, 2, {}, codec=codec)
+    stored = open_store(tmp_path / "out.zarr")
+    assert stored.attrs["codec"] == codec
+    np.testing.assert_array_equal(stored.read()[0], images)
+    np.testing.assert_array_equal(stored.read()[1], labels)
+
+
+def _photo() -> np.ndarray:
+    from skimage import data
+    from skimage.transform import resize
+
+    return (resize(data.astronaut(), (256, 256), anti_aliasing=True) * 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("codec", sorted(JPEG_QUALITY))
+def test_lossy_codecs_stay_within_their_error_bound_on_a_photo(tmp_path, codec):
+    photo = _photo()
+    images = np.stack([photo, photo[:, ::-1], np.zeros_like(photo)])
+    write_store(tmp_path / "out.zarr", images, np.arange(3), 2, {}, codec=codec)
+    stored = open_store(tmp_path / "out.zarr")
+    assert stored.chunk_size == 2 and stored.num_chunks == 2  # one image per zarr chunk, two per shard
+    got = stored.read()[0]
+    assert got.shape == images.shape and got.dtype == np.uint8
+    error = got[:2].astype(np.float64) - images[:2]
+    assert 10 * np.log10(255 ** 2 / np.mean(error ** 2)) >= LOSSY_MIN_PSNR[codec]
+    assert np.abs(error).mean() <= 5.0  # grey levels
+    np.testing.assert_array_equal(got[2], 0)  # an empty image is not stored, so it stays exact
+
+
+def test_jpeg_stores_one_channel_images_and_refuses_other_channel_counts(tmp_path):
+    grey = _photo()[..., :1]
+    write_store(tmp_path / "grey.zarr", grey[None], np.zeros(1), 1, {}, codec="jpeg-q85")
+    error = open_store(tmp_path / "grey.zarr").read()[0][0].astype(np.float64) - grey
+    assert 10 * np.log10(255 ** 2 / np.mean(error ** 2)) >= LOSSY_MIN_PSNR["jpeg-q85"]
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        open_partial(tmp_path / "rgba.zarr", 1, (8, 8, 4), 1, {}, codec="jpeg-q85")
+
+
+@pytest.mark.parametrize("codec", list(STORAGE_CODECS))
+def test_partial_written_with_another_codec_is_discarded(tmp_path, codec):
+    output = tmp_path / "out.zarr"
+    other = "none" if codec != "none" else "zstd"
+    open_partial(output, 4, (4, 4, 3), 2, {}, codec=codec).write_chunk(0, *_images(2))
+    assert open_partial(output, 4, (4, 4, 3), 2, {}, codec=codec).pending_chunks() == [1]
+    assert open_partial(output, 4, (4, 4, 3), 2, {}, codec=other).pending_chunks() == [0, 1]
+
+
+def test_stores_from_before_the_codec_choice_read_and_resume_as_zstd(tmp_path):
+    """Such stores have zarr's default compressor and no `codec` attr."""
+    images, labels = _images(4)
+    partial = tmp_path / "out.zarr.partial"
+    group = zarr.open_group(str(partial), mode="w")
+    group.create_array("images", shape=(4, 4, 4, 3), chunks=(2, 4, 4, 3), dtype="uint8", fill_value=0)
+    group.create_array("labels", shape=(4,), chunks=(2,), dtype="int64", fill_value=-1)
+    group.create_array("done", shape=(2,), chunks=(1,), dtype="bool", fill_value=False)
+    group.attrs.update({"layout": {"num_items": 4, "image_shape": [4, 4, 3], "chunk_size": 2}, "fingerprint": {}})
+    group["images"][:2], group["labels"][:2], group["done"][0] = images[:2], labels[:2], True
+
+    store = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {})
+    assert store.pending_chunks() == [1]
+    store.write_chunk(1, images[2:], labels[2:])
+    finalize(store, tmp_path / "out.zarr")
+    np.testing.assert_array_equal(open_store(tmp_path / "out.zarr").read()[0], images)
+
+
+def test_unknown_codec_is_refused_naming_the_valid_ones_and_keeps_the_partial(tmp_path):
+    output = tmp_path / "out.zarr"
+    open_partial(output, 4, (4, 4, 3), 2, {}).write_chunk(0, *_images(2))
+    with pytest.raises(ValueError, match="unknown storage codec 'jpeg'; valid: zstd, none, delta-zstd"):
+        open_partial(output, 4, (4, 4, 3), 2, {}, codec="jpeg")
+    assert open_partial(output, 4, (4, 4, 3), 2, {}).pending_chunks() == [1]

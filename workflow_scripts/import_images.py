@@ -6,4 +6,4 @@ start_job(snakemake.log[0])
 p = snakemake.params
 import_images(snakemake.output[0], snakemake.input.folder, p.num_classes, p.size, p.images_per_class,
               from_imagenet_val=p.from_imagenet_val, corruption=p.corruption, severity=p.severity,
-              skip_unreadable=p.skip_unreadable, seed=p.seed)
+              skip_unreadable=p.skip_unreadable, seed=p.seed, codec=p.codec)

@@ -25,7 +25,7 @@ def steps_for_timestep(schedule: DiffusionSchedule, t: int) -> int:
 def adapt_shard(inputs: list[str], output: str, spec: dict, checkpoint: str, respacing: int, steps: int | None,
                 noise_index: str, guidance: dict | None, batch_size: int, shard: int, num_shards: int,
                 stream: str, seed: int, device: torch.device, precision: str = "fp32",
-                t: int | None = None) -> None:
+                t: int | None = None, codec: str = "zstd") -> None:
     """Re-noise and denoise images [start, stop) of the concatenated `inputs`, written at the model's size.
 
     Give `steps` (start index N) or `t` (start at the kept timestep nearest to t, noise matched to it).
@@ -56,4 +56,4 @@ def adapt_shard(inputs: list[str], output: str, spec: dict, checkpoint: str, res
     fingerprint = {"inputs": inputs, "spec": spec, "checkpoint": checkpoint, "respacing": respacing,
                    "steps": steps, "noise_index": noise_index, "guidance": guidance, "range": [start, stop],
                    "stream": stream, "seed": seed, "precision": precision}
-    fill_store(output, stop - start, (size, size, 3), batch_size, fingerprint, compute, desc=stream)
+    fill_store(output, stop - start, (size, size, 3), batch_size, fingerprint, compute, desc=stream, codec=codec)

@@ -39,7 +39,7 @@ def readable_files(files: list[LabelledFile]) -> tuple[list[LabelledFile], list[
 
 def import_images(output: str, directory: str, num_classes: int, size: int, images_per_class: int | None = None,
                   from_imagenet_val: bool = False, corruption: str | None = None, severity: int = 5,
-                  skip_unreadable: bool = False, seed: int = 0, chunk_size: int = 256) -> None:
+                  skip_unreadable: bool = False, seed: int = 0, chunk_size: int = 256, codec: str = "zstd") -> None:
     """Write the images of `directory` (<wnid>/<file> folders) as `size` x `size` RGB with their labels.
 
     from_imagenet_val: prepare each photo as ImageNet-C was prepared, and apply `corruption` (None: the
@@ -71,4 +71,5 @@ def import_images(output: str, directory: str, num_classes: int, size: int, imag
     fingerprint = {"directory": directory, "images_per_class": images_per_class, "size": size,
                    "from_imagenet_val": from_imagenet_val, "corruption": corruption, "severity": severity,
                    "seed": seed, "skipped_files": skipped}
-    fill_store(output, len(files), (size, size, 3), chunk_size, fingerprint, compute, desc=corruption or "images")
+    fill_store(output, len(files), (size, size, 3), chunk_size, fingerprint, compute, desc=corruption or "images",
+               codec=codec)
