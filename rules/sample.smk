@@ -1,9 +1,21 @@
 # Class-conditional generation of the synthetic source set (DiT), sharded over sample indices.
 
 
+def generator_weights(wildcards):
+    """The generator's weights (a file, or a diffusers DiT directory) and, for a latent-space one, its VAE."""
+    weights = {"checkpoint": denoiser_checkpoint("generator")}
+    if WORLD == "imagenet":  # the digits world trains a pixel-space generator
+        from sda_core.models.dit import vae_directory
+
+        vae = vae_directory(weights["checkpoint"], config["denoisers"]["generator"]["vae"])
+        if vae is not None:
+            weights["vae"] = vae
+    return weights
+
+
 rule sample_synthetic:
     input:
-        checkpoint=denoiser_checkpoint("generator"),
+        unpack(generator_weights),
     output:
         directory(f"{R}/synthetic/generated/shard-{{shard}}.zarr"),
     params:
@@ -16,6 +28,8 @@ rule sample_synthetic:
         seed=SEED,
         device=config["device"],
         precision=config["precision"],
+        latent_scale=config["denoisers"]["generator"]["latent_scale"],
+        codec=config["storage"]["codec"],
     threads: config["threads"]
     resources:
         gpu=GPUS_PER_JOB,

@@ -25,7 +25,9 @@ def read_state_dict(path: str | os.PathLike, how_to_obtain: str = "") -> dict[st
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
-    for wrapper in ("state_dict", "model"):  # {"state_dict": ...} (Lightning), {"model": ...} (Swin, ConvNeXt)
+    # {"state_dict": ...} (Lightning); {"ema": ...} (DiT, whose EMA weights are the ones sampled from), before
+    # {"model": ...} (Swin, ConvNeXt; DiT's raw weights)
+    for wrapper in ("state_dict", "ema", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

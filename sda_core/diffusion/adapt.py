@@ -51,8 +51,9 @@ def _autocast(device: torch.device, precision: str):
 def reverse_diffusion(model: nn.Module, schedule: DiffusionSchedule, x: torch.Tensor, first_index: int,
                       generators: Sequence[torch.Generator], labels: torch.Tensor | None = None,
                       guidance: LowPassGuidance | None = None, reference: torch.Tensor | None = None,
-                      precision: str = "fp32") -> torch.Tensor:
-    """Ancestral steps i = first_index, ..., 0 from x (taken to be x_{first_index}), x0 clamped to [-1, 1].
+                      precision: str = "fp32", clip_x0: bool = True) -> torch.Tensor:
+    """Ancestral steps i = first_index, ..., 0 from x (taken to be x_{first_index}), x0 clamped to [-1, 1]
+    unless clip_x0 is False (latents, which are not bounded).
 
     With guidance, each step is x_{i-1} = mu + sigma z - scale * d L(A(reference), A(x0_hat(x_i))) / d x_i.
     Each step draws one noise tensor per sample from that sample's generator, the last step included,
@@ -72,14 +73,14 @@ def reverse_diffusion(model: nn.Module, schedule: DiffusionSchedule, x: torch.Te
                 x_in = x.detach().requires_grad_(True)
                 with _autocast(x.device, precision):
                     model_output = model(x_in, t, labels)
-                out = schedule.p_mean_variance(model_output.float(), x_in, i)
+                out = schedule.p_mean_variance(model_output.float(), x_in, i, clip_x0)
                 gradient, = torch.autograd.grad(guidance.loss(out.pred_x0, reference_low_pass), x_in)
             out = DiffusionOutput(out.mean.detach(), out.log_variance.detach(), out.pred_x0.detach())
             x = schedule.ancestral_step(out, i, noise) - guidance.scale * gradient
         else:
             with torch.no_grad(), _autocast(x.device, precision):
                 model_output = model(x, t, labels)
-            out = schedule.p_mean_variance(model_output.float(), x, i)
+            out = schedule.p_mean_variance(model_output.float(), x, i, clip_x0)
             x = schedule.ancestral_step(out, i, noise)
     return x.detach()
 
@@ -105,8 +106,12 @@ def renoise_denoise(model: nn.Module, schedule: DiffusionSchedule, reference: to
 
 
 def generate(model: nn.Module, schedule: DiffusionSchedule, labels: torch.Tensor, sample_shape: Sequence[int],
-             generators: Sequence[torch.Generator], precision: str = "fp32") -> torch.Tensor:
-    """Class-conditional ancestral sampling from pure noise over the whole (respaced) schedule."""
+             generators: Sequence[torch.Generator], precision: str = "fp32", clip_x0: bool = True
+             ) -> torch.Tensor:
+    """Class-conditional ancestral sampling from pure noise over the whole (respaced) schedule.
+
+    clip_x0=False for latent-space models: DiT's sampler does not clip (clip_denoised=False).
+    """
     x = randn_per_sample(generators, sample_shape, device=labels.device)
     return reverse_diffusion(model, schedule, x, schedule.num_steps - 1, generators, labels=labels,
-                             precision=precision)
+                             precision=precision, clip_x0=clip_x0)

@@ -10,6 +10,7 @@ from sda_core.diffusion.adapt import configure_denoiser, generate
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.images import from_model_range
 from sda_core.models.denoisers import load_denoiser
+from sda_core.models.dit import decode_latents, load_dit, load_vae, vae_image_size
 from sda_core.seeding import sample_generators
 from sda_core.store import fill_store, shard_range
 
@@ -23,24 +24,41 @@ def sample_labels(indices: np.ndarray, num_classes: int) -> np.ndarray:
 
 def sample_shard(output: str, spec: dict, checkpoint: str, num_classes: int, images_per_class: int,
                  respacing: int, batch_size: int, shard: int, num_shards: int, seed: int,
-                 device: torch.device, precision: str = "fp32") -> None:
-    if spec["in_channels"] != 3:
-        raise NotImplementedError("sampling a latent-space generator needs its VAE decoder; this workflow "
-                                  "samples pixel-space generators only so far")
+                 device: torch.device, precision: str = "fp32", vae: str | None = None,
+                 latent_scale: float = 0.18215, codec: str = "zstd") -> None:
+    """One shard of the synthetic set: global sample k gets label k mod num_classes and noise seeded by k.
+
+    Without `vae` the generator works in pixel space (a denoiser trained by this workflow). With one it is the
+    official DiT (sda_core.models.dit.load_dit: a weights file or a diffusers directory) on latents, sampled
+    like DiT's own sampler, x0 unclipped, and decoded by the VAE directory `vae` as decode(latents / latent_scale).
+    """
     size = spec.get("sample_size") or spec["image_size"]
     total = num_classes * images_per_class
     start, stop = shard_range(total, num_shards, shard, batch_size)
-    model = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
+    if vae is None:
+        if spec["in_channels"] != 3:
+            raise ValueError(f"a latent-space generator ({spec['in_channels']} input channels) needs its VAE: "
+                             "set denoisers.generator.vae")
+        model, decoder, image_size = load_denoiser(spec, checkpoint), None, size
+    else:
+        model, decoder = load_dit(spec, checkpoint), load_vae(vae).to(device)
+        image_size = vae_image_size(decoder, size)
+    model = configure_denoiser(model.to(device))
     schedule = DiffusionSchedule(respacing=respacing)
 
     def compute(lo: int, hi: int):
         indices = np.arange(start + lo, start + hi)
         labels = sample_labels(indices, num_classes)
-        x = generate(model, schedule, torch.from_numpy(labels).to(device), (3, size, size),
-                     sample_generators(seed, "sample", indices), precision=precision)
+        # DiT's latents are not bounded to [-1, 1]; its sampler does not clip x0 (clip_denoised=False)
+        x = generate(model, schedule, torch.from_numpy(labels).to(device), (spec["in_channels"], size, size),
+                     sample_generators(seed, "sample", indices), precision=precision, clip_x0=decoder is None)
+        if decoder is not None:
+            x = decode_latents(decoder, x, latent_scale)
         return from_model_range(x), labels
 
     fingerprint = {"spec": spec, "checkpoint": checkpoint, "images_per_class": images_per_class,
-                   "respacing": respacing, "range": [start, stop], "seed": seed, "precision": precision}
-    fill_store(output, stop - start, (size, size, 3), batch_size, fingerprint, compute, desc=f"sample {shard}")
+                   "respacing": respacing, "range": [start, stop], "seed": seed, "precision": precision,
+                   "vae": vae, "latent_scale": latent_scale}
+    fill_store(output, stop - start, (image_size, image_size, 3), batch_size, fingerprint, compute,
+               desc=f"sample {shard}", codec=codec)
     log.info("shard %d/%d: samples %d..%d", shard, num_shards, start, stop)
