@@ -44,6 +44,7 @@ wildcard_constraints:
     method="|".join(ADAPT_METHODS),
     shard=r"\d+",
     role="unconditional|generator",
+    group="synthetic|" + "|".join(CLEAN + CORRUPTIONS),
 
 
 def log_path(name):
@@ -113,6 +114,24 @@ def image_sets():
         for corruption in corruptions:
             sets[f"{method}/{corruption}"] = adapted_stores(method, corruption)
     return sets
+
+
+def prediction_groups():
+    """The image sets classified together, one predict job per group and architecture: each corruption's
+    target and adapted sets (what its ensembles combine), clean with its adaptations, the synthetic sets."""
+    names = list(image_sets())
+    groups = {"synthetic": [name for name in names if name.startswith("synthetic/")]}
+    for corruption in CLEAN + CORRUPTIONS:
+        groups[corruption] = [name for name in names if name == corruption or name.endswith(f"/{corruption}")]
+    return groups
+
+
+def prediction_file(arch, group):
+    return f"{R}/predictions/{arch}/{group}.npz"
+
+
+def prediction_files():
+    return {arch: {group: prediction_file(arch, group) for group in prediction_groups()} for arch in ARCHS}
 
 
 def preview_sets():

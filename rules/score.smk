@@ -3,14 +3,14 @@
 
 rule score:
     input:
-        expand(f"{R}/predictions/{{arch}}.npz", arch=ARCHS),
+        [path for files in prediction_files().values() for path in files.values()],
     output:
         table=report(TABLE, caption="../report/accuracy.rst", category="Results"),
         paired=report(PAIRED_TABLE, caption="../report/paired.rst", category="Results"),
         sanity=report(SANITY_TABLE, caption="../report/sanity.rst", category="Results"),
         plot=report(PLOT, caption="../report/plot.rst", category="Results"),
     params:
-        archs=list(ARCHS),
+        prediction_files=prediction_files(),
         test=TEST_CORRUPTIONS,
         validation=VALIDATION_CORRUPTIONS,
         severity=config["corruptions"]["severity"],

@@ -40,13 +40,15 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
     classifier_weights maps each architecture to its weights file (None: not in the local cache).
     """
     from sda_core.models.classifiers import how_to_obtain_weights  # imports torch: only for this world
+    from sda_core.models.dit import vae_directory
 
     imagenet, severity = config["imagenet"], config["corruptions"]["severity"]
     unconditional, generator = config["denoisers"]["unconditional"], config["denoisers"]["generator"]
     required = [Requirement(str(unconditional["checkpoint"]), "unconditional ADM weights", HOW_TO_OBTAIN["adm"]),
                 Requirement(str(generator["checkpoint"]), "DiT generator weights", HOW_TO_OBTAIN["dit"])]
-    if generator.get("vae"):
-        required.append(Requirement(generator["vae"], "DiT's VAE (sd-vae-ft-ema)", HOW_TO_OBTAIN["vae"]))
+    vae = vae_directory(generator["checkpoint"], generator["vae"])
+    if vae is not None:
+        required.append(Requirement(vae, "DiT's VAE (sd-vae-ft-ema)", HOW_TO_OBTAIN["vae"]))
     for arch in config["architectures"]:
         path = classifier_weights[arch["name"]]
         required.append(Requirement(str(path or f"<Hugging Face cache>/{arch['timm_name']}"),

@@ -1,7 +1,8 @@
-"""Stage: softmax outputs of one architecture's source (f) and fine-tuned (f') models on every image set.
+"""Stage: softmax outputs of one architecture's source (f) and fine-tuned (f') models on a group of image sets.
 
-Stored once per architecture, so every ensemble and sanity figure is computed without rerunning a
-classifier. Keys: "<model>/<image set>" with model in {source, finetuned}, and "labels/<image set>".
+Stored once, so every ensemble and sanity figure is computed without rerunning a classifier. A group
+is one corruption's target and adapted sets (the workflow's `prediction_groups`), so the scoring
+loads one corruption at a time and the groups run as parallel jobs. Keys: "<model>/<image set>" with model in {source, finetuned}, and "labels/<image set>".
 Probabilities are stored as float16 to keep the file small.
 """
 from __future__ import annotations

@@ -30,12 +30,22 @@ def _row(correct: np.ndarray) -> dict:
 
 
 Correctness = dict[str, dict[tuple[str, str], np.ndarray]]  # arch -> (method, corruption) -> per image
+PredictionFiles = dict[str, dict[str, str]]  # arch -> group of image sets -> npz of the predict stage
 
 
-def correctness(predictions: dict[str, dict[str, np.ndarray]], corruptions: list[str]) -> Correctness:
-    """Per-image correctness of every method on every corruption, computed once for all tables."""
-    return {arch: {(method, c): method_correct(arrays, method, c) for method in METHODS for c in corruptions}
-            for arch, arrays in predictions.items()}
+def correctness(prediction_files: PredictionFiles, corruptions: list[str]) -> Correctness:
+    """Per-image correctness of every method on every corruption, computed once for all tables.
+
+    Only one group file (one corruption's target and adapted sets) is in memory at a time: at
+    ImageNet scale a file holds ~0.6 GB of softmax outputs.
+    """
+    correct: Correctness = {}
+    for arch, files in prediction_files.items():
+        correct[arch] = {}
+        for c in corruptions:
+            arrays = dict(np.load(files[c]))
+            correct[arch].update({(method, c): method_correct(arrays, method, c) for method in METHODS})
+    return correct
 
 
 def accuracy_table(correct: Correctness, test: list[str], validation: list[str], severity: int) -> pd.DataFrame:
@@ -73,9 +83,13 @@ def paired_table(correct: Correctness, test: list[str], validation: list[str]) -
     return pd.DataFrame(rows)
 
 
-def sanity_table(predictions: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+def sanity_table(prediction_files: PredictionFiles) -> pd.DataFrame:
     rows = []
-    for arch, arrays in predictions.items():
+    for arch, files in prediction_files.items():
+        arrays = {}
+        for group in ("clean", "synthetic"):
+            if group in files:
+                arrays.update(np.load(files[group]))
         for check, model, images in SANITY_CHECKS:
             if f"{model}/{images}" in arrays:
                 correct = arrays[f"{model}/{images}"].argmax(1) == arrays[f"labels/{images}"]
@@ -113,15 +127,14 @@ def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
     plt.close(fig)
 
 
-def score_job(prediction_files: dict[str, str], test: list[str], validation: list[str], severity: int,
+def score_job(prediction_files: PredictionFiles, test: list[str], validation: list[str], severity: int,
               table_output: str, paired_output: str, sanity_output: str, plot_output: str, title: str) -> None:
-    predictions = {arch: dict(np.load(path)) for arch, path in prediction_files.items()}
-    correct = correctness(predictions, test + validation)
+    correct = correctness(prediction_files, test + validation)
     table = accuracy_table(correct, test, validation, severity)
     table.to_csv(table_output, index=False, float_format="%.2f")
     paired = paired_table(correct, test, validation)
     paired.to_csv(paired_output, index=False, float_format="%.2f")
-    sanity = sanity_table(predictions)
+    sanity = sanity_table(prediction_files)
     sanity.to_csv(sanity_output, index=False, float_format="%.2f")
     plot_accuracy(table, plot_output, title)
     means = table[(table.corruption == "mean") & (table.split == "test")]
