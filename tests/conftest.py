@@ -26,3 +26,20 @@ def tiny_adm(tiny_adm_spec):
     model = build_denoiser(tiny_adm_spec)
     torch.nn.init.normal_(model.out[2].weight, std=0.05)
     return configure_denoiser(model)
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tmp_path_factory):
+    """A copy of the workflow with the tiny digits config (tests/workflow_helpers.py), shared by the session."""
+    from workflow_helpers import copy_workflow
+
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_workdir):
+    """The tiny workflow run locally to the end, once per session (test_workflow.py, test_slurm.py)."""
+    from workflow_helpers import run_snakemake
+
+    run_snakemake(tiny_workdir, "--configfile", "tiny.yaml")
+    return tiny_workdir
