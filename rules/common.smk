@@ -25,7 +25,7 @@ ADAPT_METHODS = {"dda": CORRUPTIONS + CLEAN, "diffpure": CORRUPTIONS, "unguided"
 
 def imagenet_classifier_weights():
     """Each architecture's weights file: the configured one, else timm's in the local HF cache (or None)."""
-    from sda_core.models.classifiers import cached_pretrained_weights
+    from sda_core.sources import cached_pretrained_weights
 
     return {name: arch["weights"] or cached_pretrained_weights(arch["timm_name"]) for name, arch in ARCHS.items()}
 

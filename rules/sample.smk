@@ -5,7 +5,7 @@ def generator_weights(wildcards):
     """The generator's weights (a file, or a diffusers DiT directory) and, for a latent-space one, its VAE."""
     weights = {"checkpoint": denoiser_checkpoint("generator")}
     if WORLD == "imagenet":  # the digits world trains a pixel-space generator
-        from sda_core.models.dit import vae_directory
+        from sda_core.sources import vae_directory
 
         vae = vae_directory(weights["checkpoint"], config["denoisers"]["generator"]["vae"])
         if vae is not None:

@@ -5,6 +5,7 @@ that lists every missing path and how to obtain it (not one error per job, hours
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,49 @@ HOW_TO_OBTAIN = {
 }
 
 
+def pretrained_hub_id(timm_name: str) -> str | None:
+    """The Hugging Face repository of timm's pretrained weights for `timm_name`, if timm has one.
+
+    A `name.tag` maps to timm/<name.tag> directly; only an untagged name asks timm for its default tag
+    (importing timm takes seconds, and this runs when the workflow is parsed).
+    """
+    if "." in timm_name:
+        return f"timm/{timm_name}"
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(timm_name)
+    return cfg.hf_hub_id if cfg is not None else None
+
+
+def cached_pretrained_weights(timm_name: str, cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """timm's pretrained weights of `timm_name` in the local Hugging Face cache (default: HF_HUB_CACHE);
+    never downloads."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hub_id = pretrained_hub_id(timm_name)
+    for filename in ("model.safetensors", "pytorch_model.bin") if hub_id else ():
+        path = try_to_load_from_cache(hub_id, filename, cache_dir=cache_dir)
+        if isinstance(path, str):
+            return Path(path)
+    return None
+
+
+def how_to_obtain_weights(timm_name: str) -> str:
+    hub_id = pretrained_hub_id(timm_name) or f"timm/{timm_name}"
+    return (f"Fetch timm's weights once where there is network access (`huggingface-cli download {hub_id} "
+            "model.safetensors`, then copy the Hugging Face cache, or set HF_HUB_CACHE to it), or set the "
+            "architecture's `weights:` to a local file.")
+
+
+def vae_directory(checkpoint: str | os.PathLike | None, vae: str | os.PathLike | None) -> str | None:
+    """The VAE of a generator: the configured one, else the vae/ of a diffusers DiT directory, else None."""
+    if vae is not None:
+        return str(vae)
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        return str(Path(checkpoint) / "vae")
+    return None
+
+
 @dataclass(frozen=True)
 class Requirement:
     path: str
@@ -39,9 +83,6 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
 
     classifier_weights maps each architecture to its weights file (None: not in the local cache).
     """
-    from sda_core.models.classifiers import how_to_obtain_weights  # imports torch: only for this world
-    from sda_core.models.dit import vae_directory
-
     imagenet, severity = config["imagenet"], config["corruptions"]["severity"]
     unconditional, generator = config["denoisers"]["unconditional"], config["denoisers"]["generator"]
     required = [Requirement(str(unconditional["checkpoint"]), "unconditional ADM weights", HOW_TO_OBTAIN["adm"]),

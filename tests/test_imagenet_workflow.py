@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,3 +96,75 @@ def snakemake_validated(workdir: Path, configfile: str) -> str:
     config = yaml.safe_load((workdir / configfile).read_text())
     validate(config, str(workdir / "schemas" / "config.schema.yaml"), set_default=True)
     return yaml.safe_dump(config)
+
+
+def tiny_imagenet_world(workdir: Path) -> dict:
+    """Tiny random-weight models in the official file layouts, and a 3-class ImageNet(-C) from photos."""
+    from fake_imagenet import make_imagenet_c, make_imagenet_val
+    from safetensors.torch import save_file
+
+    from sda_core.models.classifiers import create_classifier
+    from sda_core.models.denoisers import build_denoiser
+    from sda_core.models.dit import DiTDenoiser
+    from test_dit import TINY_LATENT_DIT, tiny_vae
+
+    adm_spec = {"arch": "adm", "image_size": 16, "in_channels": 3, "model_channels": 8, "out_channels": 6,
+                "num_res_blocks": 1, "attention_resolutions": "8", "channel_mult": [1, 2], "num_head_channels": 8,
+                "use_scale_shift_norm": True, "resblock_updown": True, "norm_groups": 4}
+    dit_spec = {**TINY_LATENT_DIT, "num_embeds_ada_norm": 3}
+    checkpoints = workdir / "checkpoints"
+    checkpoints.mkdir()
+    torch.manual_seed(0)
+    adm = build_denoiser(adm_spec)
+    torch.nn.init.normal_(adm.out[2].weight, std=0.05)
+    torch.save(adm.state_dict(), checkpoints / "adm.pt")  # a plain state dict, as guided-diffusion publishes
+    dit = DiTDenoiser(**{k: v for k, v in dit_spec.items() if k != "arch"}).transformer
+    for parameter in dit.parameters():
+        torch.nn.init.normal_(parameter, std=0.2)
+    dit.save_pretrained(checkpoints / "DiT-tiny" / "transformer", safe_serialization=True)
+    tiny_vae().save_pretrained(checkpoints / "DiT-tiny" / "vae", safe_serialization=True)
+    classifier = create_classifier("resnet10t", 3)
+    save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, str(checkpoints / "resnet10t.safetensors"))
+
+    corruptions = {"test": ["gaussian_noise", "fog"], "validation": ["saturate"]}
+    val = make_imagenet_val(workdir / "data" / "val", num_classes=3, per_class=3)
+    make_imagenet_c(workdir / "data" / "imagenet-c", val, corruptions["test"] + corruptions["validation"], 5)
+    return {
+        "world": "imagenet", "device": "cpu", "threads": 1,
+        "imagenet": {"imagenet_c_root": "data/imagenet-c", "val_root": "data/val", "num_classes": 3,
+                     "images_per_class": 2, "clean_images_per_class": 1},
+        "corruptions": {"severity": 5, **corruptions},
+        "classifier_input": {"resize": 16, "crop": 16},
+        "architectures": [{"name": "tiny_resnet", "timm_name": "resnet10t",
+                           "weights": "checkpoints/resnet10t.safetensors",
+                           "finetune": {"optimizer": "sgd", "lr": 1e-3, "batch_size": 4, "epochs": 1,
+                                        "schedule": "constant"}}],
+        "denoisers": {"unconditional": {"spec": adm_spec, "checkpoint": "checkpoints/adm.pt"},
+                      "generator": {"spec": dit_spec, "checkpoint": "checkpoints/DiT-tiny"}},
+        "sampling": {"images_per_class": 2, "respacing": 4, "batch_size": 4, "shards": 2},
+        "adaptation": {"respacing": 10, "steps": 3, "guidance": {"scale": 6.0, "downsample": 2, "norm": "batch"},
+                       "batch_size": 4, "shards": 2, "mod_shards": 1},
+        "diffpure": {"respacing": 10, "t": 150},
+        "storage": {"codec": "jpeg-q85"},
+    }
+
+
+def test_tiny_imagenet_world_runs_end_to_end_from_official_file_layouts(workdir):
+    import pandas as pd
+
+    (workdir / "tiny_imagenet.yaml").write_text(yaml.safe_dump(tiny_imagenet_world(workdir)))
+    result = snakemake(workdir, "--configfile", "tiny_imagenet.yaml", hub_cache=workdir / "empty-cache")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+
+    table = pd.read_csv(workdir / "results/tables/imagenet_c.csv")
+    assert set(table.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
+    per_corruption = table[table.corruption != "mean"]
+    assert (per_corruption.n == 6).all()  # 2 images per class, 3 classes
+    sanity = pd.read_csv(workdir / "results/tables/imagenet_sanity.csv").set_index("check")
+    assert sanity.loc["source on clean test", "n"] == 3
+    assert sanity.loc["source agrees with generator label", "n"] == 6
+    from sda_core.store import open_store
+
+    generated = open_store(workdir / "results/synthetic/generated/shard-0.zarr")
+    assert generated.images.shape[1:] == (16, 16, 3) and generated.attrs["codec"] == "jpeg-q85"
+    assert (workdir / "results/plots/imagenet_preview.png").is_file()

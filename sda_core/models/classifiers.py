@@ -5,12 +5,12 @@ import difflib
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from sda_core.checkpoints import load_state, read_state_dict
+from sda_core.sources import how_to_obtain_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -25,34 +25,6 @@ def create_classifier(timm_name: str, num_classes: int, timm_kwargs: dict | None
         raise ValueError(f"unknown timm architecture {timm_name!r}; close matches: {', '.join(close) or 'none'} "
                          "(timm.list_models() lists all)")
     return timm.create_model(timm_name, pretrained=False, num_classes=num_classes, **(timm_kwargs or {}))
-
-
-def pretrained_hub_id(timm_name: str) -> str | None:
-    """The Hugging Face repository of timm's pretrained weights for `timm_name` (name.tag), if timm has one."""
-    from timm.models import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(timm_name)
-    return cfg.hf_hub_id if cfg is not None else None
-
-
-def cached_pretrained_weights(timm_name: str, cache_dir: str | os.PathLike | None = None) -> Path | None:
-    """timm's pretrained weights of `timm_name` in the local Hugging Face cache (default: HF_HUB_CACHE);
-    never downloads."""
-    from huggingface_hub import try_to_load_from_cache
-
-    hub_id = pretrained_hub_id(timm_name)
-    for filename in ("model.safetensors", "pytorch_model.bin") if hub_id else ():
-        path = try_to_load_from_cache(hub_id, filename, cache_dir=cache_dir)
-        if isinstance(path, str):
-            return Path(path)
-    return None
-
-
-def how_to_obtain_weights(timm_name: str) -> str:
-    hub_id = pretrained_hub_id(timm_name) or f"timm/{timm_name}"
-    return (f"Fetch timm's weights once where there is network access (`huggingface-cli download {hub_id} "
-            "model.safetensors`, then copy the Hugging Face cache, or set HF_HUB_CACHE to it), or set the "
-            "architecture's `weights:` to a local file.")
 
 
 def load_classifier(timm_name: str, num_classes: int, timm_kwargs: dict | None,

@@ -167,15 +167,6 @@ def diffusers_weights_file(directory: str | os.PathLike, how_to_obtain: str = ""
                             f"{how_to_obtain}")
 
 
-def vae_directory(checkpoint: str | os.PathLike | None, vae: str | os.PathLike | None) -> str | None:
-    """The VAE of a generator: the configured one, else the vae/ of a diffusers DiT directory, else None."""
-    if vae is not None:
-        return str(vae)
-    if checkpoint is not None and Path(checkpoint).is_dir():
-        return str(Path(checkpoint) / "vae")
-    return None
-
-
 # Attention names of VAE files written by diffusers < 0.14, which the current AutoencoderKL renamed.
 _LEGACY_VAE_ATTENTION = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
 
