@@ -27,6 +27,7 @@ rule import_images:
         skip_unreadable=config["imagenet"]["skip_unreadable"],
         seed=SEED,
         codec=config["storage"]["codec"],
+    threads: config["threads"]
     log:
         log_path("import_images/{corruption}"),
     benchmark:

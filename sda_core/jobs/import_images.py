@@ -9,6 +9,10 @@ compression, which this path does not repeat.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -37,15 +41,36 @@ def readable_files(files: list[LabelledFile]) -> tuple[list[LabelledFile], list[
     return kept, skipped
 
 
+@dataclass(frozen=True)
+class Preparation:
+    """How one file becomes a stored image (picklable: it runs in worker processes)."""
+
+    size: int
+    from_imagenet_val: bool
+    corruption: str | None
+    severity: int
+    seed: int
+
+    def __call__(self, index: int, path: Path) -> np.ndarray:
+        image = read_rgb(path)
+        if self.from_imagenet_val:
+            image = resize_center_crop(image, IMAGENET_C_RESIZE, IMAGENET_C_CROP, resample=Image.Resampling.BILINEAR)
+            if self.corruption is not None:
+                image = corrupt_images(image[None], self.corruption, self.severity, self.seed, first_index=index)[0]
+        return resize_center_crop(image, self.size, self.size)
+
+
 def import_images(output: str, directory: str, num_classes: int, size: int, images_per_class: int | None = None,
                   from_imagenet_val: bool = False, corruption: str | None = None, severity: int = 5,
-                  skip_unreadable: bool = False, seed: int = 0, chunk_size: int = 256, codec: str = "zstd") -> None:
+                  skip_unreadable: bool = False, seed: int = 0, chunk_size: int = 256, codec: str = "zstd",
+                  workers: int = 1) -> None:
     """Write the images of `directory` (<wnid>/<file> folders) as `size` x `size` RGB with their labels.
 
     from_imagenet_val: prepare each photo as ImageNet-C was prepared, and apply `corruption` (None: the
-    clean set); image k of the (subset) list is seeded by its index k. An unreadable file stops the job
-    with an error naming it (finished chunks are kept), unless skip_unreadable, which first decodes
-    every file, logs and leaves out the failures, and records them in the store's fingerprint.
+    clean set); image k of the (subset) list is seeded by its index k, so `workers` processes (some
+    corruptions take a second per image) give the same images as one. An unreadable file stops the
+    job with an error naming it (finished chunks are kept), unless skip_unreadable, which first
+    decodes every file, logs and leaves out the failures, and records them in the store's fingerprint.
     """
     if corruption is not None and not from_imagenet_val:
         raise ValueError("ImageNet-C is read as published; corruptions are applied only to ImageNet val")
@@ -55,21 +80,16 @@ def import_images(output: str, directory: str, num_classes: int, size: int, imag
         files, skipped = readable_files(files)
     log.info("%s: %d images in %d classes%s", directory, len(files), num_classes,
              f", {len(skipped)} unreadable files skipped" if skipped else "")
-
-    def prepare(index: int, item: LabelledFile) -> np.ndarray:
-        image = read_rgb(item.path)
-        if from_imagenet_val:
-            image = resize_center_crop(image, IMAGENET_C_RESIZE, IMAGENET_C_CROP, resample=Image.Resampling.BILINEAR)
-            if corruption is not None:
-                image = corrupt_images(image[None], corruption, severity, seed, first_index=index)[0]
-        return resize_center_crop(image, size, size)
-
-    def compute(start: int, stop: int):
-        images = np.stack([prepare(k, files[k]) for k in range(start, stop)])
-        return images, np.array([item.label for item in files[start:stop]], dtype=np.int64)
-
+    prepare = Preparation(size, from_imagenet_val, corruption, severity, seed)
     fingerprint = {"directory": directory, "images_per_class": images_per_class, "size": size,
                    "from_imagenet_val": from_imagenet_val, "corruption": corruption, "severity": severity,
                    "seed": seed, "skipped_files": skipped}
-    fill_store(output, len(files), (size, size, 3), chunk_size, fingerprint, compute, desc=corruption or "images",
-               codec=codec)
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+        run = pool.map if pool is not None else map
+
+        def compute(start: int, stop: int):
+            images = np.stack(list(run(prepare, range(start, stop), [f.path for f in files[start:stop]])))
+            return images, np.array([f.label for f in files[start:stop]], dtype=np.int64)
+
+        fill_store(output, len(files), (size, size, 3), chunk_size, fingerprint, compute,
+                   desc=corruption or "images", codec=codec)
