@@ -1,27 +1,20 @@
-"""The shipped ImageNet configuration through the `snakemake` command: missing inputs, and a dry run."""
+"""The ImageNet world through the `snakemake` command: missing inputs, a dry run of the full config, a tiny run."""
 import collections
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_PARTS = ["Snakefile", "rules", "workflow_scripts", "schemas", "report", "config.yaml", "presets"]
+from workflow_helpers import copy_workflow, run_snakemake
+
 HUB_IDS = ["timm/resnet50.tv_in1k", "timm/swin_tiny_patch4_window7_224.ms_in1k", "timm/convnext_tiny.fb_in1k",
            "timm/swin_base_patch4_window7_224.ms_in1k", "timm/convnext_base.fb_in1k"]
 
 
 def snakemake(workdir, *args, hub_cache):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub_cache)}
-    return subprocess.run([SNAKEMAKE, "--cores", "4", *args], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return run_snakemake(workdir, *args, check=False, env={"HF_HUB_CACHE": str(hub_cache)})
 
 
 def placeholder_hub_cache(root: Path) -> Path:
@@ -37,10 +30,7 @@ def placeholder_hub_cache(root: Path) -> Path:
 
 @pytest.fixture()
 def workdir(tmp_path):
-    for part in WORKFLOW_PARTS:
-        source = ROOT / part
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / part)
-    return tmp_path
+    return copy_workflow(tmp_path)
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:

@@ -48,8 +48,9 @@ def copy_workflow(destination: Path) -> Path:
     return destination
 
 
-def run_snakemake(workdir, *args, check=True):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def run_snakemake(workdir, *args, check=True, env=None):
+    """`snakemake --cores 2 *args` in `workdir`, offline; `env` adds variables. check: fail on an error exit."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     result = subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, env=env, capture_output=True,
                             text=True, timeout=600)
     if check and result.returncode != 0:
