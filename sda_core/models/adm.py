@@ -17,10 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sda_core.checkpoints import load_weights
-
-OFFICIAL_256_UNCOND_URL = (
-    "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt"
-)
+from sda_core.sources import HOW_TO_OBTAIN
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -430,6 +427,4 @@ def create_adm(config: str | Mapping = "adm-256-uncond", **overrides) -> ADMUNet
 
 def load_adm_state_dict(model: ADMUNet, path: str | Path) -> ADMUNet:
     """Load a guided-diffusion state dict (.safetensors, .pt or .pth) into `model` strictly; returns it."""
-    return load_weights(model, path, how_to_obtain=(
-        "The official unconditional 256x256 weights are the file 256x256_diffusion_uncond.pt from the "
-        f"openai/guided-diffusion release ({OFFICIAL_256_UNCOND_URL})."))
+    return load_weights(model, path, how_to_obtain=f"The official weights: {HOW_TO_OBTAIN['adm']}.")
