@@ -1,6 +1,6 @@
 """The workflow on a real SLURM cluster through profiles/slurm (snakemake-executor-plugin-slurm).
 
-A single-node SLURM on localhost (../shared/tools/local-slurm/start.sh, root and apt needed) runs part
+A single-node SLURM on localhost (tools/local-slurm/start.sh, root and apt needed) runs part
 of the tiny digits workflow: in a copy of the finished local run (conftest.tiny_run), `snakemake
 --workflow-profile --forcerun` reruns one adaptation shard and everything that depends on it
 (prediction, scoring, preview) as SLURM jobs, the adaptation on a (fake GRES) GPU. Every
@@ -20,7 +20,7 @@ import yaml
 
 from workflow_helpers import ROOT, SNAKEMAKE
 
-LOCAL_SLURM = ROOT.parent / "shared" / "tools" / "local-slurm"
+LOCAL_SLURM = ROOT / "tools" / "local-slurm"
 LOCAL_SLURM_BASE = Path(os.environ.get("LOCAL_SLURM_BASE", f"{os.environ.get('TMPDIR') or '/tmp'}/local-slurm"))
 # The plugin can loop forever and ignore SIGTERM when status checks fail: kill it for sure.
 SLURM_RUN_SECONDS = 600
