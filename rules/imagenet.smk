@@ -2,17 +2,12 @@
 # per corruption, plus "clean", a small class-balanced subset of val for the sanity checks.
 
 
-def imagenet_folder(corruption):
-    """The folder an image set is read from, and whether it is ImageNet val to be prepared here."""
-    imagenet = config["imagenet"]
-    if corruption == "clean" or imagenet["target"] == "imagenet_val":
-        return imagenet["val_root"], True
-    return f"{imagenet['imagenet_c_root']}/{corruption}/{config['corruptions']['severity']}", False
+from sda_core.sources import imagenet_folder
 
 
 rule import_images:
     input:
-        folder=lambda wc: imagenet_folder(wc.corruption)[0],
+        folder=lambda wc: imagenet_folder(config, wc.corruption)[0],
     output:
         directory(f"{R}/target/{{corruption}}.zarr"),
     params:
@@ -20,7 +15,7 @@ rule import_images:
         size=config["denoisers"]["unconditional"]["spec"]["image_size"],
         images_per_class=lambda wc: (config["imagenet"]["clean_images_per_class"] if wc.corruption == "clean"
                                      else config["imagenet"]["images_per_class"]),
-        from_imagenet_val=lambda wc: imagenet_folder(wc.corruption)[1],
+        from_imagenet_val=lambda wc: imagenet_folder(config, wc.corruption)[1],
         corruption=lambda wc: None if wc.corruption == "clean" or config["imagenet"]["target"] == "imagenet_c"
                               else wc.corruption,
         severity=config["corruptions"]["severity"],

@@ -32,6 +32,7 @@ class TrainSettings:
     epochs: int = 30                       # length of the lr schedule
     stop_epoch: int | None = None          # train only this many epochs of it (None: all)
     batch_size: int = 512
+    micro_batch_size: int | None = None    # accumulate gradients over slices of the batch (None: one pass)
     schedule: str = "multistep"            # multistep | warmup_cosine | constant
     milestones: tuple[int, ...] = (10, 20, 25)
     gamma: float = 0.1
@@ -110,7 +111,11 @@ def make_batch_transform(augment: str, preprocess: Preprocess, device: torch.dev
 
 def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, settings: TrainSettings,
                      preprocess: Preprocess, device: torch.device) -> nn.Module:
-    """Train all layers with cross-entropy; returns the model in eval mode."""
+    """Train all layers with cross-entropy; returns the model in eval mode.
+
+    With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
+    models without batch norm, and batch-norm statistics per slice, as on several GPUs.
+    """
     model.to(device).train()
     optimizer = make_optimizer(model, settings)
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
@@ -127,17 +132,19 @@ def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, s
             lr = learning_rate(settings, epoch + step / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x = batch_transform(images[index])
-            y = torch.from_numpy(labels[index]).to(device)
-            logits = model(x)
-            loss = criterion(logits, y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            micro = settings.micro_batch_size or len(index)
+            for start in range(0, len(index), micro):  # the mean loss of the batch, one slice at a time
+                part = index[start:start + micro]
+                y = torch.from_numpy(labels[part]).to(device)
+                logits = model(batch_transform(images[part]))
+                loss = criterion(logits, y) * (len(part) / len(index))
+                loss.backward()
+                total_loss += loss.item() * len(index)
+                correct += (logits.argmax(1) == y).sum().item()
             if settings.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
-            total_loss += loss.item() * len(index)
-            correct += (logits.argmax(1) == y).sum().item()
             progress.update()
         log.info("epoch %d/%d: loss %.4f, train top-1 %.2f%%, lr %.3g", epoch + 1, epochs,
                  total_loss / len(images), 100 * correct / len(images), lr)

@@ -68,6 +68,15 @@ def vae_directory(checkpoint: str | os.PathLike | None, vae: str | os.PathLike |
     return None
 
 
+def imagenet_folder(config: dict, image_set: str) -> tuple[str, bool]:
+    """The folder an ImageNet image set ("clean" or a corruption) is read from, and whether it is
+    ImageNet val, to be prepared (and corrupted) by the workflow rather than read as published."""
+    imagenet = config["imagenet"]
+    if image_set == "clean" or imagenet["target"] == "imagenet_val":
+        return imagenet["val_root"], True
+    return str(Path(imagenet["imagenet_c_root"]) / image_set / str(config["corruptions"]["severity"])), False
+
+
 @dataclass(frozen=True)
 class Requirement:
     path: str
@@ -83,13 +92,14 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
 
     classifier_weights maps each architecture to its weights file (None: not in the local cache).
     """
-    imagenet, severity = config["imagenet"], config["corruptions"]["severity"]
+    imagenet = config["imagenet"]
     unconditional, generator = config["denoisers"]["unconditional"], config["denoisers"]["generator"]
     required = [Requirement(str(unconditional["checkpoint"]), "unconditional ADM weights", HOW_TO_OBTAIN["adm"]),
                 Requirement(str(generator["checkpoint"]), "DiT generator weights", HOW_TO_OBTAIN["dit"])]
     vae = vae_directory(generator["checkpoint"], generator["vae"])
-    if vae is not None:
-        required.append(Requirement(vae, "DiT's VAE (sd-vae-ft-ema)", HOW_TO_OBTAIN["vae"]))
+    if vae is not None or generator["spec"].get("in_channels") != 3:  # a latent-space generator needs one
+        required.append(Requirement(vae or "<denoisers.generator.vae is not set>", "DiT's VAE (sd-vae-ft-ema)",
+                                    HOW_TO_OBTAIN["vae"]))
     for arch in config["architectures"]:
         path = classifier_weights[arch["name"]]
         required.append(Requirement(str(path or f"<Hugging Face cache>/{arch['timm_name']}"),
@@ -97,7 +107,7 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
                                     how_to_obtain_weights(arch["timm_name"])))
     if imagenet["target"] == "imagenet_c":
         for corruption in config["corruptions"]["test"] + config["corruptions"]["validation"]:
-            required.append(Requirement(str(Path(imagenet["imagenet_c_root"]) / corruption / str(severity)),
+            required.append(Requirement(imagenet_folder(config, corruption)[0],
                                         f"ImageNet-C {corruption}, severity {severity}", HOW_TO_OBTAIN["imagenet_c"]))
     if imagenet["target"] == "imagenet_val" or imagenet["val_root"]:
         required.append(Requirement(imagenet["val_root"] or "<imagenet.val_root is not set>", "ImageNet validation images",

@@ -1,4 +1,6 @@
 """Classifier construction, preprocessing against timm's own transform, and the training schedules."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -52,6 +54,27 @@ def test_training_learns_a_separable_toy_problem():
     with torch.no_grad():
         accuracy = (model(preprocess(to_unit(images))).argmax(1).numpy() == labels).mean()
     assert accuracy > 0.9
+
+
+def test_micro_batches_give_the_same_update_without_batch_norm():
+    """Gradient accumulation (one GPU standing in for the reference's eight) changes nothing for LayerNorm models."""
+    import copy
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (24, 8, 8, 3), dtype=np.uint8)
+    labels = np.arange(24) % 3
+    torch.manual_seed(0)
+    model = create_classifier("convnext_atto", 3, {"depths": [1, 1, 1, 1], "dims": [8, 8, 8, 8], "patch_size": 1})
+    settings = TrainSettings(optimizer="adamw", lr=1e-2, weight_decay=0.05, epochs=2, batch_size=12,
+                             schedule="constant", label_smoothing=0.1, grad_clip=5.0)
+    whole, sliced = copy.deepcopy(model), copy.deepcopy(model)
+    preprocess = Preprocess(resize=8, crop=8)
+    train_classifier(whole, images, labels, settings, preprocess, torch.device("cpu"))
+    train_classifier(sliced, images, labels, dataclasses.replace(settings, micro_batch_size=5), preprocess,
+                     torch.device("cpu"))
+    moved = max((p - q).abs().max().item() for p, q in zip(whole.parameters(), model.parameters()))
+    differ = max((p - q).abs().max().item() for p, q in zip(whole.parameters(), sliced.parameters()))
+    assert moved > 1e-3 and differ < 1e-3 * moved
 
 
 def test_imagenet_training_transform_gives_normalised_crops():

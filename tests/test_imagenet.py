@@ -30,9 +30,12 @@ def test_labels_are_positions_of_sorted_wnids(val_root):
     assert all(f.path.parent.name == wnid(f.label) for f in files)
 
 
-def test_a_missing_class_folder_is_an_error_not_a_label_shift(val_root):
+def test_a_missing_class_folder_is_an_error_not_a_label_shift(val_root, tmp_path):
     with pytest.raises(ValueError, match="3 class folders, the configuration expects 4"):
         list_images(val_root, num_classes=4)
+    extracted_on_a_mac = shutil.copytree(val_root, tmp_path / "val")
+    (extracted_on_a_mac / "__MACOSX").mkdir()
+    assert list_images(extracted_on_a_mac, num_classes=3)[-1].label == 2
 
 
 def test_subsets_are_class_balanced_deterministic_and_the_same_for_every_corruption(imagenet_c_root):
@@ -73,12 +76,13 @@ def test_imagenet_c_is_imported_at_the_model_size_with_labels(imagenet_c_root, t
 
 
 def test_building_from_val_corrupts_reproducibly_like_the_published_preparation(val_root, tmp_path):
-    def build(name, corruption):
+    def build(name, corruption, workers=1):
         import_images(str(tmp_path / name), str(val_root), num_classes=3, size=64, images_per_class=2,
-                      from_imagenet_val=True, corruption=corruption, seed=3)
+                      from_imagenet_val=True, corruption=corruption, seed=3, workers=workers)
         return open_store(tmp_path / name).read()[0]
 
-    clean, noisy, again = build("clean.zarr", None), build("a.zarr", "gaussian_noise"), build("b.zarr", "gaussian_noise")
+    clean, noisy = build("clean.zarr", None), build("a.zarr", "gaussian_noise")
+    again = build("b.zarr", "gaussian_noise", workers=2)  # seeded per image: worker processes change nothing
     np.testing.assert_array_equal(noisy, again)
     assert np.abs(noisy.astype(int) - clean.astype(int)).mean() > 10
 

@@ -39,7 +39,9 @@ def class_folders(directory: str | os.PathLike, num_classes: int) -> list[str]:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"image folder not found: {directory}")
-    wnids = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
+    # hidden and underscore folders (.ipynb_checkpoints, __MACOSX) are not classes
+    wnids = sorted(entry.name for entry in os.scandir(directory)
+                   if entry.is_dir() and not entry.name.startswith((".", "_")))
     if len(wnids) != num_classes:
         raise ValueError(f"{directory} has {len(wnids)} class folders, the configuration expects {num_classes} "
                          "(labels are positions in the sorted folder list, so every class must be present)")
@@ -65,6 +67,10 @@ def list_images(directory: str | os.PathLike, num_classes: int, images_per_class
             rng = np.random.default_rng(sample_seed(seed, f"subset/{wnid}", 0))
             names = [names[k] for k in sorted(rng.choice(len(names), images_per_class, replace=False))]
         files += [LabelledFile(Path(directory) / wnid / name, label) for name in names]
+    counts = np.bincount([f.label for f in files], minlength=num_classes)
+    if counts.min() != counts.max():  # e.g. an extraction that stopped half-way
+        log.warning("%s: classes have %d to %d images (class %d has the fewest)", directory, counts.min(),
+                    counts.max(), counts.argmin())
     return files
 
 

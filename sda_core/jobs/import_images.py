@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
+from multiprocessing import get_context
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,9 @@ def import_images(output: str, directory: str, num_classes: int, size: int, imag
     fingerprint = {"directory": directory, "images_per_class": images_per_class, "size": size,
                    "from_imagenet_val": from_imagenet_val, "corruption": corruption, "severity": severity,
                    "seed": seed, "skipped_files": skipped}
-    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+    # forkserver: this process already runs threads (zarr's I/O loop, torch), which fork would copy half-way
+    with (ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) if workers > 1
+          else nullcontext()) as pool:
         run = pool.map if pool is not None else map
 
         def compute(start: int, stop: int):

@@ -6,6 +6,13 @@ import numpy as np
 from sda_core.store import StoreSequence
 
 
+def evenly_spaced(images: StoreSequence, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` images spread over the whole set: ImageNet stores are ordered by class."""
+    indices = np.unique(np.linspace(0, len(images) - 1, count).astype(int))
+    picked = [images.read(int(i), int(i) + 1) for i in indices]
+    return np.concatenate([p[0] for p in picked]), np.concatenate([p[1] for p in picked])
+
+
 def preview_job(image_sets: dict[str, list[str]], output: str, columns: int = 10) -> None:
     """One row per image set, the same sample indices in every row (a target image beside its adaptations)."""
     import matplotlib
@@ -15,7 +22,7 @@ def preview_job(image_sets: dict[str, list[str]], output: str, columns: int = 10
 
     fig, axes = plt.subplots(len(image_sets), 1, figsize=(columns * 0.9, 1.05 * len(image_sets)), squeeze=False)
     for ax, (name, stores) in zip(axes[:, 0], image_sets.items()):
-        images, labels = StoreSequence(stores).read(0, columns)
+        images, labels = evenly_spaced(StoreSequence(stores), columns)
         ax.imshow(np.concatenate(list(images), axis=1), interpolation="nearest")
         ax.set_xticks((np.arange(len(images)) + 0.5) * images.shape[2], [str(int(label)) for label in labels],
                       fontsize=7)

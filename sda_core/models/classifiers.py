@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from sda_core.checkpoints import load_state, read_state_dict
-from sda_core.sources import how_to_obtain_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -27,15 +26,15 @@ def create_classifier(timm_name: str, num_classes: int, timm_kwargs: dict | None
     return timm.create_model(timm_name, pretrained=False, num_classes=num_classes, **(timm_kwargs or {}))
 
 
-def load_classifier(timm_name: str, num_classes: int, timm_kwargs: dict | None,
-                    weights: str | os.PathLike) -> nn.Module:
+def load_classifier(timm_name: str, num_classes: int, timm_kwargs: dict | None, weights: str | os.PathLike,
+                    how_to_obtain: str = "") -> nn.Module:
     """A timm model with weights from a local file in timm naming or in the original release's naming.
 
     Original releases (torchvision ResNet, Microsoft Swin, Meta ConvNeXt .pth files) go through the
     conversion timm applies to them itself (the model module's checkpoint_filter_fn).
     """
     model = create_classifier(timm_name, num_classes, timm_kwargs)
-    state = read_state_dict(weights, how_to_obtain_weights(timm_name))
+    state = read_state_dict(weights, how_to_obtain)
     convert = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
     if convert is not None and set(state) != set(model.state_dict()):
         state = convert(state, model)

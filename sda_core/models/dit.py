@@ -18,11 +18,9 @@ import torch
 from torch import nn
 
 from sda_core.checkpoints import CheckpointError, load_state, load_weights, read_state_dict
-from sda_core.sources import DIT_XL_2_256_URL, HOW_TO_OBTAIN
+from sda_core.sources import HOW_TO_OBTAIN
 
-HOW_TO_OBTAIN_DIT = (
-    f"The official DiT-XL/2 256 weights are the file DiT-XL-2-256x256.pt ({DIT_XL_2_256_URL}) or the diffusers "
-    "directory from `huggingface-cli download facebook/DiT-XL-2-256 --local-dir <dir>`.")
+HOW_TO_OBTAIN_DIT = f"The official DiT-XL/2 256 weights: {HOW_TO_OBTAIN['dit']}."
 HOW_TO_OBTAIN_VAE = f"The DiT VAE: {HOW_TO_OBTAIN['vae']} (a facebook/DiT-XL-2-256 download holds one in vae/)."
 # A diffusers model directory: config.json and one of these weights files, the first found is used.
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
