@@ -34,9 +34,12 @@ if WORLD == "imagenet":
     from sda_core.sources import imagenet_requirements, missing_inputs_message
 
     CLASSIFIER_WEIGHTS = imagenet_classifier_weights()
-    missing = missing_inputs_message(imagenet_requirements(config, CLASSIFIER_WEIGHTS))
-    if missing:
-        raise WorkflowError(missing)
+    # once, where the run starts: a cluster job parses the workflow again on its node, which may not
+    # see the Hugging Face cache (only the local rule import_classifier reads it)
+    if workflow.is_main_process:
+        missing = missing_inputs_message(imagenet_requirements(config, CLASSIFIER_WEIGHTS))
+        if missing:
+            raise WorkflowError(missing)
 
 wildcard_constraints:
     arch="|".join(ARCHS),
@@ -63,9 +66,8 @@ def denoiser_checkpoint(role):
 
 
 def source_weights(arch):
-    if WORLD == "digits":
-        return f"{R}/models/source/{arch}.safetensors"
-    return str(CLASSIFIER_WEIGHTS[arch])
+    """digits: trained by the workflow; imagenet: the published weights, imported (rules/imagenet.smk)."""
+    return f"{R}/models/source/{arch}.safetensors"
 
 
 def shard_stores(directory, num_shards):

@@ -29,3 +29,19 @@ rule import_images:
         benchmark_path("import_images/{corruption}")
     script:
         "../workflow_scripts/import_images.py"
+
+
+rule import_classifier:
+    # A local rule: on a cluster the Hugging Face cache need only be visible on the submit host.
+    input:
+        weights=lambda wc: str(CLASSIFIER_WEIGHTS[wc.arch]),
+    output:
+        f"{R}/models/source/{{arch}}.safetensors",
+    params:
+        arch=lambda wc: ARCHS[wc.arch],
+        num_classes=NUM_CLASSES,
+    localrule: True
+    log:
+        log_path("import_classifier/{arch}"),
+    script:
+        "../workflow_scripts/import_classifier.py"

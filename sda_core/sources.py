@@ -108,10 +108,11 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
     if imagenet["target"] == "imagenet_c":
         for corruption in config["corruptions"]["test"] + config["corruptions"]["validation"]:
             required.append(Requirement(imagenet_folder(config, corruption)[0],
-                                        f"ImageNet-C {corruption}, severity {severity}", HOW_TO_OBTAIN["imagenet_c"]))
+                                        f"ImageNet-C {corruption}, severity {config['corruptions']['severity']}",
+                                        HOW_TO_OBTAIN["imagenet_c"]))
     if imagenet["target"] == "imagenet_val" or imagenet["val_root"]:
-        required.append(Requirement(imagenet["val_root"] or "<imagenet.val_root is not set>", "ImageNet validation images",
-                                    HOW_TO_OBTAIN["imagenet_val"]))
+        required.append(Requirement(imagenet["val_root"] or "<imagenet.val_root is not set>",
+                                    "ImageNet validation images", HOW_TO_OBTAIN["imagenet_val"]))
     return required
 
 

@@ -73,7 +73,7 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     clean = 1 if val_root else 0
     assert job_counts(result.stdout) == {
-        "all": 1, "import_images": 19 + clean, "sample_synthetic": 8, "mod": 8, "finetune": 5,
+        "all": 1, "import_images": 19 + clean, "import_classifier": 5, "sample_synthetic": 8, "mod": 8, "finetune": 5,
         "adapt": (19 + 19 + 2 * clean) * 8, "predict": 5 * (19 + 1 + clean), "score": 1, "preview": 1}
     jobs = collections.Counter(re.findall(r"output: results/adapted/(\w+)/", result.stdout))
     assert jobs == {"dda": (19 + clean) * 8, "diffpure": 19 * 8, **({"unguided": 8} if clean else {})}

@@ -1,0 +1,19 @@
+"""Stage: a source classifier's published weights, converted once into results/ (timm naming, safetensors).
+
+Later stages read this copy, so the Hugging Face cache or release file is needed by this one job only
+(on a cluster, a local rule on the submit host).
+"""
+from __future__ import annotations
+
+import logging
+
+from sda_core.checkpoints import save_weights
+from sda_core.models.classifiers import load_classifier
+
+log = logging.getLogger(__name__)
+
+
+def import_classifier(weights: str, output: str, timm_name: str, timm_kwargs: dict, num_classes: int) -> None:
+    model = load_classifier(timm_name, num_classes, timm_kwargs, weights)
+    save_weights(model, output, metadata={"timm_name": timm_name, "imported_from": str(weights)})
+    log.info("%s: %s -> %s", timm_name, weights, output)
