@@ -21,6 +21,8 @@ HAS_CLEAN = WORLD == "digits" or config["imagenet"]["val_root"] is not None
 CLEAN = ["clean"] if HAS_CLEAN else []
 # The image sets each reverse process runs on: "unguided" is DDA without guidance, the misalignment check.
 ADAPT_METHODS = {"dda": CORRUPTIONS + CLEAN, "diffpure": CORRUPTIONS, "unguided": CLEAN}
+# What the scoring looks up: each corruption's sets, the clean sets, the synthetic sets.
+SCORED_GROUPS = ["synthetic"] + CLEAN + CORRUPTIONS
 
 
 def imagenet_classifier_weights():
@@ -47,7 +49,7 @@ wildcard_constraints:
     method="|".join(ADAPT_METHODS),
     shard=r"\d+",
     role="unconditional|generator",
-    group="synthetic|" + "|".join(CLEAN + CORRUPTIONS),
+    group="|".join(["all"] + SCORED_GROUPS),
 
 
 def log_path(name):
@@ -119,9 +121,12 @@ def image_sets():
 
 
 def prediction_groups():
-    """The image sets classified together, one predict job per group and architecture: each corruption's
-    target and adapted sets (what its ensembles combine), clean with its adaptations, the synthetic sets."""
+    """The image sets classified together, one predict job per group and architecture. per_corruption:
+    each corruption's target and adapted sets (what its ensembles combine), clean with its adaptations,
+    the synthetic sets; per_architecture: everything in one job ("all"), for small worlds."""
     names = list(image_sets())
+    if config["predict"]["jobs"] == "per_architecture":
+        return {"all": names}
     groups = {"synthetic": [name for name in names if name.startswith("synthetic/")]}
     for corruption in CLEAN + CORRUPTIONS:
         groups[corruption] = [name for name in names if name == corruption or name.endswith(f"/{corruption}")]
@@ -133,7 +138,10 @@ def prediction_file(arch, group):
 
 
 def prediction_files():
-    return {arch: {group: prediction_file(arch, group) for group in prediction_groups()} for arch in ARCHS}
+    """arch -> scored group -> the file holding it."""
+    groups = prediction_groups()
+    return {arch: {key: prediction_file(arch, key if key in groups else "all") for key in SCORED_GROUPS}
+            for arch in ARCHS}
 
 
 def preview_sets():

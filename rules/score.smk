@@ -3,7 +3,7 @@
 
 rule score:
     input:
-        [path for files in prediction_files().values() for path in files.values()],
+        sorted({path for files in prediction_files().values() for path in files.values()}),
     output:
         table=report(TABLE, caption="../report/accuracy.rst", category="Results"),
         paired=report(PAIRED_TABLE, caption="../report/paired.rst", category="Results"),

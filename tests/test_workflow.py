@@ -1,5 +1,6 @@
 """The real workflow through the `snakemake` command, on a tiny digits configuration."""
 import os
+import re
 import shutil
 import subprocess
 
@@ -48,6 +49,16 @@ def test_second_run_has_nothing_to_do(finished_run):
 def test_html_report(finished_run):
     run_snakemake(finished_run, "--configfile", "tiny.yaml", "--report", "report.html")
     assert "digits_c.csv" in (finished_run / "report.html").read_text(errors="ignore")
+
+
+def test_one_prediction_job_per_architecture_gives_the_same_tables(finished_run, tmp_path):
+    workdir = shutil.copytree(finished_run, tmp_path / "run", symlinks=True)
+    (workdir / "per_arch.yaml").write_text(yaml.safe_dump({**TINY, "predict": {"jobs": "per_architecture"}}))
+    result = run_snakemake(workdir, "--configfile", "per_arch.yaml")
+    assert re.search(r"^predict\s+1$", result.stderr, re.MULTILINE)  # the job stats: one predict job
+    assert (workdir / "results/predictions/tiny_resnet/all.npz").is_file()
+    for table in ("digits_c.csv", "digits_c_paired.csv", "digits_sanity.csv"):
+        assert (workdir / "results/tables" / table).read_bytes() == (finished_run / "results/tables" / table).read_bytes()
 
 
 def test_config_typo_fails_before_any_job(workdir, tmp_path):
