@@ -36,15 +36,16 @@ PredictionFiles = dict[str, dict[str, str]]  # arch -> group of image sets -> np
 def correctness(prediction_files: PredictionFiles, corruptions: list[str]) -> Correctness:
     """Per-image correctness of every method on every corruption, computed once for all tables.
 
-    Only one group file (one corruption's target and adapted sets) is in memory at a time: at
-    ImageNet scale a file holds ~0.6 GB of softmax outputs.
+    Files are read lazily, only the arrays a corruption's methods use: at ImageNet scale a group file
+    holds ~0.6 GB of softmax outputs, and with predict.jobs: per_architecture every corruption is in
+    the same file.
     """
     correct: Correctness = {}
     for arch, files in prediction_files.items():
         correct[arch] = {}
         for c in corruptions:
-            arrays = dict(np.load(files[c]))
-            correct[arch].update({(method, c): method_correct(arrays, method, c) for method in METHODS})
+            with np.load(files[c]) as arrays:
+                correct[arch].update({(method, c): method_correct(arrays, method, c) for method in METHODS})
     return correct
 
 
@@ -86,14 +87,14 @@ def paired_table(correct: Correctness, test: list[str], validation: list[str]) -
 def sanity_table(prediction_files: PredictionFiles) -> pd.DataFrame:
     rows = []
     for arch, files in prediction_files.items():
-        arrays = {}
-        for group in ("clean", "synthetic"):
-            if group in files:
-                arrays.update(np.load(files[group]))
         for check, model, images in SANITY_CHECKS:
-            if f"{model}/{images}" in arrays:
-                correct = arrays[f"{model}/{images}"].argmax(1) == arrays[f"labels/{images}"]
-                rows.append({"arch": arch, "check": check, **_row(correct)})
+            group = "synthetic" if images.startswith("synthetic/") else "clean"
+            if group not in files:
+                continue
+            with np.load(files[group]) as arrays:  # lazily: only the two arrays this check reads
+                if f"{model}/{images}" in arrays:
+                    correct = arrays[f"{model}/{images}"].argmax(1) == arrays[f"labels/{images}"]
+                    rows.append({"arch": arch, "check": check, **_row(correct)})
     return pd.DataFrame(rows)
 
 
