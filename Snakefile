@@ -17,6 +17,10 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/sample.smk"
+include: "rules/adapt.smk"
+include: "rules/mod.smk"
+include: "rules/finetune.smk"
 
 
 if WORLD == "digits":
@@ -28,10 +32,6 @@ else:
     include: "rules/imagenet.smk"
 
 
-include: "rules/sample.smk"
-include: "rules/mod.smk"
-include: "rules/finetune.smk"
-include: "rules/adapt.smk"
 include: "rules/predict.smk"
 include: "rules/score.smk"
 

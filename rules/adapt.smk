@@ -1,29 +1,31 @@
 # Diffusion-driven adaptation of the target data: DDA (guided), DiffPure and unguided diffusion
-# (the misalignment check on clean images), one job per method, corruption and shard.
+# (the misalignment check on clean images), one job per process, corruption and shard.
 
 
 rule adapt:
     input:
         images=lambda wc: [target_store(wc.corruption)],
-        checkpoint=denoiser_checkpoint("unconditional"),
+        checkpoint=denoiser_weights("unconditional"),
     output:
-        directory(f"{R}/adapted/{{method}}/{{corruption}}/shard-{{shard}}.zarr"),
+        directory(adapted_store("{process}", "{corruption}", "{shard}")),
     params:
-        spec=config["denoisers"]["unconditional"]["spec"],
-        settings=lambda wc: adaptation_settings(wc.method),
+        spec=DENOISER_SPECS["unconditional"],
+        process=lambda wc: process_settings(wc.process),
         batch_size=config["adaptation"]["batch_size"],
         num_shards=config["adaptation"]["shards"],
-        stream=lambda wc: f"{wc.method}/{wc.corruption}",
+        stream=lambda wc: image_sets.adapted(wc.process, wc.corruption),
         seed=SEED,
-        device=config["device"],
+        device=job_device(uses_gpu=True),
         precision=config["precision"],
         codec=config["storage"]["codec"],
-    threads: config["threads"]
+    threads: JOB_THREADS
     resources:
         gpu=GPUS_PER_JOB,
     log:
-        log_path("adapt/{method}/{corruption}/{shard}"),
+        log_path("adapt/{process}/{corruption}/{shard}"),
     benchmark:
-        benchmark_path("adapt/{method}/{corruption}/{shard}")
+        benchmark_path("adapt/{process}/{corruption}/{shard}")
+    conda:
+        "../environment.yml"
     script:
         "../workflow_scripts/adapt.py"

@@ -1,28 +1,39 @@
 # Configuration, validated against the schema (defaults filled in), and the helpers every rule uses.
+# Every output path is spelled once, in a function below; rules call it with wildcards ("{shard}").
 from snakemake.utils import validate
+
+from sda_core import image_sets
+from sda_core.data.digits import NUM_CLASSES as DIGITS_NUM_CLASSES
+from sda_core.diffusion.processes import reverse_process
+from sda_core.models.specs import resolve_spec
+from sda_core.sources import imagenet_folder
 
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
-R = "results"
+RESULTS = "results"  # every output of the workflow lies under it
 WORLD = config["world"]
 SEED = config["seed"]
 TEST_CORRUPTIONS = config["corruptions"]["test"]
 VALIDATION_CORRUPTIONS = config["corruptions"]["validation"]
 CORRUPTIONS = TEST_CORRUPTIONS + VALIDATION_CORRUPTIONS
 ARCHS = {arch["name"]: arch for arch in config["architectures"]}
-NUM_CLASSES = 10 if WORLD == "digits" else config["imagenet"]["num_classes"]
-# What each model-running rule asks of `--resources gpu=N` (harmless where no gpu limit is given).
+NUM_CLASSES = DIGITS_NUM_CLASSES if WORLD == "digits" else config["imagenet"]["num_classes"]
+DENOISER_SPECS = {role: resolve_spec(config["denoisers"][role]["spec"]) for role in ("unconditional", "generator")}
+# Clean target images: the digits test split; for ImageNet a subset of val, when val_root is given.
+HAS_CLEAN = WORLD == "digits" or config["imagenet"]["val_root"] is not None
+IMAGE_SETS = image_sets.RunImageSets(tuple(CORRUPTIONS), HAS_CLEAN)
+# What a model-running rule asks of `--resources gpu=N` (harmless where no gpu limit is given).
 # Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) also carry a
 # `priority:` so that they start before the many independent adaptation jobs.
 GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
-# Clean target images: the digits test split; for ImageNet a subset of val, when val_root is given.
-HAS_CLEAN = WORLD == "digits" or config["imagenet"]["val_root"] is not None
-CLEAN = ["clean"] if HAS_CLEAN else []
-# The image sets each reverse process runs on: "unguided" is DDA without guidance, the misalignment check.
-ADAPT_METHODS = {"dda": CORRUPTIONS + CLEAN, "diffpure": CORRUPTIONS, "unguided": CLEAN}
-# What the scoring looks up: each corruption's sets, the clean sets, the synthetic sets.
-SCORED_GROUPS = ["synthetic"] + CLEAN + CORRUPTIONS
+JOB_THREADS = config["threads"]
+
+
+def job_device(uses_gpu):
+    """The device a rule's job may use: the configured one for a rule with the gpu resource, else the
+    CPU, so that a CPU job never claims (or waits for) a GPU (sda_core.runtime.start_job)."""
+    return config["device"] if uses_gpu else "cpu"
 
 
 def imagenet_classifier_weights():
@@ -43,120 +54,135 @@ if WORLD == "imagenet":
         if missing:
             raise WorkflowError(missing)
 
+
 wildcard_constraints:
     arch="|".join(ARCHS),
-    corruption="|".join(CORRUPTIONS + ["clean"]),
-    method="|".join(ADAPT_METHODS),
+    corruption="|".join(CORRUPTIONS + [image_sets.CLEAN]),
+    process="|".join(image_sets.PROCESSES),
     shard=r"\d+",
     role="unconditional|generator",
-    group="|".join(["all"] + SCORED_GROUPS),
+    group="|".join([image_sets.ALL_GROUP] + list(IMAGE_SETS.groups())),
+
+
+# -- paths -------------------------------------------------------------------------------------------
 
 
 def log_path(name):
-    return f"{R}/logs/{name}.log"
+    return f"{RESULTS}/logs/{name}.log"
 
 
 def benchmark_path(name):
-    return f"{R}/benchmarks/{name}.tsv"
+    return f"{RESULTS}/benchmarks/{name}.tsv"
 
 
-def denoiser_checkpoint(role):
+def digits_store(split):
+    return f"{RESULTS}/data/digits/{split}.zarr"
+
+
+def denoiser_weights(role):
     """digits: trained by the workflow; imagenet: the official weights named in the config."""
     if WORLD == "digits":
-        return f"{R}/models/{role}.safetensors"
+        return f"{RESULTS}/models/{role}.safetensors"
     return config["denoisers"][role]["checkpoint"]
 
 
 def source_weights(arch):
     """digits: trained by the workflow; imagenet: the published weights, imported (rules/imagenet.smk)."""
-    return f"{R}/models/source/{arch}.safetensors"
+    return f"{RESULTS}/models/source/{arch}.safetensors"
 
 
-def shard_stores(directory, num_shards):
-    return [f"{directory}/shard-{k}.zarr" for k in range(num_shards)]
+def finetuned_weights(arch):
+    return f"{RESULTS}/models/finetuned/{arch}.safetensors"
 
 
-def generated_stores():
-    return shard_stores(f"{R}/synthetic/generated", config["sampling"]["shards"])
+def generated_store(shard):
+    return f"{RESULTS}/synthetic/generated/shard-{shard}.zarr"
 
 
-def mod_stores():
-    return shard_stores(f"{R}/synthetic/mod", config["adaptation"]["mod_shards"])
-
-
-def clean_test_store():
-    return f"{R}/data/digits/test.zarr" if WORLD == "digits" else f"{R}/target/clean.zarr"
+def mod_store(shard):
+    return f"{RESULTS}/synthetic/mod/shard-{shard}.zarr"
 
 
 def target_store(corruption):
-    return clean_test_store() if corruption == "clean" else f"{R}/target/{corruption}.zarr"
+    """A target set's store: a corruption, or the clean images."""
+    if corruption == image_sets.CLEAN and WORLD == "digits":
+        return digits_store("test")
+    return f"{RESULTS}/target/{corruption}.zarr"
 
 
-def adapted_stores(method, corruption):
-    return shard_stores(f"{R}/adapted/{method}/{corruption}", config["adaptation"]["shards"])
+def adapted_store(process, corruption, shard):
+    return f"{RESULTS}/adapted/{process}/{corruption}/shard-{shard}.zarr"
 
 
-def adaptation_settings(method):
-    """Respacing, start and guidance of each reverse process run on data (DESIGN.md 1.4, baselines)."""
-    dda = config["adaptation"]
-    if method == "diffpure":
-        return {"respacing": config["diffpure"]["respacing"], "steps": None, "t": config["diffpure"]["t"],
-                "noise_index": "matched", "guidance": None}
-    guidance = dda["guidance"] if method == "dda" else {**dda["guidance"], "scale": 0.0}
-    return {"respacing": dda["respacing"], "steps": dda["steps"], "t": None,
-            "noise_index": dda["noise_index"], "guidance": guidance}
+def prediction_file(arch, group):
+    return f"{RESULTS}/predictions/{arch}/{group}.npz"
 
 
-def image_sets():
-    """Every image set a classifier is scored on, by the name the ensembles use."""
-    sets = {"synthetic/generated": generated_stores(), "synthetic/mod": mod_stores()}
-    if HAS_CLEAN:
-        sets["clean"] = [clean_test_store()]
-    for corruption in CORRUPTIONS:
-        sets[f"target/{corruption}"] = [target_store(corruption)]
-    for method, corruptions in ADAPT_METHODS.items():
-        for corruption in corruptions:
-            sets[f"{method}/{corruption}"] = adapted_stores(method, corruption)
-    return sets
+def table_file(name):
+    return f"{RESULTS}/tables/{WORLD}_{name}.csv"
+
+
+def plot_file(name):
+    return f"{RESULTS}/plots/{WORLD}_{name}.png"
+
+
+def generated_stores():
+    return [generated_store(k) for k in range(config["sampling"]["shards"])]
+
+
+def mod_stores():
+    return [mod_store(k) for k in range(config["adaptation"]["mod_shards"])]
+
+
+def adapted_stores(process, corruption):
+    return [adapted_store(process, corruption, k) for k in range(config["adaptation"]["shards"])]
+
+
+# -- image sets and what each job reads ----------------------------------------------------------------
+
+
+def process_settings(process):
+    """A reverse process's settings as rule params (sda_core.diffusion.processes decides them)."""
+    return reverse_process(process, config["adaptation"], config["diffpure"]).as_params()
+
+
+def image_set_stores():
+    """Every image set a classifier is scored on (sda_core.image_sets names) -> its stores."""
+    return IMAGE_SETS.stores(generated_stores, mod_stores, target_store, adapted_stores)
 
 
 def prediction_groups():
     """The image sets classified together, one predict job per group and architecture. per_corruption:
     each corruption's target and adapted sets (what its ensembles combine), clean with its adaptations,
-    the synthetic sets; per_architecture: everything in one job ("all"), for small worlds."""
-    names = list(image_sets())
+    the synthetic sets; per_architecture: everything in one job, for small worlds."""
     if config["predict"]["jobs"] == "per_architecture":
-        return {"all": names}
-    groups = {"synthetic": [name for name in names if name.startswith("synthetic/")]}
-    for corruption in CLEAN + CORRUPTIONS:
-        groups[corruption] = [name for name in names if name == corruption or name.endswith(f"/{corruption}")]
-    return groups
-
-
-def prediction_file(arch, group):
-    return f"{R}/predictions/{arch}/{group}.npz"
+        return {image_sets.ALL_GROUP: IMAGE_SETS.names()}
+    return IMAGE_SETS.groups()
 
 
 def prediction_files():
-    """arch -> scored group -> the file holding it."""
-    groups = prediction_groups()
-    return {arch: {key: prediction_file(arch, key if key in groups else "all") for key in SCORED_GROUPS}
-            for arch in ARCHS}
+    """arch -> image set -> the prediction file holding it."""
+    group_of = {name: group for group, names in prediction_groups().items() for name in names}
+    return {arch: {name: prediction_file(arch, group) for name, group in group_of.items()} for arch in ARCHS}
 
 
 def preview_sets():
-    """Rows of the preview grid: the same test images clean, corrupted and adapted, then the synthetic sets."""
-    names = ["clean", "unguided/clean", "dda/clean"] if HAS_CLEAN else []
-    for corruption in TEST_CORRUPTIONS[:2]:
-        names += [f"target/{corruption}", f"dda/{corruption}", f"diffpure/{corruption}"]
-    names += ["synthetic/generated", "synthetic/mod"]
-    sets = image_sets()
-    return {name: sets[name] for name in names}
+    """Rows of the preview grid -> their stores."""
+    stores = image_set_stores()
+    return {name: stores[name] for name in IMAGE_SETS.preview_rows(TEST_CORRUPTIONS[:2])}
 
 
-TABLE = f"{R}/tables/{WORLD}_c.csv"
-PAIRED_TABLE = f"{R}/tables/{WORLD}_c_paired.csv"
-SANITY_TABLE = f"{R}/tables/{WORLD}_sanity.csv"
-PLOT = f"{R}/plots/{WORLD}_c.png"
-PREVIEW = f"{R}/plots/{WORLD}_preview.png"
-RESULT_FILES = [TABLE, PAIRED_TABLE, SANITY_TABLE, PLOT, PREVIEW]
+RESULT_FILES = [table_file("c"), table_file("c_paired"), table_file("sanity"), plot_file("c"), plot_file("preview")]
+
+
+def generator_weights(wildcards):
+    """The generator's weights (a file, or a diffusers DiT directory) and, for a latent-space one, its VAE."""
+    from sda_core.models.specs import is_latent
+    from sda_core.sources import vae_directory
+
+    weights = {"checkpoint": denoiser_weights("generator")}
+    generator = config["denoisers"]["generator"]
+    vae = vae_directory(generator["checkpoint"], generator["vae"])
+    if is_latent(DENOISER_SPECS["generator"]) and vae is not None:
+        weights["vae"] = vae
+    return weights

@@ -3,54 +3,46 @@
 
 rule prepare_digits:
     output:
-        train=directory(f"{R}/data/digits/train.zarr"),
-        test=directory(f"{R}/data/digits/test.zarr"),
+        train=directory(digits_store("train")),
+        test=directory(digits_store("test")),
     params:
         resolution=config["digits"]["resolution"],
         test_fraction=config["digits"]["test_fraction"],
         seed=SEED,
+        device=job_device(uses_gpu=False),
     log:
         log_path("prepare_digits"),
+    conda:
+        "../environment.yml"
     script:
         "../workflow_scripts/prepare_digits.py"
 
 
-rule train_source_classifier:
+use rule finetune as train_source_classifier with:
     input:
         train=[rules.prepare_digits.output.train],
     output:
-        f"{R}/models/source/{{arch}}.safetensors",
+        source_weights("{arch}"),
     params:
-        arch=lambda wc: ARCHS[wc.arch],
         settings=lambda wc: ARCHS[wc.arch]["source_training"],
-        num_classes=NUM_CLASSES,
-        preprocess=config["classifier_input"],
-        seed=SEED,
-        device=config["device"],
-    threads: config["threads"]
-    resources:
-        gpu=GPUS_PER_JOB,
-    priority: 20
     log:
         log_path("train_source_classifier/{arch}"),
     benchmark:
         benchmark_path("train_source_classifier/{arch}")
-    script:
-        "../workflow_scripts/train_classifier.py"
 
 
 rule train_denoiser:
     input:
         train=rules.prepare_digits.output.train,
     output:
-        f"{R}/models/{{role}}.safetensors",
+        denoiser_weights("{role}"),
     params:
-        spec=lambda wc: config["denoisers"][wc.role]["spec"],
+        spec=lambda wc: DENOISER_SPECS[wc.role],
         settings=lambda wc: config["denoisers"][wc.role]["training"],
         class_conditional=lambda wc: wc.role == "generator",
         seed=SEED,
-        device=config["device"],
-    threads: config["threads"]
+        device=job_device(uses_gpu=True),
+    threads: JOB_THREADS
     resources:
         gpu=GPUS_PER_JOB,
     priority: 50
@@ -58,6 +50,8 @@ rule train_denoiser:
         log_path("train_denoiser/{role}"),
     benchmark:
         benchmark_path("train_denoiser/{role}")
+    conda:
+        "../environment.yml"
     script:
         "../workflow_scripts/train_denoiser.py"
 
@@ -74,9 +68,12 @@ rule corrupt:
         limits={c: config["digits"]["validation_images"] for c in VALIDATION_CORRUPTIONS},
         seed=SEED,
         codec=config["storage"]["codec"],
+        device=job_device(uses_gpu=False),
     log:
         log_path("corrupt"),
     benchmark:
         benchmark_path("corrupt")
+    conda:
+        "../environment.yml"
     script:
         "../workflow_scripts/corrupt.py"

@@ -2,31 +2,37 @@
 # per corruption, plus "clean", a small class-balanced subset of val for the sanity checks.
 
 
-from sda_core.sources import imagenet_folder
-
-
 rule import_images:
     input:
         folder=lambda wc: imagenet_folder(config, wc.corruption)[0],
     output:
-        directory(f"{R}/target/{{corruption}}.zarr"),
+        directory(target_store("{corruption}")),
     params:
         num_classes=NUM_CLASSES,
-        size=config["denoisers"]["unconditional"]["spec"]["image_size"],
-        images_per_class=lambda wc: (config["imagenet"]["clean_images_per_class"] if wc.corruption == "clean"
-                                     else config["imagenet"]["images_per_class"]),
+        size=DENOISER_SPECS["unconditional"]["image_size"],
+        images_per_class=lambda wc: (
+            config["imagenet"]["clean_images_per_class"]
+            if wc.corruption == image_sets.CLEAN
+            else config["imagenet"]["images_per_class"]
+        ),
         from_imagenet_val=lambda wc: imagenet_folder(config, wc.corruption)[1],
-        corruption=lambda wc: None if wc.corruption == "clean" or config["imagenet"]["target"] == "imagenet_c"
-                              else wc.corruption,
+        corruption=lambda wc: (
+            None
+            if wc.corruption == image_sets.CLEAN or config["imagenet"]["target"] == "imagenet_c"
+            else wc.corruption
+        ),
         severity=config["corruptions"]["severity"],
         skip_unreadable=config["imagenet"]["skip_unreadable"],
         seed=SEED,
         codec=config["storage"]["codec"],
-    threads: config["threads"]
+        device=job_device(uses_gpu=False),
+    threads: JOB_THREADS
     log:
         log_path("import_images/{corruption}"),
     benchmark:
         benchmark_path("import_images/{corruption}")
+    conda:
+        "../environment.yml"
     script:
         "../workflow_scripts/import_images.py"
 
@@ -36,12 +42,15 @@ rule import_classifier:
     input:
         weights=lambda wc: str(CLASSIFIER_WEIGHTS[wc.arch]),
     output:
-        f"{R}/models/source/{{arch}}.safetensors",
+        source_weights("{arch}"),
     params:
         arch=lambda wc: ARCHS[wc.arch],
         num_classes=NUM_CLASSES,
+        device=job_device(uses_gpu=False),
     localrule: True
     log:
         log_path("import_classifier/{arch}"),
+    conda:
+        "../environment.yml"
     script:
         "../workflow_scripts/import_classifier.py"

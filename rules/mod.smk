@@ -1,30 +1,19 @@
 # MoD (Mix of Diffusion): the generated images re-noised and denoised by the unconditional model
-# with the DDA procedure, guidance towards each generated image included.
+# with the DDA procedure (guidance towards each generated image included): rule adapt on the synthetic set.
 
 
-rule mod:
+use rule adapt as mod with:
     input:
         images=generated_stores(),
-        checkpoint=denoiser_checkpoint("unconditional"),
+        checkpoint=denoiser_weights("unconditional"),
     output:
-        directory(f"{R}/synthetic/mod/shard-{{shard}}.zarr"),
+        directory(mod_store("{shard}")),
     params:
-        spec=config["denoisers"]["unconditional"]["spec"],
-        settings=adaptation_settings("dda"),
-        batch_size=config["adaptation"]["batch_size"],
+        process=process_settings("dda"),
         num_shards=config["adaptation"]["mod_shards"],
         stream="mod",
-        seed=SEED,
-        device=config["device"],
-        precision=config["precision"],
-        codec=config["storage"]["codec"],
-    threads: config["threads"]
-    resources:
-        gpu=GPUS_PER_JOB,
     priority: 30
     log:
         log_path("mod/{shard}"),
     benchmark:
         benchmark_path("mod/{shard}")
-    script:
-        "../workflow_scripts/adapt.py"

@@ -1,36 +1,24 @@
-# Class-conditional generation of the synthetic source set (DiT), sharded over sample indices.
-
-
-def generator_weights(wildcards):
-    """The generator's weights (a file, or a diffusers DiT directory) and, for a latent-space one, its VAE."""
-    weights = {"checkpoint": denoiser_checkpoint("generator")}
-    if WORLD == "imagenet":  # the digits world trains a pixel-space generator
-        from sda_core.sources import vae_directory
-
-        vae = vae_directory(weights["checkpoint"], config["denoisers"]["generator"]["vae"])
-        if vae is not None:
-            weights["vae"] = vae
-    return weights
+# Class-conditional generation of the synthetic source set, sharded over sample indices.
 
 
 rule sample_synthetic:
     input:
         unpack(generator_weights),
     output:
-        directory(f"{R}/synthetic/generated/shard-{{shard}}.zarr"),
+        directory(generated_store("{shard}")),
     params:
-        spec=config["denoisers"]["generator"]["spec"],
+        spec=DENOISER_SPECS["generator"],
         num_classes=NUM_CLASSES,
         images_per_class=config["sampling"]["images_per_class"],
         respacing=config["sampling"]["respacing"],
         batch_size=config["sampling"]["batch_size"],
         num_shards=config["sampling"]["shards"],
         seed=SEED,
-        device=config["device"],
+        device=job_device(uses_gpu=True),
         precision=config["precision"],
         latent_scale=config["denoisers"]["generator"]["latent_scale"],
         codec=config["storage"]["codec"],
-    threads: config["threads"]
+    threads: JOB_THREADS
     resources:
         gpu=GPUS_PER_JOB,
     priority: 40
@@ -38,5 +26,7 @@ rule sample_synthetic:
         log_path("sample_synthetic/{shard}"),
     benchmark:
         benchmark_path("sample_synthetic/{shard}")
+    conda:
+        "../environment.yml"
     script:
         "../workflow_scripts/sample.py"

@@ -5,18 +5,22 @@ rule score:
     input:
         sorted({path for files in prediction_files().values() for path in files.values()}),
     output:
-        table=report(TABLE, caption="../report/accuracy.rst", category="Results"),
-        paired=report(PAIRED_TABLE, caption="../report/paired.rst", category="Results"),
-        sanity=report(SANITY_TABLE, caption="../report/sanity.rst", category="Results"),
-        plot=report(PLOT, caption="../report/plot.rst", category="Results"),
+        table=report(table_file("c"), caption="../report/accuracy.rst", category="Results"),
+        paired=report(table_file("c_paired"), caption="../report/paired.rst", category="Results"),
+        sanity=report(table_file("sanity"), caption="../report/sanity.rst", category="Results"),
+        plot=report(plot_file("c"), caption="../report/plot.rst", category="Results"),
     params:
         prediction_files=prediction_files(),
         test=TEST_CORRUPTIONS,
         validation=VALIDATION_CORRUPTIONS,
         severity=config["corruptions"]["severity"],
+        has_clean=HAS_CLEAN,
         title=f"{WORLD}-C, severity {config['corruptions']['severity']}",
+        device=job_device(uses_gpu=False),
     log:
         log_path("score"),
+    conda:
+        "../environment.yml"
     script:
         "../workflow_scripts/score.py"
 
@@ -25,10 +29,13 @@ rule preview:
     input:
         images=lambda wc: sorted({store for stores in preview_sets().values() for store in stores}),
     output:
-        report(PREVIEW, caption="../report/preview.rst", category="Sanity"),
+        report(plot_file("preview"), caption="../report/preview.rst", category="Sanity"),
     params:
         image_sets=preview_sets(),
+        device=job_device(uses_gpu=False),
     log:
         log_path("preview"),
+    conda:
+        "../environment.yml"
     script:
         "../workflow_scripts/preview.py"

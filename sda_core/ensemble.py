@@ -1,29 +1,37 @@
-"""The methods compared, as sums of stored softmax outputs (DESIGN.md 1.5), and their accuracy intervals.
+"""The methods compared, as sums of stored softmax outputs (docs/method.md#ensembles), and their accuracy
+intervals.
 
-A method is a list of (model, image set) terms; its prediction is argmax of the summed softmaxes.
-`{c}` in an image set stands for the corruption being scored.
+A method is a list of (model, image set of the corruption scored) terms; its prediction is argmax of
+the summed softmaxes.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from functools import partial
 
 import numpy as np
 
-METHODS: dict[str, list[tuple[str, str]]] = {
-    "Source": [("source", "target/{c}")],
-    "DiffPure": [("source", "diffpure/{c}")],
-    "DDA": [("source", "target/{c}"), ("source", "dda/{c}")],             # self-ensemble
-    "SDA": [("source", "target/{c}"), ("finetuned", "dda/{c}")],
-    "DDA (adapted only)": [("source", "dda/{c}")],
-    "SDA (adapted only)": [("finetuned", "dda/{c}")],
+from sda_core.image_sets import adapted, labels_key, predictions_key, target
+
+ImageSetOf = Callable[[str], str]  # corruption -> image set name
+dda = partial(adapted, "dda")
+METHODS: dict[str, list[tuple[str, ImageSetOf]]] = {
+    "Source": [("source", target)],
+    "DiffPure": [("source", partial(adapted, "diffpure"))],
+    "DDA": [("source", target), ("source", dda)],  # self-ensemble
+    "SDA": [("source", target), ("finetuned", dda)],
+    "DDA (adapted only)": [("source", dda)],
+    "SDA (adapted only)": [("finetuned", dda)],
 }
 
 
-def method_correct(predictions: dict[str, np.ndarray], method: str, corruption: str) -> np.ndarray:
-    """Per-image correctness (bool) of `method` on `corruption`."""
+def method_correct(predictions: Mapping[str, np.ndarray], method: str, corruption: str) -> np.ndarray:
+    """Per-image correctness (bool) of `method` on `corruption`; `predictions` maps the predict stage's keys
+    (sda_core.image_sets) to arrays."""
     terms = METHODS[method]
-    summed = sum(predictions[f"{model}/{images.format(c=corruption)}"].astype(np.float32) for model, images in terms)
-    labels = predictions[f"labels/{terms[0][1].format(c=corruption)}"]
+    summed = sum(predictions[predictions_key(model, images(corruption))].astype(np.float32) for model, images in terms)
+    labels = predictions[labels_key(terms[0][1](corruption))]
     return summed.argmax(1) == labels
 
 

@@ -10,8 +10,12 @@ import torch
 from sda_core.devices import claim_gpu_for_job
 
 
-def start_job(log_path: str | os.PathLike | None, threads: int = 1, device: str = "auto") -> torch.device:
-    """Redirect stdout/stderr (tqdm progress included) to the job's log and configure torch."""
+def start_job(log_path: str | os.PathLike | None, threads: int, device: str) -> torch.device:
+    """Redirect stdout/stderr (tqdm progress included) to the job's log and configure torch.
+
+    `device` has no default: a job that may use a GPU says so ("auto", "cuda"), and only then claims
+    one; "cpu" never touches the GPU locks (a CPU job waiting for a GPU would hold its job slot).
+    """
     if log_path is not None:
         stream = open(log_path, "a", buffering=1)
         sys.stdout = sys.stderr = stream
@@ -21,6 +25,12 @@ def start_job(log_path: str | os.PathLike | None, threads: int = 1, device: str 
     if device != "cpu":
         claim_gpu_for_job()  # before anything initialises CUDA
     return resolve_device(device)
+
+
+def start_snakemake_job(snakemake) -> torch.device:
+    """start_job for a workflow script: the job's log and threads, and the device its rule's params name
+    (rules/common.smk: job_params, "cpu" for every rule without the gpu resource)."""
+    return start_job(snakemake.log[0], snakemake.threads, snakemake.params.device)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sda_core.models.specs import is_latent
+
 ADM_256_UNCOND_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt"
 DIT_XL_2_256_URL = "https://dl.fbaipublicfiles.com/DiT/models/DiT-XL-2-256x256.pt"
 
@@ -96,8 +98,8 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
     unconditional, generator = config["denoisers"]["unconditional"], config["denoisers"]["generator"]
     required = [Requirement(str(unconditional["checkpoint"]), "unconditional ADM weights", HOW_TO_OBTAIN["adm"]),
                 Requirement(str(generator["checkpoint"]), "DiT generator weights", HOW_TO_OBTAIN["dit"])]
-    vae = vae_directory(generator["checkpoint"], generator["vae"])
-    if vae is not None or generator["spec"].get("in_channels") != 3:  # a latent-space generator needs one
+    if is_latent(generator["spec"]):
+        vae = vae_directory(generator["checkpoint"], generator["vae"])
         required.append(Requirement(vae or "<denoisers.generator.vae is not set>", "DiT's VAE (sd-vae-ft-ema)",
                                     HOW_TO_OBTAIN["vae"]))
     for arch in config["architectures"]:

@@ -55,9 +55,6 @@ STORAGE_CODECS = {
     "jpeg-q75": "LOSSY: every image a JPEG of quality 75, 4:2:0 chroma, as the reference stores adapted images",
 }
 JPEG_QUALITY = {"jpeg-q85": 85, "jpeg-q75": 75}
-# stores written before the codec choice existed carry no `codec` attr; they used zarr's default,
-# zstd at its default level (3), so a partial one of them resumes under "zstd"
-UNRECORDED_CODEC = "zstd"
 
 
 class StoreError(RuntimeError):
@@ -228,7 +225,7 @@ def open_partial(output: str | os.PathLike, num_items: int, image_shape: Sequenc
         try:
             group = zarr.open_group(str(partial), mode="r+")
             found = {"layout": group.attrs.get("layout"), "fingerprint": group.attrs.get("fingerprint"),
-                     "codec": group.attrs.get("codec", UNRECORDED_CODEC)}
+                     "codec": group.attrs.get("codec")}
         except Exception as error:  # unreadable metadata: nothing in it can be trusted
             log.warning("discarding unreadable partial store %s (%s)", partial, error)
             found = None

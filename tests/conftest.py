@@ -37,9 +37,14 @@ def tiny_workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tiny_workdir):
-    """The tiny workflow run locally to the end, once per session (test_workflow.py, test_slurm.py)."""
-    from workflow_helpers import run_snakemake
+def tiny_run(tiny_workdir, tmp_path_factory):
+    """The tiny workflow run locally to the end, once per session (test_workflow.py, test_slurm.py).
 
-    run_snakemake(tiny_workdir, "--configfile", "tiny.yaml")
+    It runs on a fake two-GPU host with both GPUs locked by other jobs: the tiny config asks for the
+    CPU, so no job may claim (or wait for) a GPU.
+    """
+    from workflow_helpers import every_gpu_locked, run_snakemake
+
+    with every_gpu_locked(tmp_path_factory.mktemp("gpu-locks")) as fake_gpus:
+        run_snakemake(tiny_workdir, "--configfile", "tiny.yaml", env=fake_gpus)
     return tiny_workdir

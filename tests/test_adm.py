@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
+from sda_core.models.specs import resolve_spec
 from sda_core.models.adm import (
-    ADM_CONFIGS,
     AttentionBlock,
     QKVAttention,
     attention_downsample_rates,
@@ -110,7 +110,7 @@ def test_attention_downsample_rates():
     assert attention_downsample_rates(256, "32,16,8") == (8, 16, 32)
     assert attention_downsample_rates(64, [16]) == (4,)
     assert attention_downsample_rates(64, 8) == (8,)
-    assert ADM_CONFIGS["adm-256-uncond"]["attention_resolutions"] == (8, 16, 32)
+    assert attention_downsample_rates(256, resolve_spec("adm-256-uncond")["attention_resolutions"]) == (8, 16, 32)
     with pytest.raises(ValueError):
         attention_downsample_rates(256, "30")
 

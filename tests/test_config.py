@@ -53,7 +53,8 @@ def test_digits_preset_validates_on_its_own():
 @pytest.mark.parametrize("mutate, needle", [
     (lambda c: c["adaptation"].update(sclae=3), "sclae"),
     (lambda c: c["adaptation"]["guidance"].update(scale="six"), "six"),
-    (lambda c: c["corruptions"]["test"].append("gausian_noise"), "gaussian_noise"),
+    (lambda c: c["corruptions"].update(test=["gausian_noise"]), "gaussian_noise"),
+    (lambda c: c["denoisers"]["unconditional"].update(spec="adm-512"), "adm-512"),
     (lambda c: c["architectures"][0].update(finetune={"optimizer": "adam"}), "adam"),
     (lambda c: c.update(world="cifar"), "cifar"),
 ])
@@ -72,3 +73,32 @@ def test_environment_yml_lists_the_package_dependencies():
     wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
     pip_section = next(d["pip"] for d in load("environment.yml")["dependencies"] if isinstance(d, dict))
     assert wanted == set(pip_section) - {"-e ."}
+
+
+def test_facts_spelled_in_the_schema_agree_with_their_owner_in_sda_core():
+    """The schema cannot import Python: the lists it repeats are checked here against their owner."""
+    from sda_core.data.corruptions import ALL_CORRUPTIONS, TEST_CORRUPTIONS, VALIDATION_CORRUPTIONS
+    from sda_core.models.specs import DENOISER_ARCHS, DENOISER_PRESETS
+
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    assert schema["definitions"]["corruption"]["enum"] == list(ALL_CORRUPTIONS)
+    corruptions = schema["properties"]["corruptions"]["properties"]
+    assert corruptions["test"]["default"] == list(TEST_CORRUPTIONS)
+    assert corruptions["validation"]["default"] == list(VALIDATION_CORRUPTIONS)
+    preset_name, with_overrides, full = schema["definitions"]["denoiser"]["properties"]["spec"]["oneOf"]
+    assert preset_name["enum"] == with_overrides["properties"]["preset"]["enum"] == list(DENOISER_PRESETS)
+    assert full["properties"]["arch"]["enum"] == list(DENOISER_ARCHS)
+
+
+def test_paper_config_names_the_official_presets_and_they_resolve_to_the_official_models():
+    from sda_core.models.specs import resolve_spec
+
+    denoisers = load("config.yaml")["denoisers"]
+    assert (denoisers["unconditional"]["spec"], denoisers["generator"]["spec"]) == ("adm-256-uncond", "dit-xl-2-256")
+    adm = resolve_spec("adm-256-uncond")
+    assert (adm["model_channels"], adm["channel_mult"], adm["attention_resolutions"]) == (256, [1, 1, 2, 2, 4, 4],
+                                                                                          "32,16,8")
+    assert resolve_spec({"preset": "dit-xl-2-256", "num_layers": 2}) == {**resolve_spec("dit-xl-2-256"),
+                                                                         "num_layers": 2}
+    with pytest.raises(ValueError, match="adm-256-uncond, dit-xl-2-256"):
+        resolve_spec("adm-512")

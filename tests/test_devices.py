@@ -1,4 +1,5 @@
 """The local GPU allocator, with fake device lists (no GPU needed)."""
+import os
 import subprocess
 import sys
 
@@ -39,3 +40,32 @@ def test_job_claim_sets_cuda_visible_devices_unless_slurm_decides(tmp_path):
     slurm = {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_JOB_ID": "12"}
     assert claim_gpu_for_job(slurm, tmp_path) is None and slurm["CUDA_VISIBLE_DEVICES"] == "0,1"
     assert claim_gpu_for_job({"CUDA_VISIBLE_DEVICES": "3"}, tmp_path) == "3"
+
+
+def test_a_cpu_job_neither_locks_nor_waits(tmp_path, monkeypatch):
+    from workflow_helpers import every_gpu_locked
+
+    from sda_core.runtime import start_job
+
+    with every_gpu_locked(tmp_path) as fake_gpus:
+        for name, value in fake_gpus.items():
+            monkeypatch.setenv(name, value)
+        assert start_job(None, 1, "cpu").type == "cpu"
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"  # nothing claimed
+
+
+def test_rules_without_a_gpu_resource_run_while_every_gpu_is_locked(tmp_path):
+    """prepare_digits and corrupt declare no gpu: under `device: auto` on a host whose GPUs are all
+    held by adaptation jobs they must still run at once, on the CPU (a claim would wait forever)."""
+    import yaml
+    from workflow_helpers import TINY, copy_workflow, every_gpu_locked, run_snakemake
+
+    workdir = copy_workflow(tmp_path)
+    (workdir / "auto.yaml").write_text(yaml.safe_dump({**TINY, "device": "auto"}))
+    targets = ["results/data/digits/test.zarr", "results/target/fog.zarr"]
+    with every_gpu_locked(tmp_path / "locks") as fake_gpus:
+        try:
+            run_snakemake(workdir, *targets, "--configfile", "auto.yaml", env=fake_gpus, timeout=240)
+        except subprocess.TimeoutExpired:
+            pytest.fail("a CPU job waited for a GPU lock")
+    assert all((workdir / target / "zarr.json").is_file() for target in targets)

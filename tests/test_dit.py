@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sda_core.checkpoints import CheckpointError
-from sda_core.jobs.sample import sample_shard
+from sda_core.jobs.sample import sample_job
 from sda_core.models.dit import DiTDenoiser, convert_original_dit, load_dit, load_vae, vae_image_size
 from sda_core.sources import vae_directory
 from sda_core.store import StoreSequence
@@ -208,7 +208,7 @@ def test_latent_sampling_decodes_and_does_not_depend_on_the_shard_count(tmp_path
     vae = vae_directory(diffusers_dir, None)
 
     def run(output, shard, shards):
-        sample_shard(str(tmp_path / output), TINY_LATENT_DIT, str(diffusers_dir), num_classes=3,
+        sample_job(str(tmp_path / output), TINY_LATENT_DIT, str(diffusers_dir), num_classes=3,
                      images_per_class=2, respacing=3, batch_size=2, shard=shard, num_shards=shards, seed=0,
                      device=torch.device("cpu"), vae=vae)
 
@@ -226,7 +226,7 @@ def test_latent_sampling_decodes_and_does_not_depend_on_the_shard_count(tmp_path
 
 def test_latent_generator_without_vae_is_refused(tmp_path, diffusers_dir):
     with pytest.raises(ValueError, match="needs its VAE"):
-        sample_shard(str(tmp_path / "x.zarr"), TINY_LATENT_DIT, str(diffusers_dir), num_classes=3,
+        sample_job(str(tmp_path / "x.zarr"), TINY_LATENT_DIT, str(diffusers_dir), num_classes=3,
                      images_per_class=1, respacing=2, batch_size=2, shard=0, num_shards=1, seed=0,
                      device=torch.device("cpu"))
 

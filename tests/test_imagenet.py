@@ -8,7 +8,7 @@ from PIL import Image
 
 from fake_imagenet import make_imagenet_c, make_imagenet_val, wnid
 from sda_core.data.imagenet import UnreadableImageError, list_images, resize_center_crop
-from sda_core.jobs.import_images import import_images
+from sda_core.jobs.import_images import import_images_job
 from sda_core.store import open_store
 
 CORRUPTIONS = ["gaussian_noise", "fog"]
@@ -64,7 +64,7 @@ def test_resize_center_crop_matches_torchvision(val_root):
 
 def test_imagenet_c_is_imported_at_the_model_size_with_labels(imagenet_c_root, tmp_path):
     output = tmp_path / "fog.zarr"
-    import_images(str(output), str(imagenet_c_root / "fog" / "5"), num_classes=3, size=64, images_per_class=2,
+    import_images_job(str(output), str(imagenet_c_root / "fog" / "5"), num_classes=3, size=64, images_per_class=2,
                   chunk_size=4)
     store = open_store(output)
     images, labels = store.read()
@@ -77,7 +77,7 @@ def test_imagenet_c_is_imported_at_the_model_size_with_labels(imagenet_c_root, t
 
 def test_building_from_val_corrupts_reproducibly_like_the_published_preparation(val_root, tmp_path):
     def build(name, corruption, workers=1):
-        import_images(str(tmp_path / name), str(val_root), num_classes=3, size=64, images_per_class=2,
+        import_images_job(str(tmp_path / name), str(val_root), num_classes=3, size=64, images_per_class=2,
                       from_imagenet_val=True, corruption=corruption, seed=3, workers=workers)
         return open_store(tmp_path / name).read()[0]
 
@@ -93,10 +93,10 @@ def test_an_unreadable_image_is_named_or_skipped_when_asked(val_root, tmp_path):
     broken.write_bytes(next((val_root / wnid(0)).iterdir()).read_bytes()[:300])  # a cut-off JPEG
 
     with pytest.raises(UnreadableImageError, match="zz_truncated.JPEG"):
-        import_images(str(tmp_path / "strict.zarr"), str(broken_root), 3, 32, chunk_size=2)
+        import_images_job(str(tmp_path / "strict.zarr"), str(broken_root), 3, 32, chunk_size=2)
     assert (tmp_path / "strict.zarr.partial").exists()  # the chunks before the bad file are kept
 
-    import_images(str(tmp_path / "skip.zarr"), str(broken_root), 3, 32, skip_unreadable=True)
+    import_images_job(str(tmp_path / "skip.zarr"), str(broken_root), 3, 32, skip_unreadable=True)
     store = open_store(tmp_path / "skip.zarr")
     assert len(store) == 12 and store.attrs["fingerprint"]["skipped_files"] == [str(broken)]
 

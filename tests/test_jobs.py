@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-import sda_core.jobs.adapt as adapt_job
+import sda_core.jobs.adapt as adapt_module
 from sda_core.checkpoints import save_weights
-from sda_core.jobs.adapt import adapt_shard, steps_for_timestep
-from sda_core.jobs.sample import sample_labels, sample_shard
-from sda_core.diffusion.schedule import DiffusionSchedule
+from sda_core.diffusion.processes import ReverseProcess
+from sda_core.jobs.adapt import adapt_job
+from sda_core.jobs.sample import sample_labels, sample_job
 from sda_core.models.denoisers import build_denoiser
 from sda_core.store import StoreSequence, write_store
 
@@ -31,8 +31,8 @@ def source_store(tmp_path):
 
 
 def _adapt(inputs, output, spec, checkpoint, shard, num_shards, guidance):
-    adapt_shard([inputs], str(output), spec, checkpoint, respacing=10, steps=4, noise_index="reference",
-                guidance=guidance, batch_size=2, shard=shard, num_shards=num_shards, stream="dda/test", seed=0,
+    process = ReverseProcess(respacing=10, steps=4, noise_index="reference", guidance=guidance)
+    adapt_job([inputs], str(output), spec, checkpoint, process=process, batch_size=2, shard=shard, num_shards=num_shards, stream="dda/test", seed=0,
                 device=torch.device("cpu"))
 
 
@@ -53,7 +53,7 @@ def test_adaptation_does_not_depend_on_the_shard_count(tmp_path, tiny_adm_spec, 
 def test_killed_adaptation_resumes_at_the_next_chunk(tmp_path, tiny_adm_spec, checkpoint, source_store, monkeypatch):
     guidance = {"scale": 1.0, "downsample": 2, "norm": "sample"}
     _adapt(source_store, tmp_path / "reference.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
-    real, calls = adapt_job.renoise_denoise, []
+    real, calls = adapt_module.renoise_denoise, []
 
     def killed_on_third_batch(*args, **kwargs):
         calls.append(1)
@@ -61,20 +61,15 @@ def test_killed_adaptation_resumes_at_the_next_chunk(tmp_path, tiny_adm_spec, ch
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(adapt_job, "renoise_denoise", killed_on_third_batch)
+    monkeypatch.setattr(adapt_module, "renoise_denoise", killed_on_third_batch)
     with pytest.raises(KeyboardInterrupt):
         _adapt(source_store, tmp_path / "killed.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
     calls.clear()
-    monkeypatch.setattr(adapt_job, "renoise_denoise", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    monkeypatch.setattr(adapt_module, "renoise_denoise", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     _adapt(source_store, tmp_path / "killed.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
     assert len(calls) == 3  # 5 batches of 2, two finished before the kill
     np.testing.assert_array_equal(StoreSequence([tmp_path / "killed.zarr"]).read(0, 10)[0],
                                   StoreSequence([tmp_path / "reference.zarr"]).read(0, 10)[0])
-
-
-def test_diffpure_start_is_the_kept_timestep_nearest_to_t():
-    assert steps_for_timestep(DiffusionSchedule(respacing=20), 150) == 4    # t=158
-    assert steps_for_timestep(DiffusionSchedule(respacing=100), 150) == 16  # t=151
 
 
 def test_sampling_labels_are_explicit_and_shard_invariant(tmp_path):
@@ -84,7 +79,7 @@ def test_sampling_labels_are_explicit_and_shard_invariant(tmp_path):
     save_weights(model, path)
 
     def run(output, shard, shards):
-        sample_shard(str(output), TINY_DIT, str(path), num_classes=3, images_per_class=3, respacing=5,
+        sample_job(str(output), TINY_DIT, str(path), num_classes=3, images_per_class=3, respacing=5,
                      batch_size=2, shard=shard, num_shards=shards, seed=0, device=torch.device("cpu"))
 
     run(tmp_path / "one.zarr", 0, 1)

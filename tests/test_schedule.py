@@ -4,7 +4,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from sda_core.diffusion.schedule import DiffusionSchedule, hybrid_loss, space_timesteps
+from sda_core.diffusion.respacing import space_timesteps
+from sda_core.diffusion.schedule import DiffusionSchedule, hybrid_loss
 
 
 def reference_scheduler():

@@ -1,8 +1,13 @@
-# A source classifier's published weights into results/models/source/ (timm naming, safetensors).
-from sda_core.jobs.import_classifier import import_classifier
-from sda_core.runtime import start_job
+# A source classifier's published weights into the workflow's source weights (timm naming, safetensors).
+from sda_core.jobs.import_classifier import import_classifier_job
+from sda_core.runtime import start_snakemake_job
 
-start_job(snakemake.log[0], device="cpu")
+start_snakemake_job(snakemake)
 p = snakemake.params
-import_classifier(snakemake.input.weights, snakemake.output[0], p.arch["timm_name"], p.arch["timm_kwargs"],
-                  p.num_classes)
+import_classifier_job(
+    snakemake.input.weights,
+    snakemake.output[0],
+    timm_name=p.arch["timm_name"],
+    timm_kwargs=p.arch["timm_kwargs"],
+    num_classes=p.num_classes,
+)

@@ -1,7 +1,16 @@
+# Softmax outputs of the source and fine-tuned classifiers on one group of image sets.
 from sda_core.jobs.predict import predict_job
-from sda_core.runtime import start_job
+from sda_core.runtime import start_snakemake_job
 
-device = start_job(snakemake.log[0], snakemake.threads, snakemake.params.device)
+device = start_snakemake_job(snakemake)
 p = snakemake.params
-predict_job(p.image_sets, snakemake.output[0], p.arch["timm_name"], p.arch["timm_kwargs"], p.num_classes,
-            {"source": snakemake.input.source, "finetuned": snakemake.input.finetuned}, p.preprocess, device)
+predict_job(
+    p.image_sets,
+    snakemake.output[0],
+    timm_name=p.arch["timm_name"],
+    timm_kwargs=p.arch["timm_kwargs"],
+    num_classes=p.num_classes,
+    weights={"source": snakemake.input.source, "finetuned": snakemake.input.finetuned},
+    preprocess=p.preprocess,
+    device=device,
+)

@@ -1,8 +1,23 @@
-from sda_core.jobs.sample import sample_shard
-from sda_core.runtime import start_job
+# Class-conditional generation of one shard of the synthetic source set.
+from sda_core.jobs.sample import sample_job
+from sda_core.runtime import start_snakemake_job
 
-device = start_job(snakemake.log[0], snakemake.threads, snakemake.params.device)
+device = start_snakemake_job(snakemake)
 p = snakemake.params
-sample_shard(snakemake.output[0], p.spec, snakemake.input.checkpoint, p.num_classes, p.images_per_class,
-             p.respacing, p.batch_size, int(snakemake.wildcards.shard), p.num_shards, p.seed, device, p.precision,
-             vae=snakemake.input.get("vae"), latent_scale=p.latent_scale, codec=p.codec)
+sample_job(
+    snakemake.output[0],
+    spec=p.spec,
+    checkpoint=snakemake.input.checkpoint,
+    num_classes=p.num_classes,
+    images_per_class=p.images_per_class,
+    respacing=p.respacing,
+    batch_size=p.batch_size,
+    shard=int(snakemake.wildcards.shard),
+    num_shards=p.num_shards,
+    seed=p.seed,
+    device=device,
+    precision=p.precision,
+    vae=snakemake.input.get("vae"),
+    latent_scale=p.latent_scale,
+    codec=p.codec,
+)

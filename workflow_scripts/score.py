@@ -1,7 +1,18 @@
+# Ensembles, accuracy tables with intervals, sanity figures and the plot.
 from sda_core.jobs.score import score_job
-from sda_core.runtime import start_job
+from sda_core.runtime import start_snakemake_job
 
-start_job(snakemake.log[0])
+start_snakemake_job(snakemake)
 p = snakemake.params
-score_job(p.prediction_files, p.test, p.validation, p.severity, snakemake.output.table,
-          snakemake.output.paired, snakemake.output.sanity, snakemake.output.plot, p.title)
+score_job(
+    p.prediction_files,
+    test=p.test,
+    validation=p.validation,
+    severity=p.severity,
+    has_clean=p.has_clean,
+    table_output=snakemake.output.table,
+    paired_output=snakemake.output.paired,
+    sanity_output=snakemake.output.sanity,
+    plot_output=snakemake.output.plot,
+    title=p.title,
+)

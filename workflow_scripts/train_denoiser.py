@@ -1,6 +1,15 @@
+# The digits world's unconditional denoiser or class-conditional generator.
 from sda_core.jobs.train_denoiser import train_denoiser_job
-from sda_core.runtime import start_job
+from sda_core.runtime import start_snakemake_job
 
-device = start_job(snakemake.log[0], snakemake.threads, snakemake.params.device)
-train_denoiser_job(snakemake.input.train, snakemake.output[0], snakemake.params.spec, snakemake.params.settings,
-                   snakemake.params.class_conditional, snakemake.params.seed, device)
+device = start_snakemake_job(snakemake)
+p = snakemake.params
+train_denoiser_job(
+    snakemake.input.train,
+    snakemake.output[0],
+    spec=p.spec,
+    settings=p.settings,
+    class_conditional=p.class_conditional,
+    seed=p.seed,
+    device=device,
+)

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from sda_core.images import resize
-
-NUM_CLASSES = 10
+NUM_CLASSES = 10  # read by the workflow while it parses: this module imports torch only when it loads data
 
 
 def load_digits_split(resolution: int, test_fraction: float, seed: int
@@ -16,8 +13,11 @@ def load_digits_split(resolution: int, test_fraction: float, seed: int
     The 0..16 grey levels are scaled to [0, 1], resized with antialiased bicubic interpolation and
     copied to three channels, so every ImageNet-shaped component applies unchanged.
     """
+    import torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
+    from sda_core.images import resize
 
     digits = load_digits()
     grey = torch.from_numpy(digits.images).float().unsqueeze(1) / 16.0

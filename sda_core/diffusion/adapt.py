@@ -20,7 +20,6 @@ from sda_core.diffusion.guidance import LowPassGuidance, low_pass
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
 from sda_core.seeding import randn_per_sample
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 NOISE_INDEX_MODES = ("reference", "matched")
 
 

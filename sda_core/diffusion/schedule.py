@@ -13,21 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sda_core.diffusion.respacing import space_timesteps
+
 
 def linear_betas(num_train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
     """DDPM's linear schedule, rescaled so any step count spans the same noise range (IDDPM eq. 'linear')."""
     scale = 1000.0 / num_train_steps
     return np.linspace(scale * beta_start, scale * beta_end, num_train_steps, dtype=np.float64)
-
-
-def space_timesteps(num_train_steps: int, num_steps: int) -> list[int]:
-    """The `num_steps` original timesteps kept by respacing, evenly strided with rounding (IDDPM sec. 4)."""
-    if not 1 <= num_steps <= num_train_steps:
-        raise ValueError(f"respacing must be in 1..{num_train_steps}, got {num_steps}")
-    if num_steps == 1:
-        return [0]
-    stride = (num_train_steps - 1) / (num_steps - 1)
-    return [round(i * stride) for i in range(num_steps)]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def corrupt_store(source: str, output: str, corruption: str, severity: int, seed
     log.info("%s severity %d: %d images", corruption, severity, count)
 
 
-def corrupt_stores(source: str, outputs: dict[str, str], severity: int, seed: int,
+def corrupt_job(source: str, outputs: dict[str, str], severity: int, seed: int,
                    limits: dict[str, int | None], codec: str = "zstd") -> None:
     """The whole corrupted target set in one job, one store per corruption (each resumable on its own)."""
     for corruption, output in outputs.items():

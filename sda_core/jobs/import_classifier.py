@@ -13,7 +13,7 @@ from sda_core.models.classifiers import load_classifier
 log = logging.getLogger(__name__)
 
 
-def import_classifier(weights: str, output: str, timm_name: str, timm_kwargs: dict, num_classes: int) -> None:
+def import_classifier_job(weights: str, output: str, timm_name: str, timm_kwargs: dict, num_classes: int) -> None:
     model = load_classifier(timm_name, num_classes, timm_kwargs, weights)
     save_weights(model, output, metadata={"timm_name": timm_name, "imported_from": str(weights)})
     log.info("%s: %s -> %s", timm_name, weights, output)

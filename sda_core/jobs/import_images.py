@@ -61,7 +61,7 @@ class Preparation:
         return resize_center_crop(image, self.size, self.size)
 
 
-def import_images(output: str, directory: str, num_classes: int, size: int, images_per_class: int | None = None,
+def import_images_job(output: str, directory: str, num_classes: int, size: int, images_per_class: int | None = None,
                   from_imagenet_val: bool = False, corruption: str | None = None, severity: int = 5,
                   skip_unreadable: bool = False, seed: int = 0, chunk_size: int = 256, codec: str = "zstd",
                   workers: int = 1) -> None:

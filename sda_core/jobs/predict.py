@@ -1,8 +1,8 @@
 """Stage: softmax outputs of one architecture's source (f) and fine-tuned (f') models on a group of image sets.
 
 Stored once, so every ensemble and sanity figure is computed without rerunning a classifier. A group
-is one corruption's target and adapted sets (the workflow's `prediction_groups`), so the scoring
-loads one corruption at a time and the groups run as parallel jobs. Keys: "<model>/<image set>" with model in {source, finetuned}, and "labels/<image set>".
+is one corruption's target and adapted sets (sda_core.image_sets), so the scoring loads one corruption at
+a time and the groups run as parallel jobs. Keys: sda_core.image_sets.predictions_key and labels_key.
 Probabilities are stored as float16 to keep the file small.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sda_core.image_sets import labels_key, predictions_key
 from sda_core.images import to_unit
 from sda_core.models.classifiers import Preprocess, load_classifier
 from sda_core.store import StoreSequence
@@ -38,10 +39,10 @@ def predict_job(image_sets: dict[str, list[str]], output: str, timm_name: str, t
                 for name, model in models.items():
                     probs[name].append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
             labels.append(batch_labels)
-        arrays[f"labels/{set_name}"] = np.concatenate(labels)
+        arrays[labels_key(set_name)] = np.concatenate(labels)
         for name in models:
-            arrays[f"{name}/{set_name}"] = np.concatenate(probs[name]).astype(np.float16)
-            accuracy = np.mean(arrays[f"{name}/{set_name}"].argmax(1) == arrays[f"labels/{set_name}"])
+            arrays[predictions_key(name, set_name)] = np.concatenate(probs[name]).astype(np.float16)
+            accuracy = np.mean(arrays[predictions_key(name, set_name)].argmax(1) == arrays[labels_key(set_name)])
             log.info("%s on %s: top-1 %.2f%%", name, set_name, 100 * accuracy)
     tmp = Path(f"{output}.tmp.npz")
     np.savez_compressed(tmp, **arrays)

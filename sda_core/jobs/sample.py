@@ -10,6 +10,7 @@ from sda_core.diffusion.adapt import configure_denoiser, generate
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.images import from_model_range
 from sda_core.models.denoisers import load_denoiser
+from sda_core.models.specs import is_latent
 from sda_core.models.dit import decode_latents, load_dit, load_vae, vae_image_size
 from sda_core.seeding import sample_generators
 from sda_core.store import fill_store, shard_range
@@ -22,24 +23,24 @@ def sample_labels(indices: np.ndarray, num_classes: int) -> np.ndarray:
     return (indices % num_classes).astype(np.int64)
 
 
-def sample_shard(output: str, spec: dict, checkpoint: str, num_classes: int, images_per_class: int,
+def sample_job(output: str, spec: dict, checkpoint: str, num_classes: int, images_per_class: int,
                  respacing: int, batch_size: int, shard: int, num_shards: int, seed: int,
                  device: torch.device, precision: str = "fp32", vae: str | None = None,
                  latent_scale: float = 0.18215, codec: str = "zstd") -> None:
     """One shard of the synthetic set: global sample k gets label k mod num_classes and noise seeded by k.
 
-    Without `vae` the generator works in pixel space (a denoiser trained by this workflow). With one it is the
-    official DiT (sda_core.models.dit.load_dit: a weights file or a diffusers directory) on latents, sampled
+    A pixel-space generator (sda_core.models.specs.is_latent) is a denoiser trained by this workflow. A
+    latent-space one is the official DiT (sda_core.models.dit.load_dit: a weights file or a diffusers directory) on latents, sampled
     like DiT's own sampler, x0 unclipped, and decoded by the VAE directory `vae` as decode(latents / latent_scale).
     """
     size = spec.get("sample_size") or spec["image_size"]
     total = num_classes * images_per_class
     start, stop = shard_range(total, num_shards, shard, batch_size)
-    if vae is None:
-        if spec["in_channels"] != 3:
-            raise ValueError(f"a latent-space generator ({spec['in_channels']} input channels) needs its VAE: "
-                             "set denoisers.generator.vae")
+    if not is_latent(spec):
         model, decoder, image_size = load_denoiser(spec, checkpoint), None, size
+    elif vae is None:
+        raise ValueError(f"a latent-space generator ({spec['in_channels']} input channels) needs its VAE: "
+                         "set denoisers.generator.vae")
     else:
         model, decoder = load_dit(spec, checkpoint), load_vae(vae).to(device)
         image_size = vae_image_size(decoder, size)

@@ -2,24 +2,27 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from sda_core.ensemble import COMPARISONS, METHODS, mean_interval, method_correct, paired_difference, wilson_interval
+from sda_core.image_sets import (CLEAN, SYNTHETIC_GENERATED, SYNTHETIC_MOD, adapted, image_set_of, labels_key,
+                                 predictions_key)
 
 log = logging.getLogger(__name__)
 
-# (check, model, image set)
+# (check, model, image set, whether it needs the clean set)
 SANITY_CHECKS = [
-    ("source on clean test", "source", "clean"),
-    ("source on clean after unguided diffusion (misalignment)", "source", "unguided/clean"),
-    ("source on clean after DDA", "source", "dda/clean"),
-    ("fine-tuned on clean test", "finetuned", "clean"),
-    ("fine-tuned on clean after unguided diffusion", "finetuned", "unguided/clean"),
-    ("fine-tuned on clean after DDA", "finetuned", "dda/clean"),
-    ("source agrees with generator label", "source", "synthetic/generated"),
-    ("source agrees with label after MoD", "source", "synthetic/mod"),
+    ("source on clean test", "source", CLEAN),
+    ("source on clean after unguided diffusion (misalignment)", "source", adapted("unguided", CLEAN)),
+    ("source on clean after DDA", "source", adapted("dda", CLEAN)),
+    ("fine-tuned on clean test", "finetuned", CLEAN),
+    ("fine-tuned on clean after unguided diffusion", "finetuned", adapted("unguided", CLEAN)),
+    ("fine-tuned on clean after DDA", "finetuned", adapted("dda", CLEAN)),
+    ("source agrees with generator label", "source", SYNTHETIC_GENERATED),
+    ("source agrees with label after MoD", "source", SYNTHETIC_MOD),
 ]
 
 
@@ -30,21 +33,58 @@ def _row(correct: np.ndarray) -> dict:
 
 
 Correctness = dict[str, dict[tuple[str, str], np.ndarray]]  # arch -> (method, corruption) -> per image
-PredictionFiles = dict[str, dict[str, str]]  # arch -> group of image sets -> npz of the predict stage
+PredictionFiles = dict[str, dict[str, str]]  # arch -> image set -> npz of the predict stage holding it
+
+
+class PredictionReader(Mapping):
+    """The predict stage's arrays of one architecture by key (sda_core.image_sets), read lazily.
+
+    Only the arrays asked for are decompressed: at ImageNet scale a group file holds ~0.6 GB of softmax
+    outputs, and with predict.jobs: per_architecture every set is in the same file. A key whose set or
+    array is missing raises, naming both: a renamed set must not drop a row silently.
+    """
+
+    def __init__(self, files: dict[str, str]):
+        self.files = files
+        self._open: dict[str, np.lib.npyio.NpzFile] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        image_set = image_set_of(key)
+        if image_set not in self.files:
+            raise KeyError(f"no prediction file holds image set {image_set!r} (known: {', '.join(self.files)})")
+        path = self.files[image_set]
+        if path not in self._open:
+            self._open[path] = np.load(path)
+        if key not in self._open[path]:
+            raise KeyError(f"{path} has no array {key!r}: was it written for another set of image sets?")
+        return self._open[path][key]
+
+    def __iter__(self):
+        return iter(predictions_key(model, name) for name in self.files for model in ("source", "finetuned"))
+
+    def __len__(self) -> int:
+        return 2 * len(self.files)
+
+    def close(self) -> None:
+        for arrays in self._open.values():
+            arrays.close()
+        self._open.clear()
+
+    def __enter__(self) -> PredictionReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def correctness(prediction_files: PredictionFiles, corruptions: list[str]) -> Correctness:
-    """Per-image correctness of every method on every corruption, computed once for all tables.
-
-    Files are read lazily, only the arrays a corruption's methods use: at ImageNet scale a group file
-    holds ~0.6 GB of softmax outputs, and with predict.jobs: per_architecture every corruption is in
-    the same file.
-    """
+    """Per-image correctness of every method on every corruption, computed once for all tables
+    (files opened per corruption, so at most one corruption's arrays are held at a time)."""
     correct: Correctness = {}
     for arch, files in prediction_files.items():
         correct[arch] = {}
         for c in corruptions:
-            with np.load(files[c]) as arrays:
+            with PredictionReader(files) as arrays:
                 correct[arch].update({(method, c): method_correct(arrays, method, c) for method in METHODS})
     return correct
 
@@ -84,17 +124,16 @@ def paired_table(correct: Correctness, test: list[str], validation: list[str]) -
     return pd.DataFrame(rows)
 
 
-def sanity_table(prediction_files: PredictionFiles) -> pd.DataFrame:
+def sanity_table(prediction_files: PredictionFiles, has_clean: bool) -> pd.DataFrame:
+    """The sanity checks, those on the clean set only where the run has one; a missing set raises."""
     rows = []
     for arch, files in prediction_files.items():
-        for check, model, images in SANITY_CHECKS:
-            group = "synthetic" if images.startswith("synthetic/") else "clean"
-            if group not in files:
-                continue
-            with np.load(files[group]) as arrays:  # lazily: only the two arrays this check reads
-                if f"{model}/{images}" in arrays:
-                    correct = arrays[f"{model}/{images}"].argmax(1) == arrays[f"labels/{images}"]
-                    rows.append({"arch": arch, "check": check, **_row(correct)})
+        with PredictionReader(files) as arrays:
+            for check, model, images in SANITY_CHECKS:
+                if CLEAN in images.split("/") and not has_clean:
+                    continue
+                correct = arrays[predictions_key(model, images)].argmax(1) == arrays[labels_key(images)]
+                rows.append({"arch": arch, "check": check, **_row(correct)})
     return pd.DataFrame(rows)
 
 
@@ -129,13 +168,14 @@ def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
 
 
 def score_job(prediction_files: PredictionFiles, test: list[str], validation: list[str], severity: int,
-              table_output: str, paired_output: str, sanity_output: str, plot_output: str, title: str) -> None:
+              has_clean: bool, table_output: str, paired_output: str, sanity_output: str, plot_output: str,
+              title: str) -> None:
     correct = correctness(prediction_files, test + validation)
     table = accuracy_table(correct, test, validation, severity)
     table.to_csv(table_output, index=False, float_format="%.2f")
     paired = paired_table(correct, test, validation)
     paired.to_csv(paired_output, index=False, float_format="%.2f")
-    sanity = sanity_table(prediction_files)
+    sanity = sanity_table(prediction_files, has_clean)
     sanity.to_csv(sanity_output, index=False, float_format="%.2f")
     plot_accuracy(table, plot_output, title)
     means = table[(table.corruption == "mean") & (table.split == "test")]

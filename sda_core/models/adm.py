@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sda_core.checkpoints import load_weights
+from sda_core.models.specs import resolve_spec
 from sda_core.sources import HOW_TO_OBTAIN
 
 
@@ -385,38 +386,17 @@ def attention_downsample_rates(image_size: int, resolutions: str | int | Iterabl
     return tuple(rates)
 
 
-ADM_CONFIGS: dict[str, dict] = {
-    # guided-diffusion's 256x256 unconditional ImageNet model (256x256_diffusion_uncond.pt), trained
-    # with --attention_resolutions 32,16,8 --class_cond False --image_size 256 --learn_sigma True
-    # --num_channels 256 --num_head_channels 64 --num_res_blocks 2 --resblock_updown True
-    # --use_scale_shift_norm True. learn_sigma doubles the outputs: eps and the variance interpolation.
-    "adm-256-uncond": dict(
-        image_size=256,
-        in_channels=3,
-        model_channels=256,
-        out_channels=6,
-        num_res_blocks=2,
-        attention_resolutions=attention_downsample_rates(256, "32,16,8"),
-        dropout=0.0,
-        channel_mult=(1, 1, 2, 2, 4, 4),
-        num_classes=None,
-        num_head_channels=64,
-        use_scale_shift_norm=True,
-        resblock_updown=True,
-    ),
-}
-
-
 def create_adm(config: str | Mapping = "adm-256-uncond", **overrides) -> ADMUNet:
-    """Build an ADMUNet from a name in ADM_CONFIGS or a kwargs mapping, with keyword overrides.
+    """Build an ADMUNet from an ADM preset's name (sda_core.models.specs) or a kwargs mapping, with keyword
+    overrides.
 
     A string `attention_resolutions` is read as resolutions ("32,16,8") and converted to downsample
     rates with the final image_size; a sequence of ints is taken as rates, as by ADMUNet itself.
     """
     if isinstance(config, str):
-        if config not in ADM_CONFIGS:
-            raise ValueError(f"unknown ADM config {config!r}; known: {sorted(ADM_CONFIGS)}")
-        config = ADM_CONFIGS[config]
+        config = resolve_spec(config)
+        if config.pop("arch") != "adm":
+            raise ValueError(f"{config} is not an ADM preset")
     kwargs = {**config, **overrides}
     if isinstance(kwargs.get("attention_resolutions"), str):
         kwargs["attention_resolutions"] = attention_downsample_rates(

@@ -1,0 +1,13 @@
+"""Respacing: which of the training timesteps a shortened schedule keeps (torch-free: the workflow
+decides start indices with it while it parses)."""
+from __future__ import annotations
+
+
+def space_timesteps(num_train_steps: int, num_steps: int) -> list[int]:
+    """The `num_steps` original timesteps kept by respacing, evenly strided with rounding (IDDPM sec. 4)."""
+    if not 1 <= num_steps <= num_train_steps:
+        raise ValueError(f"respacing must be in 1..{num_train_steps}, got {num_steps}")
+    if num_steps == 1:
+        return [0]
+    stride = (num_train_steps - 1) / (num_steps - 1)
+    return [round(i * stride) for i in range(num_steps)]

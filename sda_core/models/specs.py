@@ -1,0 +1,49 @@
+"""Denoiser specs: a config's `spec` names a registered preset, with overrides, or gives every argument.
+
+A spec is {arch: adm|dit, ...constructor arguments}: guided-diffusion's flag names for the ADM UNet
+(sda_core.models.adm), diffusers' DiTTransformer2DModel arguments for DiT (sda_core.models.dit). The
+presets are the official models, as facebookresearch/DiT names its model dict. Torch-free: the
+workflow resolves specs while it parses.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+DENOISER_ARCHS = ("adm", "dit")
+DENOISER_PRESETS: dict[str, dict] = {
+    # guided-diffusion's 256x256 unconditional ImageNet model (256x256_diffusion_uncond.pt), trained
+    # with --attention_resolutions 32,16,8 --class_cond False --image_size 256 --learn_sigma True
+    # --num_channels 256 --num_head_channels 64 --num_res_blocks 2 --resblock_updown True
+    # --use_scale_shift_norm True. learn_sigma doubles the outputs: eps and the variance interpolation.
+    "adm-256-uncond": {
+        "arch": "adm", "image_size": 256, "in_channels": 3, "model_channels": 256, "out_channels": 6,
+        "num_res_blocks": 2, "attention_resolutions": "32,16,8", "channel_mult": [1, 1, 2, 2, 4, 4],
+        "num_head_channels": 64, "use_scale_shift_norm": True, "resblock_updown": True,
+    },
+    # facebookresearch/DiT's DiT-XL/2 at 256x256 (DiT-XL-2-256x256.pt): 32x32x4 latents of the
+    # sd-vae-ft-ema VAE, patch 2, 28 blocks of 16 heads x 72, 1000 classes, learned sigma.
+    "dit-xl-2-256": {
+        "arch": "dit", "sample_size": 32, "patch_size": 2, "in_channels": 4, "out_channels": 8, "num_layers": 28,
+        "num_attention_heads": 16, "attention_head_dim": 72, "num_embeds_ada_norm": 1000,
+    },
+}
+
+
+def resolve_spec(spec: str | Mapping) -> dict:
+    """The full spec: a preset name, {preset: name, ...overrides}, or a full {arch: ..., ...} mapping."""
+    if isinstance(spec, str):
+        spec = {"preset": spec}
+    spec = dict(spec)
+    name = spec.pop("preset", None)
+    if name is not None:
+        if name not in DENOISER_PRESETS:
+            raise ValueError(f"unknown denoiser preset {name!r}; known: {', '.join(DENOISER_PRESETS)}")
+        spec = {**DENOISER_PRESETS[name], **spec}
+    if spec.get("arch") not in DENOISER_ARCHS:
+        raise ValueError(f"denoiser spec needs arch: one of {', '.join(DENOISER_ARCHS)} (or a preset), got {spec}")
+    return spec
+
+
+def is_latent(spec: Mapping) -> bool:
+    """Whether a denoiser works on latents (anything but RGB input), so that its images need a VAE decoder."""
+    return resolve_spec(spec)["in_channels"] != 3
