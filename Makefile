@@ -1,12 +1,13 @@
 # Two commands on a fresh machine:
 #   make demo   set up .venv and run the whole method on the embedded digits world
 #   make test   set up .venv and run the test suite
+#   make lint   the lint and format checks CI runs (ruff, snakefmt, snakemake --lint of both configs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test lint setup clean
 
 setup: $(STAMP)
 
@@ -21,6 +22,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/python tools/lint_workflow.py
 
 clean:
 	rm -rf results .snakemake

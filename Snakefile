@@ -37,6 +37,6 @@ include: "rules/score.smk"
 
 
 rule all:
+    default_target: True
     input:
         RESULT_FILES,
-    default_target: True

@@ -8,6 +8,15 @@ rule adapt:
         checkpoint=denoiser_weights("unconditional"),
     output:
         directory(adapted_store("{process}", "{corruption}", "{shard}")),
+    log:
+        log_path("adapt/{process}/{corruption}/{shard}"),
+    benchmark:
+        benchmark_path("adapt/{process}/{corruption}/{shard}")
+    conda:
+        "../environment.yml"
+    threads: JOB_THREADS
+    resources:
+        gpu=GPUS_PER_JOB,
     params:
         spec=DENOISER_SPECS["unconditional"],
         process=lambda wc: process_settings(wc.process),
@@ -18,14 +27,5 @@ rule adapt:
         device=job_device(uses_gpu=True),
         precision=config["precision"],
         codec=config["storage"]["codec"],
-    threads: JOB_THREADS
-    resources:
-        gpu=GPUS_PER_JOB,
-    log:
-        log_path("adapt/{process}/{corruption}/{shard}"),
-    benchmark:
-        benchmark_path("adapt/{process}/{corruption}/{shard}")
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/adapt.py"

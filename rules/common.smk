@@ -8,7 +8,6 @@ from sda_core.diffusion.processes import reverse_process
 from sda_core.models.specs import resolve_spec
 from sda_core.sources import imagenet_folder
 
-
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = "results"  # every output of the workflow lies under it

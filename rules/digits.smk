@@ -5,15 +5,15 @@ rule prepare_digits:
     output:
         train=directory(digits_store("train")),
         test=directory(digits_store("test")),
+    log:
+        log_path("prepare_digits"),
+    conda:
+        "../environment.yml"
     params:
         resolution=config["digits"]["resolution"],
         test_fraction=config["digits"]["test_fraction"],
         seed=SEED,
         device=job_device(uses_gpu=False),
-    log:
-        log_path("prepare_digits"),
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/prepare_digits.py"
 
@@ -23,12 +23,12 @@ use rule finetune as train_source_classifier with:
         train=[rules.prepare_digits.output.train],
     output:
         source_weights("{arch}"),
-    params:
-        settings=lambda wc: ARCHS[wc.arch]["source_training"],
     log:
         log_path("train_source_classifier/{arch}"),
     benchmark:
         benchmark_path("train_source_classifier/{arch}")
+    params:
+        settings=lambda wc: ARCHS[wc.arch]["source_training"],
 
 
 rule train_denoiser:
@@ -36,22 +36,22 @@ rule train_denoiser:
         train=rules.prepare_digits.output.train,
     output:
         denoiser_weights("{role}"),
+    log:
+        log_path("train_denoiser/{role}"),
+    benchmark:
+        benchmark_path("train_denoiser/{role}")
+    priority: 50
+    conda:
+        "../environment.yml"
+    threads: JOB_THREADS
+    resources:
+        gpu=GPUS_PER_JOB,
     params:
         spec=lambda wc: DENOISER_SPECS[wc.role],
         settings=lambda wc: config["denoisers"][wc.role]["training"],
         class_conditional=lambda wc: wc.role == "generator",
         seed=SEED,
         device=job_device(uses_gpu=True),
-    threads: JOB_THREADS
-    resources:
-        gpu=GPUS_PER_JOB,
-    priority: 50
-    log:
-        log_path("train_denoiser/{role}"),
-    benchmark:
-        benchmark_path("train_denoiser/{role}")
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/train_denoiser.py"
 
@@ -62,6 +62,12 @@ rule corrupt:
         clean=rules.prepare_digits.output.test,
     output:
         [directory(target_store(c)) for c in CORRUPTIONS],
+    log:
+        log_path("corrupt"),
+    benchmark:
+        benchmark_path("corrupt")
+    conda:
+        "../environment.yml"
     params:
         outputs={c: target_store(c) for c in CORRUPTIONS},
         severity=config["corruptions"]["severity"],
@@ -69,11 +75,5 @@ rule corrupt:
         seed=SEED,
         codec=config["storage"]["codec"],
         device=job_device(uses_gpu=False),
-    log:
-        log_path("corrupt"),
-    benchmark:
-        benchmark_path("corrupt")
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/corrupt.py"

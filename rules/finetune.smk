@@ -8,6 +8,16 @@ rule finetune:
         init=source_weights("{arch}"),
     output:
         finetuned_weights("{arch}"),
+    log:
+        log_path("finetune/{arch}"),
+    benchmark:
+        benchmark_path("finetune/{arch}")
+    priority: 20
+    conda:
+        "../environment.yml"
+    threads: JOB_THREADS
+    resources:
+        gpu=GPUS_PER_JOB,
     params:
         arch=lambda wc: ARCHS[wc.arch],
         settings=lambda wc: ARCHS[wc.arch]["finetune"],
@@ -15,15 +25,5 @@ rule finetune:
         preprocess=config["classifier_input"],
         seed=SEED,
         device=job_device(uses_gpu=True),
-    threads: JOB_THREADS
-    resources:
-        gpu=GPUS_PER_JOB,
-    priority: 20
-    log:
-        log_path("finetune/{arch}"),
-    benchmark:
-        benchmark_path("finetune/{arch}")
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/train_classifier.py"

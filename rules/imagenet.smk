@@ -7,6 +7,13 @@ rule import_images:
         folder=lambda wc: imagenet_folder(config, wc.corruption)[0],
     output:
         directory(target_store("{corruption}")),
+    log:
+        log_path("import_images/{corruption}"),
+    benchmark:
+        benchmark_path("import_images/{corruption}")
+    conda:
+        "../environment.yml"
+    threads: JOB_THREADS
     params:
         num_classes=NUM_CLASSES,
         size=DENOISER_SPECS["unconditional"]["image_size"],
@@ -26,13 +33,6 @@ rule import_images:
         seed=SEED,
         codec=config["storage"]["codec"],
         device=job_device(uses_gpu=False),
-    threads: JOB_THREADS
-    log:
-        log_path("import_images/{corruption}"),
-    benchmark:
-        benchmark_path("import_images/{corruption}")
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/import_images.py"
 
@@ -43,14 +43,14 @@ rule import_classifier:
         weights=lambda wc: str(CLASSIFIER_WEIGHTS[wc.arch]),
     output:
         source_weights("{arch}"),
+    log:
+        log_path("import_classifier/{arch}"),
+    localrule: True
+    conda:
+        "../environment.yml"
     params:
         arch=lambda wc: ARCHS[wc.arch],
         num_classes=NUM_CLASSES,
         device=job_device(uses_gpu=False),
-    localrule: True
-    log:
-        log_path("import_classifier/{arch}"),
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/import_classifier.py"

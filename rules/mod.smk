@@ -8,12 +8,12 @@ use rule adapt as mod with:
         checkpoint=denoiser_weights("unconditional"),
     output:
         directory(mod_store("{shard}")),
-    params:
-        process=process_settings("dda"),
-        num_shards=config["adaptation"]["mod_shards"],
-        stream="mod",
-    priority: 30
     log:
         log_path("mod/{shard}"),
     benchmark:
         benchmark_path("mod/{shard}")
+    priority: 30
+    params:
+        process=process_settings("dda"),
+        num_shards=config["adaptation"]["mod_shards"],
+        stream="mod",

@@ -3,27 +3,25 @@
 
 rule predict:
     input:
-        images=lambda wc: [
-            store for name in prediction_groups()[wc.group] for store in image_set_stores()[name]
-        ],
+        images=lambda wc: [store for name in prediction_groups()[wc.group] for store in image_set_stores()[name]],
         source=source_weights("{arch}"),
         finetuned=finetuned_weights("{arch}"),
     output:
         prediction_file("{arch}", "{group}"),
-    params:
-        image_sets=lambda wc: {name: image_set_stores()[name] for name in prediction_groups()[wc.group]},
-        arch=lambda wc: ARCHS[wc.arch],
-        num_classes=NUM_CLASSES,
-        preprocess=config["classifier_input"],
-        device=job_device(uses_gpu=True),
-    threads: JOB_THREADS
-    resources:
-        gpu=GPUS_PER_JOB,
     log:
         log_path("predict/{arch}/{group}"),
     benchmark:
         benchmark_path("predict/{arch}/{group}")
     conda:
         "../environment.yml"
+    threads: JOB_THREADS
+    resources:
+        gpu=GPUS_PER_JOB,
+    params:
+        image_sets=lambda wc: {name: image_set_stores()[name] for name in prediction_groups()[wc.group]},
+        arch=lambda wc: ARCHS[wc.arch],
+        num_classes=NUM_CLASSES,
+        preprocess=config["classifier_input"],
+        device=job_device(uses_gpu=True),
     script:
         "../workflow_scripts/predict.py"

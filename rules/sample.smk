@@ -6,6 +6,16 @@ rule sample_synthetic:
         unpack(generator_weights),
     output:
         directory(generated_store("{shard}")),
+    log:
+        log_path("sample_synthetic/{shard}"),
+    benchmark:
+        benchmark_path("sample_synthetic/{shard}")
+    priority: 40
+    conda:
+        "../environment.yml"
+    threads: JOB_THREADS
+    resources:
+        gpu=GPUS_PER_JOB,
     params:
         spec=DENOISER_SPECS["generator"],
         num_classes=NUM_CLASSES,
@@ -18,15 +28,5 @@ rule sample_synthetic:
         precision=config["precision"],
         latent_scale=config["denoisers"]["generator"]["latent_scale"],
         codec=config["storage"]["codec"],
-    threads: JOB_THREADS
-    resources:
-        gpu=GPUS_PER_JOB,
-    priority: 40
-    log:
-        log_path("sample_synthetic/{shard}"),
-    benchmark:
-        benchmark_path("sample_synthetic/{shard}")
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/sample.py"

@@ -9,6 +9,10 @@ rule score:
         paired=report(table_file("c_paired"), caption="../report/paired.rst", category="Results"),
         sanity=report(table_file("sanity"), caption="../report/sanity.rst", category="Results"),
         plot=report(plot_file("c"), caption="../report/plot.rst", category="Results"),
+    log:
+        log_path("score"),
+    conda:
+        "../environment.yml"
     params:
         prediction_files=prediction_files(),
         test=TEST_CORRUPTIONS,
@@ -17,10 +21,6 @@ rule score:
         has_clean=HAS_CLEAN,
         title=f"{WORLD}-C, severity {config['corruptions']['severity']}",
         device=job_device(uses_gpu=False),
-    log:
-        log_path("score"),
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/score.py"
 
@@ -30,12 +30,12 @@ rule preview:
         images=lambda wc: sorted({store for stores in preview_sets().values() for store in stores}),
     output:
         report(plot_file("preview"), caption="../report/preview.rst", category="Sanity"),
-    params:
-        image_sets=preview_sets(),
-        device=job_device(uses_gpu=False),
     log:
         log_path("preview"),
     conda:
         "../environment.yml"
+    params:
+        image_sets=preview_sets(),
+        device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/preview.py"

@@ -1,4 +1,5 @@
 """Safe checkpoint I/O: safetensors, or torch.load with weights_only=True; clear errors on mismatch."""
+
 from __future__ import annotations
 
 import os
@@ -45,14 +46,21 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], path: str | os.
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong_shape = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-                   if k in state and state[k].shape != v.shape]
+    wrong_shape = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or wrong_shape:
-        parts = [f"{name} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-                 for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
-                 if keys]
-        raise CheckpointError(f"checkpoint {path} does not fit {type(model).__name__} "
-                              f"({len(state)} keys in file, {len(expected)} in model); " + "; ".join(parts))
+        parts = [
+            f"{name} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
+            if keys
+        ]
+        raise CheckpointError(
+            f"checkpoint {path} does not fit {type(model).__name__} "
+            f"({len(state)} keys in file, {len(expected)} in model); " + "; ".join(parts)
+        )
     model.load_state_dict(state)
     return model
 

@@ -1,10 +1,11 @@
 """Supervised training of a classifier on an image store: source training and SDA's fine-tuning.
 
-One loop serves both; the recipe (DESIGN.md 1.3) is data: SGD with step decay for ResNets, AdamW
+One loop serves both; the recipe (docs/method.md#reference-settings) is data: SGD with step decay for ResNets, AdamW
 with linear warm-up then cosine decay for Swin/ConvNeXt (no weight decay on norms, biases and
 position tables), label smoothing, gradient clipping, and an early stop epoch (SDA evaluates epoch 15
 of a 30-epoch schedule).
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,15 +26,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    optimizer: str = "sgd"                 # sgd | adamw
+    optimizer: str = "sgd"  # sgd | adamw
     lr: float = 5e-4
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    epochs: int = 30                       # length of the lr schedule
-    stop_epoch: int | None = None          # train only this many epochs of it (None: all)
+    epochs: int = 30  # length of the lr schedule
+    stop_epoch: int | None = None  # train only this many epochs of it (None: all)
     batch_size: int = 512
-    micro_batch_size: int | None = None    # accumulate gradients over slices of the batch (None: one pass)
-    schedule: str = "multistep"            # multistep | warmup_cosine | constant
+    micro_batch_size: int | None = None  # accumulate gradients over slices of the batch (None: one pass)
+    schedule: str = "multistep"  # multistep | warmup_cosine | constant
     milestones: tuple[int, ...] = (10, 20, 25)
     gamma: float = 0.1
     warmup_epochs: int = 0
@@ -42,11 +43,11 @@ class TrainSettings:
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     no_decay_on_norm_bias: bool = False
-    augment: str = "none"                  # none | imagenet (RandomResizedCrop, flip, RandAugment, RandomErasing)
+    augment: str = "none"  # none | imagenet (RandomResizedCrop, flip, RandAugment, RandomErasing)
     seed: int = 0
 
     @classmethod
-    def from_config(cls, config: dict, seed: int) -> "TrainSettings":
+    def from_config(cls, config: dict, seed: int) -> TrainSettings:
         values = dict(config)
         if "milestones" in values:
             values["milestones"] = tuple(values["milestones"])
@@ -59,7 +60,7 @@ def learning_rate(settings: TrainSettings, progress_epochs: float) -> float:
         return settings.lr
     if settings.schedule == "multistep":
         passed = sum(progress_epochs >= m for m in settings.milestones)
-        return settings.lr * settings.gamma ** passed
+        return settings.lr * settings.gamma**passed
     if settings.schedule == "warmup_cosine":
         if progress_epochs < settings.warmup_epochs:
             fraction = progress_epochs / settings.warmup_epochs
@@ -77,8 +78,13 @@ def _parameter_groups(model: nn.Module, settings: TrainSettings) -> list[dict]:
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        skip = param.ndim <= 1 or name.endswith(".bias") or "relative_position_bias_table" in name \
-            or "pos_embed" in name or "absolute_pos" in name
+        skip = (
+            param.ndim <= 1
+            or name.endswith(".bias")
+            or "relative_position_bias_table" in name
+            or "pos_embed" in name
+            or "absolute_pos" in name
+        )
         (no_decay if skip else decay).append(param)
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
@@ -86,15 +92,15 @@ def _parameter_groups(model: nn.Module, settings: TrainSettings) -> list[dict]:
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     groups = _parameter_groups(model, settings)
     if settings.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
-                               weight_decay=settings.weight_decay)
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
     if settings.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
     raise ValueError(f"unknown optimizer {settings.optimizer!r}; valid: sgd, adamw")
 
 
-def make_batch_transform(augment: str, preprocess: Preprocess, device: torch.device
-                         ) -> Callable[[np.ndarray], torch.Tensor]:
+def make_batch_transform(
+    augment: str, preprocess: Preprocess, device: torch.device
+) -> Callable[[np.ndarray], torch.Tensor]:
     """uint8 NHWC images -> normalised training batch: plain preprocessing, or timm's ImageNet
     training transform (RandomResizedCrop, flip, RandAugment m9 n2, RandomErasing 0.25) per image."""
     if augment == "none":
@@ -103,14 +109,27 @@ def make_batch_transform(augment: str, preprocess: Preprocess, device: torch.dev
         from PIL import Image
         from timm.data import create_transform
 
-        transform = create_transform(preprocess.crop, is_training=True, auto_augment="rand-m9-n2-mstd0.5-inc1",
-                                     re_prob=0.25, interpolation="bicubic", mean=preprocess.mean, std=preprocess.std)
+        transform = create_transform(
+            preprocess.crop,
+            is_training=True,
+            auto_augment="rand-m9-n2-mstd0.5-inc1",
+            re_prob=0.25,
+            interpolation="bicubic",
+            mean=preprocess.mean,
+            std=preprocess.std,
+        )
         return lambda images: torch.stack([transform(Image.fromarray(image)) for image in images]).to(device)
     raise ValueError(f"unknown augment {augment!r}; valid: none, imagenet")
 
 
-def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, settings: TrainSettings,
-                     preprocess: Preprocess, device: torch.device) -> nn.Module:
+def train_classifier(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    settings: TrainSettings,
+    preprocess: Preprocess,
+    device: torch.device,
+) -> nn.Module:
     """Train all layers with cross-entropy; returns the model in eval mode.
 
     With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
@@ -128,14 +147,14 @@ def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, s
         order = rng.permutation(len(images))
         total_loss, correct = 0.0, 0
         for step in range(steps_per_epoch):
-            index = np.sort(order[step * settings.batch_size:(step + 1) * settings.batch_size])
+            index = np.sort(order[step * settings.batch_size : (step + 1) * settings.batch_size])
             lr = learning_rate(settings, epoch + step / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             micro = settings.micro_batch_size or len(index)
             for start in range(0, len(index), micro):  # the mean loss of the batch, one slice at a time
-                part = index[start:start + micro]
+                part = index[start : start + micro]
                 y = torch.from_numpy(labels[part]).to(device)
                 logits = model(batch_transform(images[part]))
                 loss = criterion(logits, y) * (len(part) / len(index))
@@ -146,7 +165,13 @@ def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, s
                 nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
             progress.update()
-        log.info("epoch %d/%d: loss %.4f, train top-1 %.2f%%, lr %.3g", epoch + 1, epochs,
-                 total_loss / len(images), 100 * correct / len(images), lr)
+        log.info(
+            "epoch %d/%d: loss %.4f, train top-1 %.2f%%, lr %.3g",
+            epoch + 1,
+            epochs,
+            total_loss / len(images),
+            100 * correct / len(images),
+            lr,
+        )
     progress.close()
     return model.eval()

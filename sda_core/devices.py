@@ -6,6 +6,7 @@ and restricts itself to it with CUDA_VISIBLE_DEVICES, before CUDA initialises. T
 lock when the process ends, however it ends, so a killed job frees its GPU. Under SLURM the
 scheduler assigns devices and nothing is claimed.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -28,15 +29,21 @@ def visible_gpus(env: Mapping[str, str]) -> list[str]:
     if "CUDA_VISIBLE_DEVICES" in env:
         return [device.strip() for device in env["CUDA_VISIBLE_DEVICES"].split(",") if device.strip()]
     try:
-        listing = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=60, check=True).stdout
+        listing = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
     except (FileNotFoundError, subprocess.SubprocessError):
         return []
     return listing.split()
 
 
-def claim_gpu(devices: Sequence[str], lock_dir: Path, timeout: float | None = None,
-              poll_seconds: float = 5.0) -> tuple[str, int]:
+def claim_gpu(
+    devices: Sequence[str], lock_dir: Path, timeout: float | None = None, poll_seconds: float = 5.0
+) -> tuple[str, int]:
     """Lock the first free device; returns it and the open lock file descriptor (keep it open).
 
     Waits for a device to be freed, up to `timeout` seconds (None: forever), then raises TimeoutError.

@@ -4,6 +4,7 @@ intervals.
 A method is a list of (model, image set of the corruption scored) terms; its prediction is argmax of
 the summed softmaxes.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,7 @@ def mean_interval(accuracies: list[float], counts: list[int], z: float = 1.96) -
 COMPARISONS = [("SDA", "DDA"), ("DDA", "Source"), ("SDA", "Source"), ("DiffPure", "Source")]
 
 
-def paired_difference(first: list[np.ndarray], second: list[np.ndarray], z: float = 1.96
-                      ) -> tuple[float, float, float]:
+def paired_difference(first: list[np.ndarray], second: list[np.ndarray], z: float = 1.96) -> tuple[float, float, float]:
     """Mean over corruptions of the accuracy difference of two methods scored on the same images,
     with a 95% normal interval from the per-image paired differences (tighter than comparing two
     unpaired intervals, since both methods see the same images)."""

@@ -11,6 +11,7 @@ the set's labels under `labels_key(set)`; the score and preview stages read them
 Sets are classified in groups (one predict job per architecture and group): a corruption's target and
 adapted sets together, the clean sets together, the synthetic sets together, or everything in "all".
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -64,25 +65,30 @@ class RunImageSets:
 
     def processed(self) -> dict[str, list[str]]:
         """process -> the target sets (corruptions, CLEAN) it runs on."""
-        return {"dda": [*self.corruptions, *self.clean], "diffpure": list(self.corruptions),
-                "unguided": self.clean}
+        return {"dda": [*self.corruptions, *self.clean], "diffpure": list(self.corruptions), "unguided": self.clean}
 
     def groups(self) -> dict[str, list[str]]:
         """group -> its set names, in the order they are classified and stored."""
         groups = {SYNTHETIC_GROUP: [SYNTHETIC_GENERATED, SYNTHETIC_MOD]}
         for images in [*self.clean, *self.corruptions]:
             members = [CLEAN] if images == CLEAN else [target(images)]
-            groups[images] = members + [adapted(process, images) for process, sets in self.processed().items()
-                                        if images in sets]
+            groups[images] = members + [
+                adapted(process, images) for process, sets in self.processed().items() if images in sets
+            ]
         return groups
 
-    def stores(self, generated: Callable[[], list[str]], mod: Callable[[], list[str]],
-               target_store: Callable[[str], str], adapted_stores: Callable[[str, str], list[str]]
-               ) -> dict[str, list[str]]:
+    def stores(
+        self,
+        generated: Callable[[], list[str]],
+        mod: Callable[[], list[str]],
+        target_store: Callable[[str], str],
+        adapted_stores: Callable[[str, str], list[str]],
+    ) -> dict[str, list[str]]:
         """set name -> its stores, from the workflow's path functions: the synthetic sets, clean, the
         corrupted targets, then the adapted sets (the order they are classified and stored in)."""
         stores = {SYNTHETIC_GENERATED: generated(), SYNTHETIC_MOD: mod()}
-        stores.update({CLEAN: [target_store(CLEAN)] for _ in self.clean})
+        if self.has_clean:
+            stores[CLEAN] = [target_store(CLEAN)]
         stores.update({target(corruption): [target_store(corruption)] for corruption in self.corruptions})
         for process, sets in self.processed().items():
             stores.update({adapted(process, images): adapted_stores(process, images) for images in sets})

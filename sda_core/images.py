@@ -1,4 +1,5 @@
 """Conversions between stored uint8 NHWC images and model tensors, and the resize both sides share."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """What every workflow job does first: send its output to the log, set threads, claim and pick the device."""
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,9 @@ def start_job(log_path: str | os.PathLike | None, threads: int, device: str) -> 
     if log_path is not None:
         stream = open(log_path, "a", buffering=1)
         sys.stdout = sys.stderr = stream
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, force=True, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     torch.set_num_threads(max(1, threads))
     if device != "cpu":
         claim_gpu_for_job()  # before anything initialises CUDA

@@ -4,6 +4,7 @@ A sample's noise therefore depends only on (seed, stream, index), never on the b
 or on how many shards the work was split into. Draws happen on the CPU, so a GPU run uses the
 same noise as a CPU run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,9 @@ def sample_generators(seed: int, stream: str, indices: Sequence[int]) -> list[to
     return [torch.Generator().manual_seed(sample_seed(seed, stream, int(i))) for i in indices]
 
 
-def randn_per_sample(generators: Sequence[torch.Generator], shape: Sequence[int], device=None,
-                     dtype=torch.float32) -> torch.Tensor:
+def randn_per_sample(
+    generators: Sequence[torch.Generator], shape: Sequence[int], device=None, dtype=torch.float32
+) -> torch.Tensor:
     """A batch of standard normal draws, row k from generators[k]."""
     rows = [torch.randn(tuple(shape), generator=g, dtype=torch.float32) for g in generators]
     return torch.stack(rows).to(device=device, dtype=dtype)

@@ -3,6 +3,7 @@
 A run on a machine without the weights or the data stops before any job starts, with one message
 that lists every missing path and how to obtain it (not one error per job, hours apart).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,14 +17,20 @@ DIT_XL_2_256_URL = "https://dl.fbaipublicfiles.com/DiT/models/DiT-XL-2-256x256.p
 
 HOW_TO_OBTAIN = {
     "adm": f"the openai/guided-diffusion release file 256x256_diffusion_uncond.pt: {ADM_256_UNCOND_URL}",
-    "dit": (f"the original DiT-XL-2-256x256.pt ({DIT_XL_2_256_URL}) with the VAE below, or the diffusers "
-            "directory: huggingface-cli download facebook/DiT-XL-2-256 --local-dir <dir>"),
+    "dit": (
+        f"the original DiT-XL-2-256x256.pt ({DIT_XL_2_256_URL}) with the VAE below, or the diffusers "
+        "directory: huggingface-cli download facebook/DiT-XL-2-256 --local-dir <dir>"
+    ),
     "vae": "huggingface-cli download stabilityai/sd-vae-ft-ema --local-dir <dir>",
-    "imagenet_c": ("ImageNet-C (Hendrycks & Dietterich 2019, https://zenodo.org/records/2235448), extracted as "
-                   "<root>/<corruption>/<severity>/<wnid>/*.JPEG; or set imagenet.target: imagenet_val to "
-                   "build it from ImageNet val"),
-    "imagenet_val": ("the ImageNet validation images sorted into one folder per wnid, <val_root>/<wnid>/*.JPEG "
-                     "(https://image-net.org)"),
+    "imagenet_c": (
+        "ImageNet-C (Hendrycks & Dietterich 2019, https://zenodo.org/records/2235448), extracted as "
+        "<root>/<corruption>/<severity>/<wnid>/*.JPEG; or set imagenet.target: imagenet_val to "
+        "build it from ImageNet val"
+    ),
+    "imagenet_val": (
+        "the ImageNet validation images sorted into one folder per wnid, <val_root>/<wnid>/*.JPEG "
+        "(https://image-net.org)"
+    ),
 }
 
 
@@ -56,9 +63,11 @@ def cached_pretrained_weights(timm_name: str, cache_dir: str | os.PathLike | Non
 
 def how_to_obtain_weights(timm_name: str) -> str:
     hub_id = pretrained_hub_id(timm_name) or f"timm/{timm_name}"
-    return (f"Fetch timm's weights once where there is network access (`huggingface-cli download {hub_id} "
-            "model.safetensors`, then copy the Hugging Face cache, or set HF_HUB_CACHE to it), or set the "
-            "architecture's `weights:` to a local file.")
+    return (
+        f"Fetch timm's weights once where there is network access (`huggingface-cli download {hub_id} "
+        "model.safetensors`, then copy the Hugging Face cache, or set HF_HUB_CACHE to it), or set the "
+        "architecture's `weights:` to a local file."
+    )
 
 
 def vae_directory(checkpoint: str | os.PathLike | None, vae: str | os.PathLike | None) -> str | None:
@@ -96,25 +105,43 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
     """
     imagenet = config["imagenet"]
     unconditional, generator = config["denoisers"]["unconditional"], config["denoisers"]["generator"]
-    required = [Requirement(str(unconditional["checkpoint"]), "unconditional ADM weights", HOW_TO_OBTAIN["adm"]),
-                Requirement(str(generator["checkpoint"]), "DiT generator weights", HOW_TO_OBTAIN["dit"])]
+    required = [
+        Requirement(str(unconditional["checkpoint"]), "unconditional ADM weights", HOW_TO_OBTAIN["adm"]),
+        Requirement(str(generator["checkpoint"]), "DiT generator weights", HOW_TO_OBTAIN["dit"]),
+    ]
     if is_latent(generator["spec"]):
         vae = vae_directory(generator["checkpoint"], generator["vae"])
-        required.append(Requirement(vae or "<denoisers.generator.vae is not set>", "DiT's VAE (sd-vae-ft-ema)",
-                                    HOW_TO_OBTAIN["vae"]))
+        required.append(
+            Requirement(
+                vae or "<denoisers.generator.vae is not set>", "DiT's VAE (sd-vae-ft-ema)", HOW_TO_OBTAIN["vae"]
+            )
+        )
     for arch in config["architectures"]:
         path = classifier_weights[arch["name"]]
-        required.append(Requirement(str(path or f"<Hugging Face cache>/{arch['timm_name']}"),
-                                    f"source classifier {arch['name']} ({arch['timm_name']})",
-                                    how_to_obtain_weights(arch["timm_name"])))
+        required.append(
+            Requirement(
+                str(path or f"<Hugging Face cache>/{arch['timm_name']}"),
+                f"source classifier {arch['name']} ({arch['timm_name']})",
+                how_to_obtain_weights(arch["timm_name"]),
+            )
+        )
     if imagenet["target"] == "imagenet_c":
         for corruption in config["corruptions"]["test"] + config["corruptions"]["validation"]:
-            required.append(Requirement(imagenet_folder(config, corruption)[0],
-                                        f"ImageNet-C {corruption}, severity {config['corruptions']['severity']}",
-                                        HOW_TO_OBTAIN["imagenet_c"]))
+            required.append(
+                Requirement(
+                    imagenet_folder(config, corruption)[0],
+                    f"ImageNet-C {corruption}, severity {config['corruptions']['severity']}",
+                    HOW_TO_OBTAIN["imagenet_c"],
+                )
+            )
     if imagenet["target"] == "imagenet_val" or imagenet["val_root"]:
-        required.append(Requirement(imagenet["val_root"] or "<imagenet.val_root is not set>",
-                                    "ImageNet validation images", HOW_TO_OBTAIN["imagenet_val"]))
+        required.append(
+            Requirement(
+                imagenet["val_root"] or "<imagenet.val_root is not set>",
+                "ImageNet validation images",
+                HOW_TO_OBTAIN["imagenet_val"],
+            )
+        )
     return required
 
 
@@ -123,8 +150,10 @@ def missing_inputs_message(requirements: list[Requirement]) -> str | None:
     missing = [r for r in requirements if not r.present()]
     if not missing:
         return None
-    lines = [f"{len(missing)} input(s) of the ImageNet experiment are missing; set their paths in the config "
-             "(config.yaml) or put the files there:"]
+    lines = [
+        f"{len(missing)} input(s) of the ImageNet experiment are missing; set their paths in the config "
+        "(config.yaml) or put the files there:"
+    ]
     for how in dict.fromkeys(r.how_to_obtain for r in missing):  # one "obtain" line per source
         lines += [f"  - {r.what}: {r.path}" for r in missing if r.how_to_obtain == how]
         lines.append(f"      obtain: {how}")

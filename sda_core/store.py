@@ -10,6 +10,7 @@ A store's attrs carry `fingerprint`, a dict describing what produced it, and `co
 the storage codec its images were written with (see STORAGE_CODECS); a partial store with a
 different fingerprint or codec is stale and is discarded rather than resumed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,9 @@ log = logging.getLogger(__name__)
 
 # zarr warns on every use of a numcodecs codec (Delta) that other zarr implementations may lack it;
 # these stores are only ever read through this module, so the warning is noise
-warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification",
-                        category=ZarrUserWarning)
+warnings.filterwarnings(
+    "ignore", message="Numcodecs codecs are not in the Zarr version 3 specification", category=ZarrUserWarning
+)
 
 STORAGE_CODECS = {
     "zstd": "lossless: zstd level 3 over each chunk of images (what zarr uses by default)",
@@ -110,8 +112,10 @@ class ImageStore:
     def write_chunk(self, chunk: int, images: np.ndarray, labels: np.ndarray) -> None:
         start, stop = self.chunk_bounds(chunk)
         if images.shape != (stop - start, *self.images.shape[1:]) or images.dtype != np.uint8:
-            raise StoreError(f"chunk {chunk} of {self.path} expects uint8 images of shape "
-                             f"{(stop - start, *self.images.shape[1:])}, got {images.dtype} {images.shape}")
+            raise StoreError(
+                f"chunk {chunk} of {self.path} expects uint8 images of shape "
+                f"{(stop - start, *self.images.shape[1:])}, got {images.dtype} {images.shape}"
+            )
         self.images[start:stop] = images
         self.labels[start:stop] = labels
         self.group["done"][chunk] = True  # last: the flag vouches for the data written before it
@@ -152,11 +156,13 @@ class JpegImageCodec(ArrayBytesCodec):
 
     def _encode_image(self, chunk: np.ndarray) -> bytes:
         if chunk.dtype != np.uint8 or chunk.ndim != 4 or chunk.shape[0] != 1 or chunk.shape[3] not in (1, 3):
-            raise StoreError(f"the JPEG codec stores one uint8 (1, H, W, 1 or 3) image per chunk, got "
-                             f"{chunk.dtype} {chunk.shape}")
+            raise StoreError(
+                f"the JPEG codec stores one uint8 (1, H, W, 1 or 3) image per chunk, got {chunk.dtype} {chunk.shape}"
+            )
         encoded = io.BytesIO()
         Image.fromarray(chunk[0, :, :, 0] if chunk.shape[3] == 1 else chunk[0]).save(
-            encoded, "JPEG", quality=self.quality, optimize=True)
+            encoded, "JPEG", quality=self.quality, optimize=True
+        )
         return encoded.getvalue()
 
     @staticmethod
@@ -201,8 +207,13 @@ def image_array_encoding(codec: str, image_shape: Sequence[int], chunk_size: int
     if codec in JPEG_QUALITY:
         if image_shape[2] not in (1, 3):
             raise ValueError(f"{codec} stores images of 1 or 3 channels, not {image_shape[2]}")
-        return {"chunks": (1, *written_chunk[1:]), "shards": written_chunk, "filters": None,
-                "serializer": JpegImageCodec(quality=JPEG_QUALITY[codec]), "compressors": None}
+        return {
+            "chunks": (1, *written_chunk[1:]),
+            "shards": written_chunk,
+            "filters": None,
+            "serializer": JpegImageCodec(quality=JPEG_QUALITY[codec]),
+            "compressors": None,
+        }
     # NCHW order makes the flat differences run along image rows of one channel
     filters = [TransposeCodec(order=(0, 3, 1, 2)), Delta(dtype="|u1")] if codec == "delta-zstd" else None
     compressors = {"zstd": ZstdCodec(level=3), "delta-zstd": ZstdCodec(level=1), "none": None}[codec]
@@ -213,8 +224,14 @@ def _fingerprint_json(fingerprint: dict) -> str:
     return json.dumps(fingerprint, sort_keys=True, default=str)
 
 
-def open_partial(output: str | os.PathLike, num_items: int, image_shape: Sequence[int], chunk_size: int,
-                 fingerprint: dict, codec: str = "zstd") -> ImageStore:
+def open_partial(
+    output: str | os.PathLike,
+    num_items: int,
+    image_shape: Sequence[int],
+    chunk_size: int,
+    fingerprint: dict,
+    codec: str = "zstd",
+) -> ImageStore:
     """Open `<output>.partial` for writing: resume it when its layout, fingerprint and storage codec
     (a name in STORAGE_CODECS) match, else start anew."""
     encoding = image_array_encoding(codec, image_shape, chunk_size)  # a bad name fails before anything is deleted
@@ -224,15 +241,22 @@ def open_partial(output: str | os.PathLike, num_items: int, image_shape: Sequenc
     if partial.exists():
         try:
             group = zarr.open_group(str(partial), mode="r+")
-            found = {"layout": group.attrs.get("layout"), "fingerprint": group.attrs.get("fingerprint"),
-                     "codec": group.attrs.get("codec")}
+            found = {
+                "layout": group.attrs.get("layout"),
+                "fingerprint": group.attrs.get("fingerprint"),
+                "codec": group.attrs.get("codec"),
+            }
         except Exception as error:  # unreadable metadata: nothing in it can be trusted
             log.warning("discarding unreadable partial store %s (%s)", partial, error)
             found = None
         if found == wanted:
             store = ImageStore(group, partial)
-            log.info("resuming %s: %d of %d chunks already done", partial, store.num_chunks - len(
-                store.pending_chunks()), store.num_chunks)
+            log.info(
+                "resuming %s: %d of %d chunks already done",
+                partial,
+                store.num_chunks - len(store.pending_chunks()),
+                store.num_chunks,
+            )
             return store
         if found is not None:
             log.warning("discarding partial store %s written with other parameters", partial)
@@ -257,9 +281,16 @@ def finalize(store: ImageStore, output: str | os.PathLike) -> None:
     os.replace(store.path, output)
 
 
-def fill_store(output: str | os.PathLike, num_items: int, image_shape: Sequence[int], chunk_size: int,
-               fingerprint: dict, compute: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
-               desc: str | None = None, codec: str = "zstd") -> None:
+def fill_store(
+    output: str | os.PathLike,
+    num_items: int,
+    image_shape: Sequence[int],
+    chunk_size: int,
+    fingerprint: dict,
+    compute: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    desc: str | None = None,
+    codec: str = "zstd",
+) -> None:
     """Create `output` chunk by chunk with storage codec `codec`, resuming a matching partial store;
     compute(start, stop) gives the uint8 images and labels of items [start, stop) of this store."""
     store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec)
@@ -268,11 +299,24 @@ def fill_store(output: str | os.PathLike, num_items: int, image_shape: Sequence[
     finalize(store, output)
 
 
-def write_store(output: str | os.PathLike, images: np.ndarray, labels: np.ndarray, chunk_size: int,
-                fingerprint: dict, codec: str = "zstd") -> None:
+def write_store(
+    output: str | os.PathLike,
+    images: np.ndarray,
+    labels: np.ndarray,
+    chunk_size: int,
+    fingerprint: dict,
+    codec: str = "zstd",
+) -> None:
     """Write a whole in-memory image set as a finished store with storage codec `codec`."""
-    fill_store(output, len(images), images.shape[1:], chunk_size, fingerprint,
-               lambda start, stop: (images[start:stop], labels[start:stop]), codec=codec)
+    fill_store(
+        output,
+        len(images),
+        images.shape[1:],
+        chunk_size,
+        fingerprint,
+        lambda start, stop: (images[start:stop], labels[start:stop]),
+        codec=codec,
+    )
 
 
 def open_store(path: str | os.PathLike) -> ImageStore:
@@ -313,8 +357,9 @@ class StoreSequence:
             return np.zeros((0, *self.image_shape), np.uint8), np.zeros((0,), np.int64)
         return np.concatenate(images), np.concatenate(labels)
 
-    def batches(self, batch_size: int, start: int = 0, stop: int | None = None
-                ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    def batches(
+        self, batch_size: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         stop = len(self) if stop is None else stop
         for lo in range(start, stop, batch_size):
             hi = min(lo + batch_size, stop)

@@ -6,9 +6,19 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-TINY_ADM = dict(arch="adm", image_size=8, in_channels=3, model_channels=8, out_channels=6, num_res_blocks=1,
-                attention_resolutions="4", channel_mult=[1, 2], num_head_channels=8,
-                use_scale_shift_norm=True, norm_groups=4)
+TINY_ADM = dict(
+    arch="adm",
+    image_size=8,
+    in_channels=3,
+    model_channels=8,
+    out_channels=6,
+    num_res_blocks=1,
+    attention_resolutions="4",
+    channel_mult=[1, 2],
+    num_head_channels=8,
+    use_scale_shift_norm=True,
+    norm_groups=4,
+)
 
 
 @pytest.fixture

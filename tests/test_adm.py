@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from sda_core.models.specs import resolve_spec
 from sda_core.models.adm import (
     AttentionBlock,
     QKVAttention,
@@ -14,6 +13,7 @@ from sda_core.models.adm import (
     load_adm_state_dict,
     timestep_embedding,
 )
+from sda_core.models.specs import resolve_spec
 
 TINY = dict(
     image_size=16,
@@ -57,6 +57,7 @@ def inputs(n: int = 2):
 
 # 1. Official 256x256 unconditional config -------------------------------------------------------
 
+
 def test_official_config_matches_checkpoint_layout():
     with torch.device("meta"):
         model = create_adm("adm-256-uncond")
@@ -96,7 +97,7 @@ def test_official_config_matches_checkpoint_layout():
         assert tuple(sd[name].shape) == shape, name
 
     # A resblock_updown downsample: avg-pool h_upd/x_upd have no parameters, no skip conv, no `op`.
-    block3 = sorted(k[len("input_blocks.3.0."):] for k in sd if k.startswith("input_blocks.3."))
+    block3 = sorted(k[len("input_blocks.3.0.") :] for k in sd if k.startswith("input_blocks.3."))
     assert block3 == sorted(
         f"{layer}.{p}"
         for layer in ("in_layers.0", "in_layers.2", "emb_layers.1", "out_layers.0", "out_layers.3")
@@ -124,6 +125,7 @@ def test_timestep_embedding_formula():
 
 
 # 2. Tiny configs --------------------------------------------------------------------------------
+
 
 def test_tiny_forward_shape_determinism_and_timestep_dependence():
     model = tiny()
@@ -167,6 +169,7 @@ def test_tiny_without_updown_or_scale_shift():
 
 # 3. Zero-initialised output ---------------------------------------------------------------------
 
+
 def test_fresh_model_outputs_zeros_until_perturbed():
     model = tiny(seed=None)
     x, t = inputs()
@@ -177,6 +180,7 @@ def test_fresh_model_outputs_zeros_until_perturbed():
 
 
 # 4. Attention -----------------------------------------------------------------------------------
+
 
 def reference_attention(q, k, v):
     """guided-diffusion's formula on (B*H, C, T) tensors."""
@@ -209,6 +213,7 @@ def test_attention_block_head_count():
 
 
 # 5. Loading -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
 def test_state_dict_round_trip(tmp_path, suffix):
@@ -268,6 +273,7 @@ def test_truncated_checkpoint_raises_value_error(tmp_path, suffix):
 
 
 # 6. bf16 autocast -------------------------------------------------------------------------------
+
 
 def test_bf16_autocast_close_to_fp32():
     model = tiny(seed=5)

@@ -1,4 +1,5 @@
 """Classifier construction, preprocessing against timm's own transform, and the training schedules."""
+
 import dataclasses
 
 import numpy as np
@@ -47,8 +48,15 @@ def test_training_learns_a_separable_toy_problem():
     images[labels == 1, :, :4] = 200  # class 1: left half bright
     images += rng.integers(0, 40, images.shape, dtype=np.uint8)
     model = create_classifier("resnet10t", 2)
-    settings = TrainSettings(optimizer="adamw", lr=3e-3, weight_decay=0.0, epochs=6, batch_size=16,
-                             schedule="constant", no_decay_on_norm_bias=True)
+    settings = TrainSettings(
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=0.0,
+        epochs=6,
+        batch_size=16,
+        schedule="constant",
+        no_decay_on_norm_bias=True,
+    )
     preprocess = Preprocess(resize=8, crop=8)
     train_classifier(model, images, labels, settings, preprocess, torch.device("cpu"))
     with torch.no_grad():
@@ -65,13 +73,22 @@ def test_micro_batches_give_the_same_update_without_batch_norm():
     labels = np.arange(24) % 3
     torch.manual_seed(0)
     model = create_classifier("convnext_atto", 3, {"depths": [1, 1, 1, 1], "dims": [8, 8, 8, 8], "patch_size": 1})
-    settings = TrainSettings(optimizer="adamw", lr=1e-2, weight_decay=0.05, epochs=2, batch_size=12,
-                             schedule="constant", label_smoothing=0.1, grad_clip=5.0)
+    settings = TrainSettings(
+        optimizer="adamw",
+        lr=1e-2,
+        weight_decay=0.05,
+        epochs=2,
+        batch_size=12,
+        schedule="constant",
+        label_smoothing=0.1,
+        grad_clip=5.0,
+    )
     whole, sliced = copy.deepcopy(model), copy.deepcopy(model)
     preprocess = Preprocess(resize=8, crop=8)
     train_classifier(whole, images, labels, settings, preprocess, torch.device("cpu"))
-    train_classifier(sliced, images, labels, dataclasses.replace(settings, micro_batch_size=5), preprocess,
-                     torch.device("cpu"))
+    train_classifier(
+        sliced, images, labels, dataclasses.replace(settings, micro_batch_size=5), preprocess, torch.device("cpu")
+    )
     moved = max((p - q).abs().max().item() for p, q in zip(whole.parameters(), model.parameters()))
     differ = max((p - q).abs().max().item() for p, q in zip(whole.parameters(), sliced.parameters()))
     assert moved > 1e-3 and differ < 1e-3 * moved

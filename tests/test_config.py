@@ -1,4 +1,5 @@
 """The schema: both shipped configurations validate; typos and bad values are rejected by name."""
+
 import copy
 from pathlib import Path
 
@@ -26,8 +27,11 @@ def test_paper_config_validates_with_reference_defaults():
 
 
 def test_schema_defaults_are_the_reference_settings():
-    config = {"world": "imagenet", "architectures": [{"name": "r", "timm_name": "resnet50"}],
-              "denoisers": {"unconditional": {"spec": {"arch": "adm"}}, "generator": {"spec": {"arch": "dit"}}}}
+    config = {
+        "world": "imagenet",
+        "architectures": [{"name": "r", "timm_name": "resnet50"}],
+        "denoisers": {"unconditional": {"spec": {"arch": "adm"}}, "generator": {"spec": {"arch": "dit"}}},
+    }
     validate(config, SCHEMA, set_default=True)
     assert config["adaptation"]["guidance"] == {"scale": 6.0, "downsample": 4, "norm": "batch"}
     assert config["adaptation"]["noise_index"] == "reference"
@@ -50,14 +54,17 @@ def test_digits_preset_validates_on_its_own():
     assert [a["name"] for a in config["architectures"]] == ["resnet10t", "convnext_atto"]
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda c: c["adaptation"].update(sclae=3), "sclae"),
-    (lambda c: c["adaptation"]["guidance"].update(scale="six"), "six"),
-    (lambda c: c["corruptions"].update(test=["gausian_noise"]), "gaussian_noise"),
-    (lambda c: c["denoisers"]["unconditional"].update(spec="adm-512"), "adm-512"),
-    (lambda c: c["architectures"][0].update(finetune={"optimizer": "adam"}), "adam"),
-    (lambda c: c.update(world="cifar"), "cifar"),
-])
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda c: c["adaptation"].update(sclae=3), "sclae"),
+        (lambda c: c["adaptation"]["guidance"].update(scale="six"), "six"),
+        (lambda c: c["corruptions"].update(test=["gausian_noise"]), "gaussian_noise"),
+        (lambda c: c["denoisers"]["unconditional"].update(spec="adm-512"), "adm-512"),
+        (lambda c: c["architectures"][0].update(finetune={"optimizer": "adam"}), "adam"),
+        (lambda c: c.update(world="cifar"), "cifar"),
+    ],
+)
 def test_bad_values_are_rejected_with_the_offending_key(mutate, needle):
     config = copy.deepcopy(load("config.yaml"))
     mutate(config)
@@ -96,9 +103,14 @@ def test_paper_config_names_the_official_presets_and_they_resolve_to_the_officia
     denoisers = load("config.yaml")["denoisers"]
     assert (denoisers["unconditional"]["spec"], denoisers["generator"]["spec"]) == ("adm-256-uncond", "dit-xl-2-256")
     adm = resolve_spec("adm-256-uncond")
-    assert (adm["model_channels"], adm["channel_mult"], adm["attention_resolutions"]) == (256, [1, 1, 2, 2, 4, 4],
-                                                                                          "32,16,8")
-    assert resolve_spec({"preset": "dit-xl-2-256", "num_layers": 2}) == {**resolve_spec("dit-xl-2-256"),
-                                                                         "num_layers": 2}
+    assert (adm["model_channels"], adm["channel_mult"], adm["attention_resolutions"]) == (
+        256,
+        [1, 1, 2, 2, 4, 4],
+        "32,16,8",
+    )
+    assert resolve_spec({"preset": "dit-xl-2-256", "num_layers": 2}) == {
+        **resolve_spec("dit-xl-2-256"),
+        "num_layers": 2,
+    }
     with pytest.raises(ValueError, match="adm-256-uncond, dit-xl-2-256"):
         resolve_spec("adm-512")

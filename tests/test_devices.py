@@ -1,4 +1,5 @@
 """The local GPU allocator, with fake device lists (no GPU needed)."""
+
 import os
 import subprocess
 import sys
@@ -21,8 +22,10 @@ def test_each_claim_gets_a_different_free_device(tmp_path):
 
 
 def test_a_killed_job_frees_its_device(tmp_path):
-    code = ("import os, sys; from pathlib import Path; from sda_core.devices import claim_gpu; "
-            f"claim_gpu(['7'], Path({str(tmp_path)!r}), timeout=0); os._exit(9)")
+    code = (
+        "import os, sys; from pathlib import Path; from sda_core.devices import claim_gpu; "
+        f"claim_gpu(['7'], Path({str(tmp_path)!r}), timeout=0); os._exit(9)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 9
     assert claim_gpu(["7"], tmp_path, timeout=0)[0] == "7"
 

@@ -3,6 +3,7 @@
 OriginalDiT below re-implements facebookresearch/DiT's forward with its parameter names, so that a converted
 state dict can be checked to give the same function in diffusers' DiTTransformer2DModel.
 """
+
 import math
 
 import numpy as np
@@ -19,13 +20,29 @@ from sda_core.sources import vae_directory
 from sda_core.store import StoreSequence
 
 LATENT_SIZE, PATCH, CHANNELS, HIDDEN, DEPTH, HEADS, CLASSES = 8, 2, 4, 32, 2, 4, 10
-TINY_LATENT_DIT = dict(arch="dit", sample_size=LATENT_SIZE, patch_size=PATCH, in_channels=CHANNELS,
-                       out_channels=2 * CHANNELS, num_layers=DEPTH, num_attention_heads=HEADS,
-                       attention_head_dim=HIDDEN // HEADS, num_embeds_ada_norm=CLASSES)
+TINY_LATENT_DIT = dict(
+    arch="dit",
+    sample_size=LATENT_SIZE,
+    patch_size=PATCH,
+    in_channels=CHANNELS,
+    out_channels=2 * CHANNELS,
+    num_layers=DEPTH,
+    num_attention_heads=HEADS,
+    attention_head_dim=HIDDEN // HEADS,
+    num_embeds_ada_norm=CLASSES,
+)
 # Two VAE levels: latents 8x8x4 decode to 16x16x3 images.
-TINY_VAE = dict(in_channels=3, out_channels=3, latent_channels=CHANNELS, block_out_channels=(8, 16),
-                down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                layers_per_block=1, norm_num_groups=4, sample_size=2 * LATENT_SIZE)
+TINY_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=CHANNELS,
+    block_out_channels=(8, 16),
+    down_block_types=("DownEncoderBlock2D",) * 2,
+    up_block_types=("UpDecoderBlock2D",) * 2,
+    layers_per_block=1,
+    norm_num_groups=4,
+    sample_size=2 * LATENT_SIZE,
+)
 
 
 # facebookresearch/DiT, re-implemented -------------------------------------------------------------------------
@@ -66,12 +83,18 @@ class OriginalDiT(nn.Module):
         self.y_embedder = container(embedding_table=nn.Embedding(CLASSES + 1, HIDDEN))
         table = torch.from_numpy(sincos_2d(HIDDEN, LATENT_SIZE // PATCH)).float()[None]
         self.pos_embed = nn.Parameter(table, requires_grad=False)
-        self.blocks = nn.ModuleList(container(
-            attn=container(qkv=nn.Linear(HIDDEN, 3 * HIDDEN), proj=nn.Linear(HIDDEN, HIDDEN)),
-            mlp=container(fc1=nn.Linear(HIDDEN, 4 * HIDDEN), fc2=nn.Linear(4 * HIDDEN, HIDDEN)),
-            adaLN_modulation=nn.Sequential(nn.SiLU(), nn.Linear(HIDDEN, 6 * HIDDEN))) for _ in range(DEPTH))
-        self.final_layer = container(adaLN_modulation=nn.Sequential(nn.SiLU(), nn.Linear(HIDDEN, 2 * HIDDEN)),
-                                         linear=nn.Linear(HIDDEN, PATCH * PATCH * 2 * CHANNELS))
+        self.blocks = nn.ModuleList(
+            container(
+                attn=container(qkv=nn.Linear(HIDDEN, 3 * HIDDEN), proj=nn.Linear(HIDDEN, HIDDEN)),
+                mlp=container(fc1=nn.Linear(HIDDEN, 4 * HIDDEN), fc2=nn.Linear(4 * HIDDEN, HIDDEN)),
+                adaLN_modulation=nn.Sequential(nn.SiLU(), nn.Linear(HIDDEN, 6 * HIDDEN)),
+            )
+            for _ in range(DEPTH)
+        )
+        self.final_layer = container(
+            adaLN_modulation=nn.Sequential(nn.SiLU(), nn.Linear(HIDDEN, 2 * HIDDEN)),
+            linear=nn.Linear(HIDDEN, PATCH * PATCH * 2 * CHANNELS),
+        )
 
     @staticmethod
     def attention(attn, x):
@@ -160,8 +183,10 @@ def test_conversion_keeps_every_tensor_and_reports_unknown_keys(original_dit):
     q, k, v = (converted[f"transformer_blocks.1.attn1.to_{n}.weight"] for n in "qkv")
     assert torch.equal(torch.cat([q, k, v]), state["blocks.1.attn.qkv.weight"])
     for n in range(DEPTH):  # the shared class table, null row included, in every block
-        assert torch.equal(converted[f"transformer_blocks.{n}.norm1.emb.class_embedder.embedding_table.weight"],
-                           state["y_embedder.embedding_table.weight"])
+        assert torch.equal(
+            converted[f"transformer_blocks.{n}.norm1.emb.class_embedder.embedding_table.weight"],
+            state["y_embedder.embedding_table.weight"],
+        )
 
 
 def test_ema_wrapped_original_checkpoint_loads(tmp_path, original_dit):
@@ -169,8 +194,9 @@ def test_ema_wrapped_original_checkpoint_loads(tmp_path, original_dit):
     torch.save({"ema": original_dit.state_dict()}, path)
     x, t, y = random_inputs()
     with torch.no_grad():
-        torch.testing.assert_close(load_dit(TINY_LATENT_DIT, path).eval()(x, t, y), original_dit(x, t, y),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            load_dit(TINY_LATENT_DIT, path).eval()(x, t, y), original_dit(x, t, y), rtol=1e-4, atol=1e-5
+        )
 
 
 # loading both forms -------------------------------------------------------------------------------------------
@@ -189,8 +215,13 @@ def test_diffusers_directory_loads_transformer_and_vae(diffusers_dir):
 def test_original_checkpoint_with_separate_vae_directory(tmp_path, original_checkpoint):
     """The .pt form names its VAE explicitly; a VAE file of diffusers < 0.14 (query/key/value/proj_attn, .bin) loads."""
     vae = tiny_vae()
-    legacy = {key.replace("to_q.", "query.").replace("to_k.", "key.").replace("to_v.", "value.")
-              .replace("to_out.0.", "proj_attn."): value for key, value in vae.state_dict().items()}
+    legacy = {
+        key.replace("to_q.", "query.")
+        .replace("to_k.", "key.")
+        .replace("to_v.", "value.")
+        .replace("to_out.0.", "proj_attn."): value
+        for key, value in vae.state_dict().items()
+    }
     assert legacy.keys() != vae.state_dict().keys()
     directory = tmp_path / "sd-vae-ft-ema"
     vae.save_config(directory)
@@ -208,9 +239,20 @@ def test_latent_sampling_decodes_and_does_not_depend_on_the_shard_count(tmp_path
     vae = vae_directory(diffusers_dir, None)
 
     def run(output, shard, shards):
-        sample_job(str(tmp_path / output), TINY_LATENT_DIT, str(diffusers_dir), num_classes=3,
-                     images_per_class=2, respacing=3, batch_size=2, shard=shard, num_shards=shards, seed=0,
-                     device=torch.device("cpu"), vae=vae)
+        sample_job(
+            str(tmp_path / output),
+            TINY_LATENT_DIT,
+            str(diffusers_dir),
+            num_classes=3,
+            images_per_class=2,
+            respacing=3,
+            batch_size=2,
+            shard=shard,
+            num_shards=shards,
+            seed=0,
+            device=torch.device("cpu"),
+            vae=vae,
+        )
 
     run("one.zarr", 0, 1)
     run("a.zarr", 0, 2)
@@ -226,9 +268,19 @@ def test_latent_sampling_decodes_and_does_not_depend_on_the_shard_count(tmp_path
 
 def test_latent_generator_without_vae_is_refused(tmp_path, diffusers_dir):
     with pytest.raises(ValueError, match="needs its VAE"):
-        sample_job(str(tmp_path / "x.zarr"), TINY_LATENT_DIT, str(diffusers_dir), num_classes=3,
-                     images_per_class=1, respacing=2, batch_size=2, shard=0, num_shards=1, seed=0,
-                     device=torch.device("cpu"))
+        sample_job(
+            str(tmp_path / "x.zarr"),
+            TINY_LATENT_DIT,
+            str(diffusers_dir),
+            num_classes=3,
+            images_per_class=1,
+            respacing=2,
+            batch_size=2,
+            shard=0,
+            num_shards=1,
+            seed=0,
+            device=torch.device("cpu"),
+        )
 
 
 # errors -------------------------------------------------------------------------------------------------------

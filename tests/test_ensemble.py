@@ -7,15 +7,17 @@ from sda_core.ensemble import mean_interval, method_correct, wilson_interval
 def test_ensembles_sum_softmaxes_of_the_right_models():
     labels = np.array([0, 1])
     predictions = {
-        "labels/target/fog": labels, "labels/dda/fog": labels, "labels/diffpure/fog": labels,
+        "labels/target/fog": labels,
+        "labels/dda/fog": labels,
+        "labels/diffpure/fog": labels,
         "source/target/fog": np.array([[0.6, 0.4], [0.9, 0.1]]),
         "source/dda/fog": np.array([[0.1, 0.9], [0.2, 0.8]]),
         "finetuned/dda/fog": np.array([[0.3, 0.7], [0.0, 1.0]]),
         "source/diffpure/fog": np.array([[0.9, 0.1], [0.4, 0.6]]),
     }
     assert method_correct(predictions, "Source", "fog").tolist() == [True, False]
-    assert method_correct(predictions, "DDA", "fog").tolist() == [False, False]       # 0.7/1.3, 1.1/0.9
-    assert method_correct(predictions, "SDA", "fog").tolist() == [False, True]        # 0.9/1.1, 0.9/1.1
+    assert method_correct(predictions, "DDA", "fog").tolist() == [False, False]  # 0.7/1.3, 1.1/0.9
+    assert method_correct(predictions, "SDA", "fog").tolist() == [False, True]  # 0.9/1.1, 0.9/1.1
     assert method_correct(predictions, "DiffPure", "fog").tolist() == [True, True]
     assert method_correct(predictions, "SDA (adapted only)", "fog").tolist() == [False, True]
 

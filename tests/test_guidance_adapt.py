@@ -1,4 +1,5 @@
 """The low-pass guidance and the guided re-noise/denoise loop."""
+
 import pytest
 import torch
 
@@ -18,7 +19,7 @@ def test_low_pass_keeps_constants_and_removes_the_finest_frequencies():
 
 def _guidance_gradient(guidance, x0, reference):
     x0 = x0.clone().requires_grad_(True)
-    gradient, = torch.autograd.grad(guidance.loss(x0, low_pass(reference, guidance.downsample)), x0)
+    (gradient,) = torch.autograd.grad(guidance.loss(x0, low_pass(reference, guidance.downsample)), x0)
     return gradient
 
 
@@ -48,17 +49,24 @@ def test_randn_per_sample_does_not_depend_on_the_batch():
 
 def _adapt(model, images, indices, scale, norm="sample", noise_index="reference", steps=5):
     schedule = DiffusionSchedule(respacing=10)
-    return renoise_denoise(model, schedule, images, steps, sample_generators(0, "test", indices),
-                           guidance=LowPassGuidance(scale=scale, downsample=2, norm=norm),
-                           noise_index=noise_index)
+    return renoise_denoise(
+        model,
+        schedule,
+        images,
+        steps,
+        sample_generators(0, "test", indices),
+        guidance=LowPassGuidance(scale=scale, downsample=2, norm=norm),
+        noise_index=noise_index,
+    )
 
 
 def test_adaptation_is_batch_invariant_with_per_sample_norm(tiny_adm):
     torch.manual_seed(1)
     images = torch.rand(4, 3, 8, 8) * 2 - 1
     whole = _adapt(tiny_adm, images, range(4), scale=2.0)
-    halves = torch.cat([_adapt(tiny_adm, images[:2], range(2), scale=2.0),
-                        _adapt(tiny_adm, images[2:], range(2, 4), scale=2.0)])
+    halves = torch.cat(
+        [_adapt(tiny_adm, images[:2], range(2), scale=2.0), _adapt(tiny_adm, images[2:], range(2, 4), scale=2.0)]
+    )
     torch.testing.assert_close(whole, halves, atol=1e-5, rtol=1e-5)
     assert whole.abs().max() <= 1.5  # x0 is clamped, the last step adds no noise
 
@@ -78,8 +86,10 @@ def test_guidance_pulls_towards_the_reference(tiny_adm):
 def test_noise_index_modes_differ_and_reference_needs_room(tiny_adm):
     torch.manual_seed(3)
     images = torch.rand(2, 3, 8, 8) * 2 - 1
-    assert not torch.equal(_adapt(tiny_adm, images, range(2), 1.0, noise_index="reference"),
-                           _adapt(tiny_adm, images, range(2), 1.0, noise_index="matched"))
+    assert not torch.equal(
+        _adapt(tiny_adm, images, range(2), 1.0, noise_index="reference"),
+        _adapt(tiny_adm, images, range(2), 1.0, noise_index="matched"),
+    )
     _adapt(tiny_adm, images, range(2), 1.0, noise_index="matched", steps=10)  # fits: noise at index 9
     with pytest.raises(ValueError, match="does not fit"):
         _adapt(tiny_adm, images, range(2), 1.0, noise_index="reference", steps=10)

@@ -1,4 +1,5 @@
 """Image-set names, groups and the score stage's lookups (sda_core.image_sets, sda_core.jobs.score)."""
+
 import numpy as np
 import pytest
 

@@ -1,12 +1,13 @@
 """ImageNet(-C) folders into image stores, subsets, unreadable files, classifier weights."""
+
 import shutil
 
 import numpy as np
 import pytest
 import torch
+from fake_imagenet import make_imagenet_c, make_imagenet_val, wnid
 from PIL import Image
 
-from fake_imagenet import make_imagenet_c, make_imagenet_val, wnid
 from sda_core.data.imagenet import UnreadableImageError, list_images, resize_center_crop
 from sda_core.jobs.import_images import import_images_job
 from sda_core.store import open_store
@@ -44,8 +45,9 @@ def test_subsets_are_class_balanced_deterministic_and_the_same_for_every_corrupt
     assert [f.label for f in fog] == [0, 0, 1, 1, 2, 2]
     assert [f.path.name for f in fog] == [f.path.name for f in noise]
     assert fog == list_images(imagenet_c_root / "fog" / "5", 3, images_per_class=2, seed=0)
-    other_seeds = {tuple(f.path.name for f in list_images(imagenet_c_root / "fog" / "5", 3, 2, seed=s))
-                   for s in range(6)}
+    other_seeds = {
+        tuple(f.path.name for f in list_images(imagenet_c_root / "fog" / "5", 3, 2, seed=s)) for s in range(6)
+    }
     assert len(other_seeds) > 1  # the choice is random, not the first files
     with pytest.raises(ValueError, match="fewer than the 5 per class"):
         list_images(imagenet_c_root / "fog" / "5", 3, images_per_class=5)
@@ -56,16 +58,18 @@ def test_resize_center_crop_matches_torchvision(val_root):
 
     image = Image.open(next(val_root.glob("*/*.JPEG"))).convert("RGB")
     ours = resize_center_crop(np.asarray(image), 256, 224)
-    theirs = transforms.Compose([transforms.Resize(256, transforms.InterpolationMode.BICUBIC),
-                                 transforms.CenterCrop(224)])(image)
+    theirs = transforms.Compose(
+        [transforms.Resize(256, transforms.InterpolationMode.BICUBIC), transforms.CenterCrop(224)]
+    )(image)
     assert ours.shape == (224, 224, 3)
     np.testing.assert_array_equal(ours, np.asarray(theirs))
 
 
 def test_imagenet_c_is_imported_at_the_model_size_with_labels(imagenet_c_root, tmp_path):
     output = tmp_path / "fog.zarr"
-    import_images_job(str(output), str(imagenet_c_root / "fog" / "5"), num_classes=3, size=64, images_per_class=2,
-                  chunk_size=4)
+    import_images_job(
+        str(output), str(imagenet_c_root / "fog" / "5"), num_classes=3, size=64, images_per_class=2, chunk_size=4
+    )
     store = open_store(output)
     images, labels = store.read()
     assert images.shape == (6, 64, 64, 3) and images.dtype == np.uint8
@@ -77,8 +81,17 @@ def test_imagenet_c_is_imported_at_the_model_size_with_labels(imagenet_c_root, t
 
 def test_building_from_val_corrupts_reproducibly_like_the_published_preparation(val_root, tmp_path):
     def build(name, corruption, workers=1):
-        import_images_job(str(tmp_path / name), str(val_root), num_classes=3, size=64, images_per_class=2,
-                      from_imagenet_val=True, corruption=corruption, seed=3, workers=workers)
+        import_images_job(
+            str(tmp_path / name),
+            str(val_root),
+            num_classes=3,
+            size=64,
+            images_per_class=2,
+            from_imagenet_val=True,
+            corruption=corruption,
+            seed=3,
+            workers=workers,
+        )
         return open_store(tmp_path / name).read()[0]
 
     clean, noisy = build("clean.zarr", None), build("a.zarr", "gaussian_noise")
@@ -125,8 +138,7 @@ def test_classifier_weights_from_the_hub_cache_or_an_original_release_file(tmp_p
     torch.testing.assert_close(loaded(x), model.eval()(x))
 
     torch.save({"model": state, "epoch": 300}, tmp_path / "release.pth")  # the Swin/ConvNeXt release layout
-    torch.testing.assert_close(load_classifier("resnet10t", 1000, None, tmp_path / "release.pth").eval()(x),
-                               model(x))
+    torch.testing.assert_close(load_classifier("resnet10t", 1000, None, tmp_path / "release.pth").eval()(x), model(x))
     with pytest.raises(CheckpointError, match=r"release.pth .*missing \(\d+\): fc.weight"):
         torch.save({"model": {k: v for k, v in state.items() if not k.startswith("fc.")}}, tmp_path / "release.pth")
         load_classifier("resnet10t", 1000, None, tmp_path / "release.pth")

@@ -1,4 +1,5 @@
 """The ImageNet world through the `snakemake` command: missing inputs, a dry run of the full config, a tiny run."""
+
 import collections
 import re
 from pathlib import Path
@@ -6,26 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from workflow_helpers import copy_workflow, run_snakemake
-
-HUB_IDS = ["timm/resnet50.tv_in1k", "timm/swin_tiny_patch4_window7_224.ms_in1k", "timm/convnext_tiny.fb_in1k",
-           "timm/swin_base_patch4_window7_224.ms_in1k", "timm/convnext_base.fb_in1k"]
+from workflow_helpers import copy_workflow, imagenet_placeholders, run_snakemake
 
 
 def snakemake(workdir, *args, hub_cache):
     return run_snakemake(workdir, *args, check=False, env={"HF_HUB_CACHE": str(hub_cache)})
-
-
-def placeholder_hub_cache(root: Path) -> Path:
-    """A Hugging Face cache holding (empty) timm weights files for the five default classifiers."""
-    for hub_id in HUB_IDS:
-        repo = root / f"models--{hub_id.replace('/', '--')}"
-        (repo / "snapshots" / "0").mkdir(parents=True)
-        (repo / "snapshots" / "0" / "model.safetensors").touch()
-        (repo / "refs").mkdir()
-        (repo / "refs" / "main").write_text("0")
-    return root
 
 
 @pytest.fixture()
@@ -44,63 +30,68 @@ def test_missing_inputs_are_listed_in_one_message_with_how_to_obtain_them(workdi
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "27 input(s) of the ImageNet experiment are missing" in message
-    for expected in ("checkpoints/256x256_diffusion_uncond.pt", "openaipublic.blob.core.windows.net",
-                     "checkpoints/DiT-XL-2-256x256.pt", "checkpoints/sd-vae-ft-ema",
-                     "huggingface-cli download timm/convnext_base.fb_in1k",
-                     "data/imagenet-c/jpeg_compression/5", "data/imagenet-c/saturate/5", "zenodo.org"):
+    for expected in (
+        "checkpoints/256x256_diffusion_uncond.pt",
+        "openaipublic.blob.core.windows.net",
+        "checkpoints/DiT-XL-2-256x256.pt",
+        "checkpoints/sd-vae-ft-ema",
+        "huggingface-cli download timm/convnext_base.fb_in1k",
+        "data/imagenet-c/jpeg_compression/5",
+        "data/imagenet-c/saturate/5",
+        "zenodo.org",
+    ):
         assert expected in message
 
 
 @pytest.mark.parametrize("val_root", [None, "data/imagenet/val"])
 def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir, val_root):
-    from sda_core.sources import imagenet_requirements
-
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["imagenet"]["val_root"] = val_root
     (workdir / "full.yaml").write_text(yaml.safe_dump(config))
-    hub_cache = placeholder_hub_cache(workdir / "hub")
-    # the placeholder tree: every input the config names, as an empty file or folder
-    config = yaml.safe_load(snakemake_validated(workdir, "full.yaml"))
-    for requirement in imagenet_requirements(config, {a["name"]: "hub" for a in config["architectures"]}):
-        path = workdir / requirement.path
-        if path.suffix in (".pt", ".safetensors"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-        elif requirement.path != "hub":
-            path.mkdir(parents=True, exist_ok=True)
-
+    hub_cache = imagenet_placeholders(workdir, "full.yaml")
     result = snakemake(workdir, "-n", "--configfile", "full.yaml", hub_cache=hub_cache)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     clean = 1 if val_root else 0
     assert job_counts(result.stdout) == {
-        "all": 1, "import_images": 19 + clean, "import_classifier": 5, "sample_synthetic": 8, "mod": 8, "finetune": 5,
-        "adapt": (19 + 19 + 2 * clean) * 8, "predict": 5 * (19 + 1 + clean), "score": 1, "preview": 1}
+        "all": 1,
+        "import_images": 19 + clean,
+        "import_classifier": 5,
+        "sample_synthetic": 8,
+        "mod": 8,
+        "finetune": 5,
+        "adapt": (19 + 19 + 2 * clean) * 8,
+        "predict": 5 * (19 + 1 + clean),
+        "score": 1,
+        "preview": 1,
+    }
     jobs = collections.Counter(re.findall(r"output: results/adapted/(\w+)/", result.stdout))
     assert jobs == {"dda": (19 + clean) * 8, "diffpure": 19 * 8, **({"unguided": 8} if clean else {})}
-
-
-def snakemake_validated(workdir: Path, configfile: str) -> str:
-    """The config with the schema's defaults filled in, as YAML."""
-    from snakemake.utils import validate
-
-    config = yaml.safe_load((workdir / configfile).read_text())
-    validate(config, str(workdir / "schemas" / "config.schema.yaml"), set_default=True)
-    return yaml.safe_dump(config)
 
 
 def tiny_imagenet_world(workdir: Path) -> dict:
     """Tiny random-weight models in the official file layouts, and a 3-class ImageNet(-C) from photos."""
     from fake_imagenet import make_imagenet_c, make_imagenet_val
     from safetensors.torch import save_file
+    from test_dit import TINY_LATENT_DIT, tiny_vae
 
     from sda_core.models.classifiers import create_classifier
     from sda_core.models.denoisers import build_denoiser
     from sda_core.models.dit import DiTDenoiser
-    from test_dit import TINY_LATENT_DIT, tiny_vae
 
-    adm_spec = {"arch": "adm", "image_size": 16, "in_channels": 3, "model_channels": 8, "out_channels": 6,
-                "num_res_blocks": 1, "attention_resolutions": "8", "channel_mult": [1, 2], "num_head_channels": 8,
-                "use_scale_shift_norm": True, "resblock_updown": True, "norm_groups": 4}
+    adm_spec = {
+        "arch": "adm",
+        "image_size": 16,
+        "in_channels": 3,
+        "model_channels": 8,
+        "out_channels": 6,
+        "num_res_blocks": 1,
+        "attention_resolutions": "8",
+        "channel_mult": [1, 2],
+        "num_head_channels": 8,
+        "use_scale_shift_norm": True,
+        "resblock_updown": True,
+        "norm_groups": 4,
+    }
     dit_spec = {**TINY_LATENT_DIT, "num_embeds_ada_norm": 3}
     checkpoints = workdir / "checkpoints"
     checkpoints.mkdir()
@@ -114,26 +105,47 @@ def tiny_imagenet_world(workdir: Path) -> dict:
     dit.save_pretrained(checkpoints / "DiT-tiny" / "transformer", safe_serialization=True)
     tiny_vae().save_pretrained(checkpoints / "DiT-tiny" / "vae", safe_serialization=True)
     classifier = create_classifier("resnet10t", 3)
-    save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, str(checkpoints / "resnet10t.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in classifier.state_dict().items()}, str(checkpoints / "resnet10t.safetensors")
+    )
 
     corruptions = {"test": ["gaussian_noise", "fog"], "validation": ["saturate"]}
     val = make_imagenet_val(workdir / "data" / "val", num_classes=3, per_class=3)
     make_imagenet_c(workdir / "data" / "imagenet-c", val, corruptions["test"] + corruptions["validation"], 5)
     return {
-        "world": "imagenet", "device": "cpu", "threads": 1,
-        "imagenet": {"imagenet_c_root": "data/imagenet-c", "val_root": "data/val", "num_classes": 3,
-                     "images_per_class": 2, "clean_images_per_class": 1},
+        "world": "imagenet",
+        "device": "cpu",
+        "threads": 1,
+        "imagenet": {
+            "imagenet_c_root": "data/imagenet-c",
+            "val_root": "data/val",
+            "num_classes": 3,
+            "images_per_class": 2,
+            "clean_images_per_class": 1,
+        },
         "corruptions": {"severity": 5, **corruptions},
         "classifier_input": {"resize": 16, "crop": 16},
-        "architectures": [{"name": "tiny_resnet", "timm_name": "resnet10t",
-                           "weights": "checkpoints/resnet10t.safetensors",
-                           "finetune": {"optimizer": "sgd", "lr": 1e-3, "batch_size": 4, "epochs": 1,
-                                        "schedule": "constant"}}],
-        "denoisers": {"unconditional": {"spec": adm_spec, "checkpoint": "checkpoints/adm.pt"},
-                      "generator": {"spec": dit_spec, "checkpoint": "checkpoints/DiT-tiny"}},
+        "architectures": [
+            {
+                "name": "tiny_resnet",
+                "timm_name": "resnet10t",
+                "weights": "checkpoints/resnet10t.safetensors",
+                "finetune": {"optimizer": "sgd", "lr": 1e-3, "batch_size": 4, "epochs": 1, "schedule": "constant"},
+            }
+        ],
+        "denoisers": {
+            "unconditional": {"spec": adm_spec, "checkpoint": "checkpoints/adm.pt"},
+            "generator": {"spec": dit_spec, "checkpoint": "checkpoints/DiT-tiny"},
+        },
         "sampling": {"images_per_class": 2, "respacing": 4, "batch_size": 4, "shards": 1},
-        "adaptation": {"respacing": 10, "steps": 3, "guidance": {"scale": 6.0, "downsample": 2, "norm": "batch"},
-                       "batch_size": 4, "shards": 1, "mod_shards": 1},  # shard invariance: test_jobs, test_dit
+        "adaptation": {
+            "respacing": 10,
+            "steps": 3,
+            "guidance": {"scale": 6.0, "downsample": 2, "norm": "batch"},
+            "batch_size": 4,
+            "shards": 1,
+            "mod_shards": 1,
+        },  # shard invariance: test_jobs, test_dit
         "diffpure": {"respacing": 10, "t": 150},
         "storage": {"codec": "jpeg-q85"},
     }

@@ -1,4 +1,5 @@
 """Stage functions on tiny models: results independent of the shard count, resume after a kill."""
+
 import numpy as np
 import pytest
 import torch
@@ -7,12 +8,21 @@ import sda_core.jobs.adapt as adapt_module
 from sda_core.checkpoints import save_weights
 from sda_core.diffusion.processes import ReverseProcess
 from sda_core.jobs.adapt import adapt_job
-from sda_core.jobs.sample import sample_labels, sample_job
+from sda_core.jobs.sample import sample_job, sample_labels
 from sda_core.models.denoisers import build_denoiser
 from sda_core.store import StoreSequence, write_store
 
-TINY_DIT = dict(arch="dit", sample_size=8, patch_size=4, in_channels=3, out_channels=6, num_layers=1,
-                num_attention_heads=2, attention_head_dim=8, num_embeds_ada_norm=3)
+TINY_DIT = dict(
+    arch="dit",
+    sample_size=8,
+    patch_size=4,
+    in_channels=3,
+    out_channels=6,
+    num_layers=1,
+    num_attention_heads=2,
+    attention_head_dim=8,
+    num_embeds_ada_norm=3,
+)
 
 
 @pytest.fixture
@@ -32,8 +42,19 @@ def source_store(tmp_path):
 
 def _adapt(inputs, output, spec, checkpoint, shard, num_shards, guidance):
     process = ReverseProcess(respacing=10, steps=4, noise_index="reference", guidance=guidance)
-    adapt_job([inputs], str(output), spec, checkpoint, process=process, batch_size=2, shard=shard, num_shards=num_shards, stream="dda/test", seed=0,
-                device=torch.device("cpu"))
+    adapt_job(
+        [inputs],
+        str(output),
+        spec,
+        checkpoint,
+        process=process,
+        batch_size=2,
+        shard=shard,
+        num_shards=num_shards,
+        stream="dda/test",
+        seed=0,
+        device=torch.device("cpu"),
+    )
 
 
 @pytest.mark.parametrize("norm", ["sample", "batch"])
@@ -68,8 +89,10 @@ def test_killed_adaptation_resumes_at_the_next_chunk(tmp_path, tiny_adm_spec, ch
     monkeypatch.setattr(adapt_module, "renoise_denoise", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     _adapt(source_store, tmp_path / "killed.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
     assert len(calls) == 3  # 5 batches of 2, two finished before the kill
-    np.testing.assert_array_equal(StoreSequence([tmp_path / "killed.zarr"]).read(0, 10)[0],
-                                  StoreSequence([tmp_path / "reference.zarr"]).read(0, 10)[0])
+    np.testing.assert_array_equal(
+        StoreSequence([tmp_path / "killed.zarr"]).read(0, 10)[0],
+        StoreSequence([tmp_path / "reference.zarr"]).read(0, 10)[0],
+    )
 
 
 def test_sampling_labels_are_explicit_and_shard_invariant(tmp_path):
@@ -79,8 +102,19 @@ def test_sampling_labels_are_explicit_and_shard_invariant(tmp_path):
     save_weights(model, path)
 
     def run(output, shard, shards):
-        sample_job(str(output), TINY_DIT, str(path), num_classes=3, images_per_class=3, respacing=5,
-                     batch_size=2, shard=shard, num_shards=shards, seed=0, device=torch.device("cpu"))
+        sample_job(
+            str(output),
+            TINY_DIT,
+            str(path),
+            num_classes=3,
+            images_per_class=3,
+            respacing=5,
+            batch_size=2,
+            shard=shard,
+            num_shards=shards,
+            seed=0,
+            device=torch.device("cpu"),
+        )
 
     run(tmp_path / "one.zarr", 0, 1)
     run(tmp_path / "a.zarr", 0, 2)
@@ -102,12 +136,21 @@ def test_training_jobs_are_bitwise_reproducible(tmp_path, source_store, tiny_adm
 
     def run(output):
         if job == "classifier":
-            train_classifier_job([source_store], str(output), "resnet10t", {}, 3,
-                                 {"optimizer": "adamw", "lr": 1e-3, "epochs": 1, "batch_size": 4,
-                                  "schedule": "constant"}, {"resize": 8, "crop": 8}, 0, torch.device("cpu"))
+            train_classifier_job(
+                [source_store],
+                str(output),
+                "resnet10t",
+                {},
+                3,
+                {"optimizer": "adamw", "lr": 1e-3, "epochs": 1, "batch_size": 4, "schedule": "constant"},
+                {"resize": 8, "crop": 8},
+                0,
+                torch.device("cpu"),
+            )
         else:
-            train_denoiser_job(source_store, str(output), tiny_adm_spec, {"steps": 2, "batch_size": 4}, False, 0,
-                               torch.device("cpu"))
+            train_denoiser_job(
+                source_store, str(output), tiny_adm_spec, {"steps": 2, "batch_size": 4}, False, 0, torch.device("cpu")
+            )
         return load_file(str(output))
 
     torch.manual_seed(123)  # whatever state the process is in before the job

@@ -1,17 +1,23 @@
 """What each reverse process means, decided once (sda_core.diffusion.processes)."""
+
 import pytest
 
 from sda_core.diffusion.processes import ReverseProcess, reverse_process, steps_for_timestep
 from sda_core.diffusion.schedule import DiffusionSchedule
 
-ADAPTATION = {"respacing": 100, "steps": 50, "noise_index": "reference",
-              "guidance": {"scale": 6.0, "downsample": 4, "norm": "batch"}}
+ADAPTATION = {
+    "respacing": 100,
+    "steps": 50,
+    "noise_index": "reference",
+    "guidance": {"scale": 6.0, "downsample": 4, "norm": "batch"},
+}
 DIFFPURE = {"respacing": 100, "t": 150}
 
 
 def test_dda_is_the_configured_adaptation():
     assert reverse_process("dda", ADAPTATION, DIFFPURE) == ReverseProcess(
-        respacing=100, steps=50, noise_index="reference", guidance={"scale": 6.0, "downsample": 4, "norm": "batch"})
+        respacing=100, steps=50, noise_index="reference", guidance={"scale": 6.0, "downsample": 4, "norm": "batch"}
+    )
 
 
 def test_unguided_is_dda_at_guidance_scale_zero():

@@ -1,4 +1,5 @@
 """Diffusion maths checked against diffusers' DDPMScheduler, an independent implementation."""
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +10,15 @@ from sda_core.diffusion.schedule import DiffusionSchedule, hybrid_loss
 
 
 def reference_scheduler():
-    return DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
-                         variance_type="learned_range", clip_sample=True, clip_sample_range=1.0)
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        variance_type="learned_range",
+        clip_sample=True,
+        clip_sample_range=1.0,
+    )
 
 
 def test_full_schedule_matches_diffusers():
@@ -52,8 +60,9 @@ def test_learned_range_step_matches_diffusers(i):
     model_output = torch.cat([torch.randn(2, 3, 8, 8), torch.rand(2, 3, 8, 8) * 2 - 1], dim=1)
     noise = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(7))
     mine = ours.ancestral_step(ours.p_mean_variance(model_output, x_t, i), i, noise)
-    reference = theirs.step(model_output, ours.timesteps[i], x_t,
-                            generator=torch.Generator().manual_seed(7)).prev_sample
+    reference = theirs.step(
+        model_output, ours.timesteps[i], x_t, generator=torch.Generator().manual_seed(7)
+    ).prev_sample
     torch.testing.assert_close(mine, reference, atol=1e-4, rtol=1e-4)
 
 

@@ -7,6 +7,7 @@ of the tiny digits workflow: in a copy of the finished local run (conftest.tiny_
 output must be byte-identical to the local run's. It runs only with SDA_REQUIRE_SLURM=1 (CI), and
 then fails rather than skips when the cluster cannot be started.
 """
+
 import importlib.util
 import os
 import re
@@ -17,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from workflow_helpers import ROOT, SNAKEMAKE
 
 LOCAL_SLURM = ROOT / "tools" / "local-slurm"
@@ -75,18 +75,20 @@ def local_slurm():
 def local_cluster_profile(profile):
     """profiles/slurm adapted to the one-node test cluster; every other key is used as shipped."""
     profile = yaml.safe_load(yaml.safe_dump(profile))
-    profile.update({
-        "slurm-status-command": "squeue",       # no slurmdbd here, so no sacct
-        "slurm-no-account": True,               # no accounts either (ignored by plugin 2.8.0, whose guess
-                                                # fails harmlessly: it then submits without -A)
-        "slurm-init-seconds-before-status-checks": 2,
-        "slurm-keep-successful-logs": True,     # the test reads them
-        "retries": 0,                           # fail at once rather than resubmit
-        "latency-wait": 5,                      # one machine, no shared file system delay
-    })
+    profile.update(
+        {
+            "slurm-status-command": "squeue",  # no slurmdbd here, so no sacct
+            "slurm-no-account": True,  # no accounts either (ignored by plugin 2.8.0, whose guess
+            # fails harmlessly: it then submits without -A)
+            "slurm-init-seconds-before-status-checks": 2,
+            "slurm-keep-successful-logs": True,  # the test reads them
+            "retries": 0,  # fail at once rather than resubmit
+            "latency-wait": 5,  # one machine, no shared file system delay
+        }
+    )
     for resources in [profile["default-resources"], *profile["set-resources"].values()]:
         if "mem_mb" in resources:
-            resources["mem_mb"] = 1000          # the node has a few GB; the tiny jobs need less
+            resources["mem_mb"] = 1000  # the node has a few GB; the tiny jobs need less
     for rule in GPU_RULES:
         profile["set-resources"].setdefault(rule, {})["gpu"] = 1
     return profile
@@ -94,7 +96,7 @@ def local_cluster_profile(profile):
 
 def job_stats(output):
     """The "Job stats" table snakemake prints before running: {rule: count}."""
-    lines = output[output.index("Job stats:"):].splitlines()[3:]
+    lines = output[output.index("Job stats:") :].splitlines()[3:]
     stats = {}
     for line in lines:
         name, count = line.split()
@@ -108,15 +110,19 @@ def files_under(path):
     """Relative path -> bytes of every file under path, without Snakemake's directory timestamp flags."""
     if path.is_file():
         return {"": path.read_bytes()}
-    return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*"))
-            if f.is_file() and f.name != ".snakemake_timestamp"}
+    return {
+        str(f.relative_to(path)): f.read_bytes()
+        for f in sorted(path.rglob("*"))
+        if f.is_file() and f.name != ".snakemake_timestamp"
+    }
 
 
 def test_profile_names_real_rules_and_no_gres():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
-    rules = {name for path in (ROOT / "rules").glob("*.smk")
-             for name in re.findall(r"^rule (\w+):", path.read_text(), re.M)}
+    rules = {
+        name for path in (ROOT / "rules").glob("*.smk") for name in re.findall(r"^rule (\w+):", path.read_text(), re.M)
+    }
     assert set(profile["set-resources"]) <= rules, set(profile["set-resources"]) - rules
     for resources in [profile["default-resources"], *profile["set-resources"].values()]:
         assert "gres" not in resources and "gpu" not in resources  # GPUs come from the rules' resources
@@ -138,9 +144,26 @@ def test_tiny_run_through_slurm_equals_the_local_run(local_slurm, tiny_run, tmp_
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     run_id = None
     try:
-        result = subprocess.run(["timeout", "-s", "KILL", str(SLURM_RUN_SECONDS), SNAKEMAKE, "--forcerun", *FORCED,
-                                 "--workflow-profile", "profiles/slurm-local", "--configfile", "tiny.yaml"],
-                                cwd=workdir, env=env, capture_output=True, text=True, timeout=SLURM_RUN_SECONDS + 60)
+        result = subprocess.run(
+            [
+                "timeout",
+                "-s",
+                "KILL",
+                str(SLURM_RUN_SECONDS),
+                SNAKEMAKE,
+                "--forcerun",
+                *FORCED,
+                "--workflow-profile",
+                "profiles/slurm-local",
+                "--configfile",
+                "tiny.yaml",
+            ],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SLURM_RUN_SECONDS + 60,
+        )
         output = result.stdout + result.stderr
         match = re.search(r"SLURM run ID: (\S+)", output)
         run_id = match and match.group(1)
@@ -152,8 +175,10 @@ def test_tiny_run_through_slurm_equals_the_local_run(local_slurm, tiny_run, tmp_
     # Which jobs ran: the plugin's log per SLURM job, .snakemake/slurm_logs/rule_<rule>/<wildcards>/<jobid>.log
     expected = Counter({rule: n for rule, n in job_stats(output).items() if rule != "all"})
     assert expected == {"adapt": 1, "predict": 1, "score": 1, "preview": 1}
-    logs = {int(log.stem): log.relative_to(workdir / ".snakemake/slurm_logs").parts[0].removeprefix("rule_")
-            for log in (workdir / ".snakemake/slurm_logs").glob("rule_*/**/*.log")}
+    logs = {
+        int(log.stem): log.relative_to(workdir / ".snakemake/slurm_logs").parts[0].removeprefix("rule_")
+        for log in (workdir / ".snakemake/slurm_logs").glob("rule_*/**/*.log")
+    }
     assert Counter(logs.values()) == expected
     # ...and that SLURM ran them to completion: its job completion log, one line per job
     completions = {}
@@ -164,8 +189,9 @@ def test_tiny_run_through_slurm_equals_the_local_run(local_slurm, tiny_run, tmp_
     assert completions == {job: "COMPLETED" for job in logs}
     # `resources: gpu=1` became `--gpus=1`: SLURM allocated one of its GRES GPUs to exactly those jobs
     for job, rule in logs.items():
-        shown = subprocess.run(["scontrol", "show", "job", "-o", str(job)], capture_output=True, text=True,
-                               timeout=60).stdout
+        shown = subprocess.run(
+            ["scontrol", "show", "job", "-o", str(job)], capture_output=True, text=True, timeout=60
+        ).stdout
         assert ("gres:gpu:1" in shown) == (rule in GPU_RULES), shown
 
     # The same bytes as the local run: tables (so every float exactly), image stores, predictions, checkpoints

@@ -1,10 +1,21 @@
 """Resumable zarr image stores, their storage codecs, and batch-aligned shards."""
+
 import numpy as np
 import pytest
 import zarr
 
-from sda_core.store import (JPEG_QUALITY, STORAGE_CODECS, StoreError, StoreSequence, fill_store, finalize,
-                            open_partial, open_store, shard_range, write_store)
+from sda_core.store import (
+    JPEG_QUALITY,
+    STORAGE_CODECS,
+    StoreError,
+    StoreSequence,
+    fill_store,
+    finalize,
+    open_partial,
+    open_store,
+    shard_range,
+    write_store,
+)
 
 LOSSLESS_CODECS = [codec for codec in STORAGE_CODECS if codec not in JPEG_QUALITY]
 # least PSNR (dB) of each lossy codec on a natural 256x256 photo; libjpeg-turbo gives 32.5 (q75)
@@ -25,8 +36,9 @@ def test_shards_tile_the_index_space_on_batch_boundaries(num_items, num_shards, 
 
 def _images(n, value=None):
     rng = np.random.default_rng(n)
-    images = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8) if value is None else \
-        np.full((n, 4, 4, 3), value, np.uint8)
+    images = (
+        rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8) if value is None else np.full((n, 4, 4, 3), value, np.uint8)
+    )
     return images, np.arange(n, dtype=np.int64)
 
 
@@ -137,7 +149,7 @@ def test_lossy_codecs_stay_within_their_error_bound_on_a_photo(tmp_path, codec):
     got = stored.read()[0]
     assert got.shape == images.shape and got.dtype == np.uint8
     error = got[:2].astype(np.float64) - images[:2]
-    assert 10 * np.log10(255 ** 2 / np.mean(error ** 2)) >= LOSSY_MIN_PSNR[codec]
+    assert 10 * np.log10(255**2 / np.mean(error**2)) >= LOSSY_MIN_PSNR[codec]
     assert np.abs(error).mean() <= 5.0  # grey levels
     np.testing.assert_array_equal(got[2], 0)  # an empty image is not stored, so it stays exact
 
@@ -146,7 +158,7 @@ def test_jpeg_stores_one_channel_images_and_refuses_other_channel_counts(tmp_pat
     grey = _photo()[..., :1]
     write_store(tmp_path / "grey.zarr", grey[None], np.zeros(1), 1, {}, codec="jpeg-q85")
     error = open_store(tmp_path / "grey.zarr").read()[0][0].astype(np.float64) - grey
-    assert 10 * np.log10(255 ** 2 / np.mean(error ** 2)) >= LOSSY_MIN_PSNR["jpeg-q85"]
+    assert 10 * np.log10(255**2 / np.mean(error**2)) >= LOSSY_MIN_PSNR["jpeg-q85"]
     with pytest.raises(ValueError, match="1 or 3 channels"):
         open_partial(tmp_path / "rgba.zarr", 1, (8, 8, 4), 1, {}, codec="jpeg-q85")
 

@@ -1,4 +1,5 @@
 """The real workflow through the `snakemake` command, on a tiny digits configuration."""
+
 import os
 import re
 import shutil
@@ -7,7 +8,6 @@ import subprocess
 import pandas as pd
 import pytest
 import yaml
-
 from workflow_helpers import ROOT, SNAKEMAKE, TINY, WORKFLOW_PARTS, run_snakemake  # noqa: F401 (re-exported)
 
 
@@ -58,7 +58,9 @@ def test_one_prediction_job_per_architecture_gives_the_same_tables(finished_run,
     assert re.search(r"^predict\s+1$", result.stderr, re.MULTILINE)  # the job stats: one predict job
     assert (workdir / "results/predictions/tiny_resnet/all.npz").is_file()
     for table in ("digits_c.csv", "digits_c_paired.csv", "digits_sanity.csv"):
-        assert (workdir / "results/tables" / table).read_bytes() == (finished_run / "results/tables" / table).read_bytes()
+        assert (workdir / "results/tables" / table).read_bytes() == (
+            finished_run / "results/tables" / table
+        ).read_bytes()
 
 
 def test_config_typo_fails_before_any_job(workdir, tmp_path):
@@ -83,8 +85,14 @@ def test_killed_run_resumes_from_finished_chunks(tmp_path):
     target = "results/adapted/dda/fog/shard-0.zarr"
     partial = tmp_path / f"{target}.partial"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([SNAKEMAKE, target, "--cores", "1", "--configfile", "slow.yaml"], cwd=tmp_path,
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [SNAKEMAKE, target, "--cores", "1", "--configfile", "slow.yaml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     done = 0
     while time.time() < deadline and process.poll() is None:

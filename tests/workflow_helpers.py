@@ -1,4 +1,5 @@
 """The tiny digits configuration and how tests run the real workflow on it, in a temporary copy."""
+
 import contextlib
 import os
 import shutil
@@ -10,7 +11,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_PARTS = ["Snakefile", "rules", "workflow_scripts", "schemas", "report", "config.yaml", "presets", "environment.yml"]
+WORKFLOW_PARTS = [
+    "Snakefile",
+    "rules",
+    "workflow_scripts",
+    "schemas",
+    "report",
+    "config.yaml",
+    "presets",
+    "environment.yml",
+]
 
 # The tiny digits configuration, runnable by hand: snakemake --cores 2 --configfile tests/config/tiny_digits.yaml
 TINY = yaml.safe_load((ROOT / "tests/config/tiny_digits.yaml").read_text())
@@ -28,8 +38,9 @@ def copy_workflow(destination: Path) -> Path:
 def run_snakemake(workdir, *args, check=True, env=None, timeout=600):
     """`snakemake --cores 2 *args` in `workdir`, offline; `env` adds variables. check: fail on an error exit."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    result = subprocess.run([SNAKEMAKE, "--cores", "2", *args], cwd=workdir, env=env, capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        [SNAKEMAKE, "--cores", "2", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
@@ -50,3 +61,42 @@ def every_gpu_locked(lock_dir, devices=("0", "1")):
     finally:
         for fd in held:
             os.close(fd)
+
+
+HUB_IDS = [  # the timm weights of config.yaml's five classifiers
+    "timm/resnet50.tv_in1k",
+    "timm/swin_tiny_patch4_window7_224.ms_in1k",
+    "timm/convnext_tiny.fb_in1k",
+    "timm/swin_base_patch4_window7_224.ms_in1k",
+    "timm/convnext_base.fb_in1k",
+]
+
+
+def placeholder_hub_cache(root: Path) -> Path:
+    """A Hugging Face cache holding (empty) timm weights files for the five default classifiers."""
+    for hub_id in HUB_IDS:
+        repo = root / f"models--{hub_id.replace('/', '--')}"
+        (repo / "snapshots" / "0").mkdir(parents=True)
+        (repo / "snapshots" / "0" / "model.safetensors").touch()
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("0")
+    return root
+
+
+def imagenet_placeholders(workdir: Path, configfile: str = "config.yaml") -> Path:
+    """Every input an ImageNet config names, as an empty file or folder under `workdir` (enough for a dry
+    run or `--lint`), and a Hugging Face cache with empty timm weights; returns the cache (HF_HUB_CACHE)."""
+    from snakemake.utils import validate
+
+    from sda_core.sources import imagenet_requirements
+
+    config = yaml.safe_load((workdir / configfile).read_text())
+    validate(config, str(workdir / "schemas" / "config.schema.yaml"), set_default=True)
+    for requirement in imagenet_requirements(config, {a["name"]: "hub" for a in config["architectures"]}):
+        path = workdir / requirement.path
+        if path.suffix in (".pt", ".safetensors"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        elif requirement.path != "hub":
+            path.mkdir(parents=True, exist_ok=True)
+    return placeholder_hub_cache(workdir / "hub")

@@ -1,4 +1,5 @@
 """ImageNet-C corruptions (Hendrycks & Dietterich 2019) applied reproducibly, one seed per image."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,20 @@ from PIL import Image
 from sda_core.seeding import sample_seed
 
 TEST_CORRUPTIONS = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
     "jpeg_compression",
 )
 VALIDATION_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
@@ -37,7 +50,7 @@ def corrupt_images(images: np.ndarray, name: str, severity: int, seed: int, firs
     function = corruption_dict[name]
     out = np.empty_like(images)
     for k, image in enumerate(images):
-        seed_k = sample_seed(seed, f"corrupt/{name}/{severity}", first_index + k) % 2 ** 32
+        seed_k = sample_seed(seed, f"corrupt/{name}/{severity}", first_index + k) % 2**32
         np.random.seed(seed_k)
         kwargs = {"seed": seed_k} if name in _SEED_ARGUMENT else {}
         corrupted = np.asarray(function(Image.fromarray(image), severity, **kwargs), dtype=np.float64)

@@ -7,6 +7,7 @@ Labels are the positions of the wnids in sorted order, the torchvision ImageFold
 every ImageNet classifier's output layer follows. A folder with a different number of classes than
 the configuration is an error: a missing class folder would silently shift every label after it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,16 +41,20 @@ def class_folders(directory: str | os.PathLike, num_classes: int) -> list[str]:
     if not directory.is_dir():
         raise FileNotFoundError(f"image folder not found: {directory}")
     # hidden and underscore folders (.ipynb_checkpoints, __MACOSX) are not classes
-    wnids = sorted(entry.name for entry in os.scandir(directory)
-                   if entry.is_dir() and not entry.name.startswith((".", "_")))
+    wnids = sorted(
+        entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith((".", "_"))
+    )
     if len(wnids) != num_classes:
-        raise ValueError(f"{directory} has {len(wnids)} class folders, the configuration expects {num_classes} "
-                         "(labels are positions in the sorted folder list, so every class must be present)")
+        raise ValueError(
+            f"{directory} has {len(wnids)} class folders, the configuration expects {num_classes} "
+            "(labels are positions in the sorted folder list, so every class must be present)"
+        )
     return wnids
 
 
-def list_images(directory: str | os.PathLike, num_classes: int, images_per_class: int | None = None,
-                seed: int = 0) -> list[LabelledFile]:
+def list_images(
+    directory: str | os.PathLike, num_classes: int, images_per_class: int | None = None, seed: int = 0
+) -> list[LabelledFile]:
     """Every image of `directory`, or a class-balanced subset of `images_per_class` per class.
 
     The subset of a class is a seeded random choice among its files in sorted order, keyed by the
@@ -58,19 +63,29 @@ def list_images(directory: str | os.PathLike, num_classes: int, images_per_class
     """
     files = []
     for label, wnid in enumerate(class_folders(directory, num_classes)):
-        names = sorted(entry.name for entry in os.scandir(Path(directory) / wnid)
-                       if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES))
+        names = sorted(
+            entry.name
+            for entry in os.scandir(Path(directory) / wnid)
+            if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES)
+        )
         if images_per_class is not None:
             if len(names) < images_per_class:
-                raise ValueError(f"{Path(directory) / wnid} has {len(names)} images, fewer than the "
-                                 f"{images_per_class} per class asked for")
+                raise ValueError(
+                    f"{Path(directory) / wnid} has {len(names)} images, fewer than the "
+                    f"{images_per_class} per class asked for"
+                )
             rng = np.random.default_rng(sample_seed(seed, f"subset/{wnid}", 0))
             names = [names[k] for k in sorted(rng.choice(len(names), images_per_class, replace=False))]
         files += [LabelledFile(Path(directory) / wnid / name, label) for name in names]
     counts = np.bincount([f.label for f in files], minlength=num_classes)
     if counts.min() != counts.max():  # e.g. an extraction that stopped half-way
-        log.warning("%s: classes have %d to %d images (class %d has the fewest)", directory, counts.min(),
-                    counts.max(), counts.argmin())
+        log.warning(
+            "%s: classes have %d to %d images (class %d has the fewest)",
+            directory,
+            counts.min(),
+            counts.max(),
+            counts.argmin(),
+        )
     return files
 
 
@@ -83,8 +98,9 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise UnreadableImageError(f"cannot read image {path}: {error}") from error
 
 
-def resize_center_crop(image: np.ndarray, resize: int, crop: int,
-                       resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+def resize_center_crop(
+    image: np.ndarray, resize: int, crop: int, resample: Image.Resampling = Image.Resampling.BICUBIC
+) -> np.ndarray:
     """Resize the short side to `resize`, then take the centre `crop` x `crop` (torchvision's rules)."""
     height, width = image.shape[:2]
     short, long = sorted((height, width))

@@ -8,9 +8,10 @@ One loop serves every use of the reverse process in this workflow:
 Like tent, the denoiser is configured once (`configure_denoiser`: eval mode, parameters frozen so the
 guidance backward computes the input gradient only) and checked before use.
 """
+
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 import torch
@@ -47,10 +48,18 @@ def _autocast(device: torch.device, precision: str):
     raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
 
 
-def reverse_diffusion(model: nn.Module, schedule: DiffusionSchedule, x: torch.Tensor, first_index: int,
-                      generators: Sequence[torch.Generator], labels: torch.Tensor | None = None,
-                      guidance: LowPassGuidance | None = None, reference: torch.Tensor | None = None,
-                      precision: str = "fp32", clip_x0: bool = True) -> torch.Tensor:
+def reverse_diffusion(
+    model: nn.Module,
+    schedule: DiffusionSchedule,
+    x: torch.Tensor,
+    first_index: int,
+    generators: Sequence[torch.Generator],
+    labels: torch.Tensor | None = None,
+    guidance: LowPassGuidance | None = None,
+    reference: torch.Tensor | None = None,
+    precision: str = "fp32",
+    clip_x0: bool = True,
+) -> torch.Tensor:
     """Ancestral steps i = first_index, ..., 0 from x (taken to be x_{first_index}), x0 clamped to [-1, 1]
     unless clip_x0 is False (latents, which are not bounded).
 
@@ -73,7 +82,7 @@ def reverse_diffusion(model: nn.Module, schedule: DiffusionSchedule, x: torch.Te
                 with _autocast(x.device, precision):
                     model_output = model(x_in, t, labels)
                 out = schedule.p_mean_variance(model_output.float(), x_in, i, clip_x0)
-                gradient, = torch.autograd.grad(guidance.loss(out.pred_x0, reference_low_pass), x_in)
+                (gradient,) = torch.autograd.grad(guidance.loss(out.pred_x0, reference_low_pass), x_in)
             out = DiffusionOutput(out.mean.detach(), out.log_variance.detach(), out.pred_x0.detach())
             x = schedule.ancestral_step(out, i, noise) - guidance.scale * gradient
         else:
@@ -84,9 +93,16 @@ def reverse_diffusion(model: nn.Module, schedule: DiffusionSchedule, x: torch.Te
     return x.detach()
 
 
-def renoise_denoise(model: nn.Module, schedule: DiffusionSchedule, reference: torch.Tensor, steps: int,
-                    generators: Sequence[torch.Generator], guidance: LowPassGuidance | None = None,
-                    noise_index: str = "reference", precision: str = "fp32") -> torch.Tensor:
+def renoise_denoise(
+    model: nn.Module,
+    schedule: DiffusionSchedule,
+    reference: torch.Tensor,
+    steps: int,
+    generators: Sequence[torch.Generator],
+    guidance: LowPassGuidance | None = None,
+    noise_index: str = "reference",
+    precision: str = "fp32",
+) -> torch.Tensor:
     """DDA's data adaptation of a batch of images in [-1, 1]: noise them, then denoise `steps` steps.
 
     The denoising runs respaced indices steps-1 ... 0. noise_index="reference" noises to index `steps`
@@ -100,17 +116,25 @@ def renoise_denoise(model: nn.Module, schedule: DiffusionSchedule, reference: to
         raise ValueError(f"start step {steps} ({noise_index}) does not fit a schedule of {schedule.num_steps} steps")
     noise = randn_per_sample(generators, reference.shape[1:], device=reference.device)
     x = schedule.q_sample(reference, noise_level, noise)
-    return reverse_diffusion(model, schedule, x, steps - 1, generators, guidance=guidance,
-                             reference=reference, precision=precision)
+    return reverse_diffusion(
+        model, schedule, x, steps - 1, generators, guidance=guidance, reference=reference, precision=precision
+    )
 
 
-def generate(model: nn.Module, schedule: DiffusionSchedule, labels: torch.Tensor, sample_shape: Sequence[int],
-             generators: Sequence[torch.Generator], precision: str = "fp32", clip_x0: bool = True
-             ) -> torch.Tensor:
+def generate(
+    model: nn.Module,
+    schedule: DiffusionSchedule,
+    labels: torch.Tensor,
+    sample_shape: Sequence[int],
+    generators: Sequence[torch.Generator],
+    precision: str = "fp32",
+    clip_x0: bool = True,
+) -> torch.Tensor:
     """Class-conditional ancestral sampling from pure noise over the whole (respaced) schedule.
 
     clip_x0=False for latent-space models: DiT's sampler does not clip (clip_denoised=False).
     """
     x = randn_per_sample(generators, sample_shape, device=labels.device)
-    return reverse_diffusion(model, schedule, x, schedule.num_steps - 1, generators, labels=labels,
-                             precision=precision, clip_x0=clip_x0)
+    return reverse_diffusion(
+        model, schedule, x, schedule.num_steps - 1, generators, labels=labels, precision=precision, clip_x0=clip_x0
+    )

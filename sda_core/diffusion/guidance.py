@@ -5,6 +5,7 @@ The loss compares the low frequencies of the reference image with those of the c
 estimate; its gradient with respect to x_t steers the sample back towards the reference's
 structure while the diffusion model replaces the high frequencies (where corruptions live).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ import torch.nn.functional as F
 def low_pass(x: torch.Tensor, downsample: int) -> torch.Tensor:
     """A(x): resize by 1/D and back with antialiased bicubic interpolation."""
     height, width = x.shape[-2:]
-    small = F.interpolate(x, size=(height // downsample, width // downsample), mode="bicubic",
-                          align_corners=False, antialias=True)
+    small = F.interpolate(
+        x, size=(height // downsample, width // downsample), mode="bicubic", align_corners=False, antialias=True
+    )
     return F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
 
 

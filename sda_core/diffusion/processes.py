@@ -7,6 +7,7 @@ The one place that decides it (docs/method.md#stages):
 - diffpure: `diffpure.respacing`, starting at the kept timestep nearest to `diffpure.t`, the noise
   matched to that step, no guidance.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -36,12 +37,20 @@ def steps_for_timestep(respacing: int, t: int, num_train_steps: int = 1000) -> i
 def reverse_process(process: str, adaptation: dict, diffpure: dict) -> ReverseProcess:
     """The settings of `process` (PROCESSES) from the validated `adaptation` and `diffpure` config sections."""
     if process == "diffpure":
-        return ReverseProcess(respacing=diffpure["respacing"], noise_index="matched", guidance=None,
-                              steps=steps_for_timestep(diffpure["respacing"], diffpure["t"]))
+        return ReverseProcess(
+            respacing=diffpure["respacing"],
+            noise_index="matched",
+            guidance=None,
+            steps=steps_for_timestep(diffpure["respacing"], diffpure["t"]),
+        )
     if process not in PROCESSES:
         raise ValueError(f"unknown reverse process {process!r}; valid: {', '.join(PROCESSES)}")
     guidance = dict(adaptation["guidance"])
     if process == "unguided":
         guidance["scale"] = 0.0
-    return ReverseProcess(respacing=adaptation["respacing"], steps=adaptation["steps"],
-                          noise_index=adaptation["noise_index"], guidance=guidance)
+    return ReverseProcess(
+        respacing=adaptation["respacing"],
+        steps=adaptation["steps"],
+        noise_index=adaptation["noise_index"],
+        guidance=guidance,
+    )

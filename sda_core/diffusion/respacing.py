@@ -1,5 +1,6 @@
 """Respacing: which of the training timesteps a shortened schedule keeps (torch-free: the workflow
 decides start indices with it while it parses)."""
+
 from __future__ import annotations
 
 

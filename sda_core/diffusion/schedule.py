@@ -5,6 +5,7 @@ a schedule of `betas` over the respaced steps, indices i = 0..K-1, and `timestep
 (1000-step) timestep the denoiser is conditioned on. All tables are float64 and indexed on the CPU;
 values are cast to the sample's dtype/device when used.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,13 @@ class DiffusionSchedule:
     beta'_i = 1 - abar_{t_i} / abar_{t_{i-1}} (IDDPM appendix, 'respacing').
     """
 
-    def __init__(self, num_train_steps: int = 1000, respacing: int | None = None,
-                 beta_start: float = 1e-4, beta_end: float = 0.02):
+    def __init__(
+        self,
+        num_train_steps: int = 1000,
+        respacing: int | None = None,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+    ):
         full_alphas_cumprod = np.cumprod(1.0 - linear_betas(num_train_steps, beta_start, beta_end))
         self.timesteps = space_timesteps(num_train_steps, respacing or num_train_steps)
         kept = full_alphas_cumprod[self.timesteps]
@@ -51,11 +57,14 @@ class DiffusionSchedule:
         self.posterior_variance = self.betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
         # the variance is 0 at i=0; clip the log as IDDPM does, with the value of i=1
         self.posterior_log_variance_clipped = np.log(
-            np.append(self.posterior_variance[1], self.posterior_variance[1:]) if self.num_steps > 1
-            else np.maximum(self.posterior_variance, 1e-20))
+            np.append(self.posterior_variance[1], self.posterior_variance[1:])
+            if self.num_steps > 1
+            else np.maximum(self.posterior_variance, 1e-20)
+        )
         self.posterior_mean_coef1 = self.betas * np.sqrt(self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
-        self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * np.sqrt(1.0 - self.betas) / (
-            1.0 - self.alphas_cumprod)
+        self.posterior_mean_coef2 = (
+            (1.0 - self.alphas_cumprod_prev) * np.sqrt(1.0 - self.betas) / (1.0 - self.alphas_cumprod)
+        )
 
     # -- helpers ---------------------------------------------------------------------------------
     @staticmethod
@@ -75,8 +84,10 @@ class DiffusionSchedule:
     # -- forward process -------------------------------------------------------------------------
     def q_sample(self, x0: torch.Tensor, i: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
         """x_i = sqrt(abar_i) x_0 + sqrt(1 - abar_i) eps (DDPM eq. 4)."""
-        return (self._take(np.sqrt(self.alphas_cumprod), i, x0) * x0
-                + self._take(np.sqrt(1.0 - self.alphas_cumprod), i, x0) * noise)
+        return (
+            self._take(np.sqrt(self.alphas_cumprod), i, x0) * x0
+            + self._take(np.sqrt(1.0 - self.alphas_cumprod), i, x0) * noise
+        )
 
     def q_posterior(self, x0: torch.Tensor, x_t: torch.Tensor, i) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and clipped log-variance of q(x_{i-1} | x_i, x_0) (DDPM eq. 7)."""
@@ -86,11 +97,14 @@ class DiffusionSchedule:
     # -- reverse process -------------------------------------------------------------------------
     def predict_x0(self, x_t: torch.Tensor, i, eps: torch.Tensor) -> torch.Tensor:
         """x_0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar) (DDPM eq. 4 solved for x_0)."""
-        return (self._take(np.sqrt(1.0 / self.alphas_cumprod), i, x_t) * x_t
-                - self._take(np.sqrt(1.0 / self.alphas_cumprod - 1.0), i, x_t) * eps)
+        return (
+            self._take(np.sqrt(1.0 / self.alphas_cumprod), i, x_t) * x_t
+            - self._take(np.sqrt(1.0 / self.alphas_cumprod - 1.0), i, x_t) * eps
+        )
 
-    def p_mean_variance(self, model_output: torch.Tensor, x_t: torch.Tensor, i, clip_x0: bool = True
-                        ) -> DiffusionOutput:
+    def p_mean_variance(
+        self, model_output: torch.Tensor, x_t: torch.Tensor, i, clip_x0: bool = True
+    ) -> DiffusionOutput:
         """p(x_{i-1} | x_i) from a learned-sigma output [eps, v] (IDDPM eq. 15).
 
         log sigma^2 = (v+1)/2 log beta_i + (1-(v+1)/2) log beta~_i, with v in [-1, 1] by design.
@@ -107,8 +121,10 @@ class DiffusionSchedule:
             eps = model_output
             log_variance = self._take(np.log(np.append(self.posterior_variance[1], self.betas[1:])), i, x_t)
         else:
-            raise ValueError(f"model output has {model_output.shape[1]} channels; expected {channels} or "
-                             f"{2 * channels} for a {channels}-channel sample")
+            raise ValueError(
+                f"model output has {model_output.shape[1]} channels; expected {channels} or "
+                f"{2 * channels} for a {channels}-channel sample"
+            )
         pred_x0 = self.predict_x0(x_t, i, eps)
         if clip_x0:
             pred_x0 = pred_x0.clamp(-1, 1)
@@ -124,15 +140,14 @@ class DiffusionSchedule:
 
 def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
     """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)), elementwise."""
-    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2)
-                  + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
 
 
-def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor
-                                        ) -> torch.Tensor:
+def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """log p(x) of 8-bit data in [-1, 1] under a Gaussian discretised to bins of width 2/255 (DDPM sec. 3.3)."""
+
     def cdf(v):  # standard normal CDF, tanh approximation as in the reference
-        return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3)))
+        return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))
 
     centred = x - mean
     inv_std = torch.exp(-log_scale)
@@ -144,8 +159,14 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log
     return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_delta))
 
 
-def hybrid_loss(schedule: DiffusionSchedule, model_output: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor,
-                i: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def hybrid_loss(
+    schedule: DiffusionSchedule,
+    model_output: torch.Tensor,
+    x0: torch.Tensor,
+    x_t: torch.Tensor,
+    i: torch.Tensor,
+    noise: torch.Tensor,
+) -> torch.Tensor:
     """IDDPM's L_hybrid = L_simple + L_vlb (eq. 16), the objective ADM and DiT were trained with.
 
     L_vlb sees the eps prediction through a stop-gradient so it trains only the variance (IDDPM sec. 3.1);

@@ -1,4 +1,5 @@
 """Training a denoiser with IDDPM's hybrid objective, uniform timesteps and an EMA of the weights."""
+
 from __future__ import annotations
 
 import copy
@@ -22,14 +23,19 @@ class DenoiserTrainSettings:
     batch_size: int = 64
     lr: float = 1e-4
     weight_decay: float = 0.0
-    ema_decay: float = 0.999   # the sampled model is the EMA, as for ADM and DiT
-    ema_warmup: int = 0        # plain copies of the weights before the EMA starts
+    ema_decay: float = 0.999  # the sampled model is the EMA, as for ADM and DiT
+    ema_warmup: int = 0  # plain copies of the weights before the EMA starts
     seed: int = 0
 
 
-def train_denoiser(model: nn.Module, images: np.ndarray, labels: np.ndarray | None,
-                   settings: DenoiserTrainSettings, device: torch.device,
-                   num_train_steps: int = 1000) -> nn.Module:
+def train_denoiser(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    settings: DenoiserTrainSettings,
+    device: torch.device,
+    num_train_steps: int = 1000,
+) -> nn.Module:
     """Fit `model` to the images (labels only for a class-conditional model); returns the EMA model.
 
     Timesteps are drawn uniformly from the full 1000-step schedule, as in ADM and DiT.

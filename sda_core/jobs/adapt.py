@@ -1,4 +1,5 @@
 """Stage: diffusion-driven adaptation of one shard of an image set (DDA, MoD, DiffPure, unguided)."""
+
 from __future__ import annotations
 
 import logging
@@ -17,9 +18,21 @@ from sda_core.store import StoreSequence, fill_store, shard_range
 log = logging.getLogger(__name__)
 
 
-def adapt_job(inputs: list[str], output: str, spec: dict, checkpoint: str, process: ReverseProcess,
-              batch_size: int, shard: int, num_shards: int, stream: str, seed: int, device: torch.device,
-              precision: str = "fp32", codec: str = "zstd") -> None:
+def adapt_job(
+    inputs: list[str],
+    output: str,
+    spec: dict,
+    checkpoint: str,
+    process: ReverseProcess,
+    batch_size: int,
+    shard: int,
+    num_shards: int,
+    stream: str,
+    seed: int,
+    device: torch.device,
+    precision: str = "fp32",
+    codec: str = "zstd",
+) -> None:
     """Re-noise and denoise images [start, stop) of the concatenated `inputs`, written at the model's size.
 
     `process` (sda_core.diffusion.processes) gives the respacing, the start index, the noise index and
@@ -32,19 +45,38 @@ def adapt_job(inputs: list[str], output: str, spec: dict, checkpoint: str, proce
     low_pass = LowPassGuidance(**guidance) if guidance else None
     size = spec["image_size"]
     model = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
-    log.info("%s: images %d..%d of %d, respacing %d, %d steps from t=%d, guidance %s", stream, start, stop,
-             len(source), respacing, steps, schedule.timesteps[steps if noise_index == "reference" else steps - 1],
-             low_pass)
+    log.info(
+        "%s: images %d..%d of %d, respacing %d, %d steps from t=%d, guidance %s",
+        stream,
+        start,
+        stop,
+        len(source),
+        respacing,
+        steps,
+        schedule.timesteps[steps if noise_index == "reference" else steps - 1],
+        low_pass,
+    )
 
     def compute(lo: int, hi: int):
         images, labels = source.read(start + lo, start + hi)
         x = resize(to_model_range(images, device), size)
         generators = sample_generators(seed, stream, range(start + lo, start + hi))
-        adapted = renoise_denoise(model, schedule, x, steps, generators, guidance=low_pass,
-                                  noise_index=noise_index, precision=precision)
+        adapted = renoise_denoise(
+            model, schedule, x, steps, generators, guidance=low_pass, noise_index=noise_index, precision=precision
+        )
         return from_model_range(adapted), labels
 
-    fingerprint = {"inputs": inputs, "spec": spec, "checkpoint": checkpoint, "respacing": respacing,
-                   "steps": steps, "noise_index": noise_index, "guidance": guidance, "range": [start, stop],
-                   "stream": stream, "seed": seed, "precision": precision}
+    fingerprint = {
+        "inputs": inputs,
+        "spec": spec,
+        "checkpoint": checkpoint,
+        "respacing": respacing,
+        "steps": steps,
+        "noise_index": noise_index,
+        "guidance": guidance,
+        "range": [start, stop],
+        "stream": stream,
+        "seed": seed,
+        "precision": precision,
+    }
     fill_store(output, stop - start, (size, size, 3), batch_size, fingerprint, compute, desc=stream, codec=codec)

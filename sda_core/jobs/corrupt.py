@@ -1,4 +1,5 @@
 """Stage: a corrupted copy of the held-out split (digits-C), one store per corruption."""
+
 from __future__ import annotations
 
 import logging
@@ -9,8 +10,16 @@ from sda_core.store import StoreSequence, fill_store
 log = logging.getLogger(__name__)
 
 
-def corrupt_store(source: str, output: str, corruption: str, severity: int, seed: int,
-                  limit: int | None = None, chunk_size: int = 256, codec: str = "zstd") -> None:
+def corrupt_store(
+    source: str,
+    output: str,
+    corruption: str,
+    severity: int,
+    seed: int,
+    limit: int | None = None,
+    chunk_size: int = 256,
+    codec: str = "zstd",
+) -> None:
     """Corrupt the first `limit` images of `source` (all when None); image i is seeded by its index."""
     images = StoreSequence([source])
     count = len(images) if limit is None else min(limit, len(images))
@@ -19,14 +28,22 @@ def corrupt_store(source: str, output: str, corruption: str, severity: int, seed
         clean, labels = images.read(start, stop)
         return corrupt_images(clean, corruption, severity, seed, first_index=start), labels
 
-    fill_store(output, count, images.image_shape, chunk_size,
-               {"source": source, "corruption": corruption, "severity": severity, "seed": seed, "limit": limit},
-               compute, desc=corruption, codec=codec)
+    fill_store(
+        output,
+        count,
+        images.image_shape,
+        chunk_size,
+        {"source": source, "corruption": corruption, "severity": severity, "seed": seed, "limit": limit},
+        compute,
+        desc=corruption,
+        codec=codec,
+    )
     log.info("%s severity %d: %d images", corruption, severity, count)
 
 
-def corrupt_job(source: str, outputs: dict[str, str], severity: int, seed: int,
-                   limits: dict[str, int | None], codec: str = "zstd") -> None:
+def corrupt_job(
+    source: str, outputs: dict[str, str], severity: int, seed: int, limits: dict[str, int | None], codec: str = "zstd"
+) -> None:
     """The whole corrupted target set in one job, one store per corruption (each resumable on its own)."""
     for corruption, output in outputs.items():
         corrupt_store(source, output, corruption, severity, seed, limit=limits.get(corruption), codec=codec)

@@ -3,6 +3,7 @@
 Later stages read this copy, so the Hugging Face cache or release file is needed by this one job only
 (on a cluster, a local rule on the submit host).
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,11 +1,12 @@
 """Stage: an image folder on disk (ImageNet-C, or ImageNet val corrupted here) into an image store.
 
 Each image becomes what the diffusion model takes: ImageNet-C's 224 px images are resized to the
-model's size (bicubic, DESIGN.md 1.4). From ImageNet val, an image is first prepared the way
+model's size (bicubic, docs/method.md#reference-settings). From ImageNet val, an image is first prepared the way
 ImageNet-C was made (resize 256 bilinear, centre crop 224), then corrupted with the same seeded
 corruption functions as the digits world; the published ImageNet-C additionally went through JPEG
 compression, which this path does not repeat.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,7 @@ import numpy as np
 from PIL import Image
 
 from sda_core.data.corruptions import corrupt_images
-from sda_core.data.imagenet import (LabelledFile, UnreadableImageError, list_images, read_rgb,
-                                    resize_center_crop)
+from sda_core.data.imagenet import LabelledFile, UnreadableImageError, list_images, read_rgb, resize_center_crop
 from sda_core.store import fill_store
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,21 @@ class Preparation:
         return resize_center_crop(image, self.size, self.size)
 
 
-def import_images_job(output: str, directory: str, num_classes: int, size: int, images_per_class: int | None = None,
-                  from_imagenet_val: bool = False, corruption: str | None = None, severity: int = 5,
-                  skip_unreadable: bool = False, seed: int = 0, chunk_size: int = 256, codec: str = "zstd",
-                  workers: int = 1) -> None:
+def import_images_job(
+    output: str,
+    directory: str,
+    num_classes: int,
+    size: int,
+    images_per_class: int | None = None,
+    from_imagenet_val: bool = False,
+    corruption: str | None = None,
+    severity: int = 5,
+    skip_unreadable: bool = False,
+    seed: int = 0,
+    chunk_size: int = 256,
+    codec: str = "zstd",
+    workers: int = 1,
+) -> None:
     """Write the images of `directory` (<wnid>/<file> folders) as `size` x `size` RGB with their labels.
 
     from_imagenet_val: prepare each photo as ImageNet-C was prepared, and apply `corruption` (None: the
@@ -79,20 +90,39 @@ def import_images_job(output: str, directory: str, num_classes: int, size: int, 
     skipped = []
     if skip_unreadable:
         files, skipped = readable_files(files)
-    log.info("%s: %d images in %d classes%s", directory, len(files), num_classes,
-             f", {len(skipped)} unreadable files skipped" if skipped else "")
+    log.info(
+        "%s: %d images in %d classes%s",
+        directory,
+        len(files),
+        num_classes,
+        f", {len(skipped)} unreadable files skipped" if skipped else "",
+    )
     prepare = Preparation(size, from_imagenet_val, corruption, severity, seed)
-    fingerprint = {"directory": directory, "images_per_class": images_per_class, "size": size,
-                   "from_imagenet_val": from_imagenet_val, "corruption": corruption, "severity": severity,
-                   "seed": seed, "skipped_files": skipped}
+    fingerprint = {
+        "directory": directory,
+        "images_per_class": images_per_class,
+        "size": size,
+        "from_imagenet_val": from_imagenet_val,
+        "corruption": corruption,
+        "severity": severity,
+        "seed": seed,
+        "skipped_files": skipped,
+    }
     # forkserver: this process already runs threads (zarr's I/O loop, torch), which fork would copy half-way
-    with (ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) if workers > 1
-          else nullcontext()) as pool:
+    with ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) if workers > 1 else nullcontext() as pool:
         run = pool.map if pool is not None else map
 
         def compute(start: int, stop: int):
             images = np.stack(list(run(prepare, range(start, stop), [f.path for f in files[start:stop]])))
             return images, np.array([f.label for f in files[start:stop]], dtype=np.int64)
 
-        fill_store(output, len(files), (size, size, 3), chunk_size, fingerprint, compute,
-                   desc=corruption or "images", codec=codec)
+        fill_store(
+            output,
+            len(files),
+            (size, size, 3),
+            chunk_size,
+            fingerprint,
+            compute,
+            desc=corruption or "images",
+            codec=codec,
+        )

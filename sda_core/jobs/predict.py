@@ -5,6 +5,7 @@ is one corruption's target and adapted sets (sda_core.image_sets), so the scorin
 a time and the groups run as parallel jobs. Keys: sda_core.image_sets.predictions_key and labels_key.
 Probabilities are stored as float16 to keep the file small.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,13 +23,23 @@ from sda_core.store import StoreSequence
 log = logging.getLogger(__name__)
 
 
-def predict_job(image_sets: dict[str, list[str]], output: str, timm_name: str, timm_kwargs: dict,
-                num_classes: int, weights: dict[str, str], preprocess: dict, device: torch.device,
-                batch_size: int = 256) -> None:
+def predict_job(
+    image_sets: dict[str, list[str]],
+    output: str,
+    timm_name: str,
+    timm_kwargs: dict,
+    num_classes: int,
+    weights: dict[str, str],
+    preprocess: dict,
+    device: torch.device,
+    batch_size: int = 256,
+) -> None:
     """weights maps a model name (source, finetuned) to its checkpoint; image_sets a set name to its stores."""
     preprocess = Preprocess(**preprocess)
-    models = {name: load_classifier(timm_name, num_classes, timm_kwargs, path).to(device).eval()
-              for name, path in weights.items()}
+    models = {
+        name: load_classifier(timm_name, num_classes, timm_kwargs, path).to(device).eval()
+        for name, path in weights.items()
+    }
     arrays: dict[str, np.ndarray] = {}
     for set_name, stores in image_sets.items():
         probs: dict[str, list[np.ndarray]] = {name: [] for name in models}

@@ -1,4 +1,5 @@
 """Stage: the digits world's clean source (train) and held-out (test) splits as image stores."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Stage: a grid of the first images of each image set, the look a researcher takes before any number."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,9 @@ def preview_job(image_sets: dict[str, list[str]], output: str, columns: int = 10
     for ax, (name, stores) in zip(axes[:, 0], image_sets.items()):
         images, labels = evenly_spaced(StoreSequence(stores), columns)
         ax.imshow(np.concatenate(list(images), axis=1), interpolation="nearest")
-        ax.set_xticks((np.arange(len(images)) + 0.5) * images.shape[2], [str(int(label)) for label in labels],
-                      fontsize=7)
+        ax.set_xticks(
+            (np.arange(len(images)) + 0.5) * images.shape[2], [str(int(label)) for label in labels], fontsize=7
+        )
         ax.set_yticks([])
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout()

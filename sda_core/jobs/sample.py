@@ -1,4 +1,5 @@
 """Stage: class-conditional generation of the synthetic source set, one shard of sample indices."""
+
 from __future__ import annotations
 
 import logging
@@ -10,8 +11,8 @@ from sda_core.diffusion.adapt import configure_denoiser, generate
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.images import from_model_range
 from sda_core.models.denoisers import load_denoiser
-from sda_core.models.specs import is_latent
 from sda_core.models.dit import decode_latents, load_dit, load_vae, vae_image_size
+from sda_core.models.specs import is_latent
 from sda_core.seeding import sample_generators
 from sda_core.store import fill_store, shard_range
 
@@ -23,15 +24,29 @@ def sample_labels(indices: np.ndarray, num_classes: int) -> np.ndarray:
     return (indices % num_classes).astype(np.int64)
 
 
-def sample_job(output: str, spec: dict, checkpoint: str, num_classes: int, images_per_class: int,
-                 respacing: int, batch_size: int, shard: int, num_shards: int, seed: int,
-                 device: torch.device, precision: str = "fp32", vae: str | None = None,
-                 latent_scale: float = 0.18215, codec: str = "zstd") -> None:
+def sample_job(
+    output: str,
+    spec: dict,
+    checkpoint: str,
+    num_classes: int,
+    images_per_class: int,
+    respacing: int,
+    batch_size: int,
+    shard: int,
+    num_shards: int,
+    seed: int,
+    device: torch.device,
+    precision: str = "fp32",
+    vae: str | None = None,
+    latent_scale: float = 0.18215,
+    codec: str = "zstd",
+) -> None:
     """One shard of the synthetic set: global sample k gets label k mod num_classes and noise seeded by k.
 
     A pixel-space generator (sda_core.models.specs.is_latent) is a denoiser trained by this workflow. A
-    latent-space one is the official DiT (sda_core.models.dit.load_dit: a weights file or a diffusers directory) on latents, sampled
-    like DiT's own sampler, x0 unclipped, and decoded by the VAE directory `vae` as decode(latents / latent_scale).
+    latent-space one is the official DiT (sda_core.models.dit.load_dit: a weights file or a diffusers
+    directory) on latents, sampled like DiT's own sampler, x0 unclipped, and decoded by the VAE directory
+    `vae` as decode(latents / latent_scale).
     """
     size = spec.get("sample_size") or spec["image_size"]
     total = num_classes * images_per_class
@@ -39,8 +54,10 @@ def sample_job(output: str, spec: dict, checkpoint: str, num_classes: int, image
     if not is_latent(spec):
         model, decoder, image_size = load_denoiser(spec, checkpoint), None, size
     elif vae is None:
-        raise ValueError(f"a latent-space generator ({spec['in_channels']} input channels) needs its VAE: "
-                         "set denoisers.generator.vae")
+        raise ValueError(
+            f"a latent-space generator ({spec['in_channels']} input channels) needs its VAE: "
+            "set denoisers.generator.vae"
+        )
     else:
         model, decoder = load_dit(spec, checkpoint), load_vae(vae).to(device)
         image_size = vae_image_size(decoder, size)
@@ -51,15 +68,38 @@ def sample_job(output: str, spec: dict, checkpoint: str, num_classes: int, image
         indices = np.arange(start + lo, start + hi)
         labels = sample_labels(indices, num_classes)
         # DiT's latents are not bounded to [-1, 1]; its sampler does not clip x0 (clip_denoised=False)
-        x = generate(model, schedule, torch.from_numpy(labels).to(device), (spec["in_channels"], size, size),
-                     sample_generators(seed, "sample", indices), precision=precision, clip_x0=decoder is None)
+        x = generate(
+            model,
+            schedule,
+            torch.from_numpy(labels).to(device),
+            (spec["in_channels"], size, size),
+            sample_generators(seed, "sample", indices),
+            precision=precision,
+            clip_x0=decoder is None,
+        )
         if decoder is not None:
             x = decode_latents(decoder, x, latent_scale)
         return from_model_range(x), labels
 
-    fingerprint = {"spec": spec, "checkpoint": checkpoint, "images_per_class": images_per_class,
-                   "respacing": respacing, "range": [start, stop], "seed": seed, "precision": precision,
-                   "vae": vae, "latent_scale": latent_scale}
-    fill_store(output, stop - start, (image_size, image_size, 3), batch_size, fingerprint, compute,
-               desc=f"sample {shard}", codec=codec)
+    fingerprint = {
+        "spec": spec,
+        "checkpoint": checkpoint,
+        "images_per_class": images_per_class,
+        "respacing": respacing,
+        "range": [start, stop],
+        "seed": seed,
+        "precision": precision,
+        "vae": vae,
+        "latent_scale": latent_scale,
+    }
+    fill_store(
+        output,
+        stop - start,
+        (image_size, image_size, 3),
+        batch_size,
+        fingerprint,
+        compute,
+        desc=f"sample {shard}",
+        codec=codec,
+    )
     log.info("shard %d/%d: samples %d..%d", shard, num_shards, start, stop)

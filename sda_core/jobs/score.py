@@ -1,4 +1,5 @@
 """Stage: accuracy tables (long form, with 95% intervals), sanity figures and the per-corruption plot."""
+
 from __future__ import annotations
 
 import logging
@@ -8,8 +9,15 @@ import numpy as np
 import pandas as pd
 
 from sda_core.ensemble import COMPARISONS, METHODS, mean_interval, method_correct, paired_difference, wilson_interval
-from sda_core.image_sets import (CLEAN, SYNTHETIC_GENERATED, SYNTHETIC_MOD, adapted, image_set_of, labels_key,
-                                 predictions_key)
+from sda_core.image_sets import (
+    CLEAN,
+    SYNTHETIC_GENERATED,
+    SYNTHETIC_MOD,
+    adapted,
+    image_set_of,
+    labels_key,
+    predictions_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +102,34 @@ def accuracy_table(correct: Correctness, test: list[str], validation: list[str],
     for arch, by_method in correct.items():
         for method in METHODS:
             for split, corruptions in (("test", test), ("validation", validation)):
-                split_rows = [{"arch": arch, "method": method, "corruption": c, "split": split,
-                               "severity": severity, **_row(by_method[method, c])}
-                              for c in corruptions]
+                split_rows = [
+                    {
+                        "arch": arch,
+                        "method": method,
+                        "corruption": c,
+                        "split": split,
+                        "severity": severity,
+                        **_row(by_method[method, c]),
+                    }
+                    for c in corruptions
+                ]
                 rows += split_rows
                 if split_rows:
                     accuracies = [r["top1"] / 100 for r in split_rows]
                     low, high = mean_interval(accuracies, [r["n"] for r in split_rows])
-                    rows.append({"arch": arch, "method": method, "corruption": "mean", "split": split,
-                                 "severity": severity, "n": sum(r["n"] for r in split_rows),
-                                 "top1": 100 * float(np.mean(accuracies)), "ci_low": 100 * low,
-                                 "ci_high": 100 * high})
+                    rows.append(
+                        {
+                            "arch": arch,
+                            "method": method,
+                            "corruption": "mean",
+                            "split": split,
+                            "severity": severity,
+                            "n": sum(r["n"] for r in split_rows),
+                            "top1": 100 * float(np.mean(accuracies)),
+                            "ci_low": 100 * low,
+                            "ci_high": 100 * high,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -116,11 +141,20 @@ def paired_table(correct: Correctness, test: list[str], validation: list[str]) -
             for split, corruptions in (("test", test), ("validation", validation)):
                 if not corruptions:
                     continue
-                diff, low, high = paired_difference([by_method[first, c] for c in corruptions],
-                                                    [by_method[second, c] for c in corruptions])
-                rows.append({"arch": arch, "comparison": f"{first} - {second}", "split": split,
-                             "corruptions": len(corruptions), "difference": 100 * diff, "ci_low": 100 * low,
-                             "ci_high": 100 * high})
+                diff, low, high = paired_difference(
+                    [by_method[first, c] for c in corruptions], [by_method[second, c] for c in corruptions]
+                )
+                rows.append(
+                    {
+                        "arch": arch,
+                        "comparison": f"{first} - {second}",
+                        "split": split,
+                        "corruptions": len(corruptions),
+                        "difference": 100 * diff,
+                        "ci_low": 100 * low,
+                        "ci_high": 100 * high,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -147,15 +181,20 @@ def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
     archs = list(dict.fromkeys(test.arch))
     methods = list(dict.fromkeys(test.method))
     corruptions = list(dict.fromkeys(test.corruption))
-    fig, axes = plt.subplots(len(archs), 1, figsize=(max(10, 0.9 * len(corruptions)), 3.6 * len(archs)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(archs), 1, figsize=(max(10, 0.9 * len(corruptions)), 3.6 * len(archs)), squeeze=False)
     width = 0.8 / len(methods)
     for ax, arch in zip(axes[:, 0], archs):
         for k, method in enumerate(methods):
             part = test[(test.arch == arch) & (test.method == method)].set_index("corruption").loc[corruptions]
             x = np.arange(len(corruptions)) + (k - (len(methods) - 1) / 2) * width
-            ax.bar(x, part.top1, width, label=method,
-                   yerr=[part.top1 - part.ci_low, part.ci_high - part.top1], error_kw={"elinewidth": 0.6})
+            ax.bar(
+                x,
+                part.top1,
+                width,
+                label=method,
+                yerr=[part.top1 - part.ci_low, part.ci_high - part.top1],
+                error_kw={"elinewidth": 0.6},
+            )
         ax.set_xticks(np.arange(len(corruptions)), corruptions, rotation=40, ha="right", fontsize=8)
         ax.set_ylabel("top-1 (%)")
         ax.set_ylim(0, 100)
@@ -167,9 +206,18 @@ def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
     plt.close(fig)
 
 
-def score_job(prediction_files: PredictionFiles, test: list[str], validation: list[str], severity: int,
-              has_clean: bool, table_output: str, paired_output: str, sanity_output: str, plot_output: str,
-              title: str) -> None:
+def score_job(
+    prediction_files: PredictionFiles,
+    test: list[str],
+    validation: list[str],
+    severity: int,
+    has_clean: bool,
+    table_output: str,
+    paired_output: str,
+    sanity_output: str,
+    plot_output: str,
+    title: str,
+) -> None:
     correct = correctness(prediction_files, test + validation)
     table = accuracy_table(correct, test, validation, severity)
     table.to_csv(table_output, index=False, float_format="%.2f")
@@ -179,7 +227,9 @@ def score_job(prediction_files: PredictionFiles, test: list[str], validation: li
     sanity.to_csv(sanity_output, index=False, float_format="%.2f")
     plot_accuracy(table, plot_output, title)
     means = table[(table.corruption == "mean") & (table.split == "test")]
-    log.info("mean top-1 over the test corruptions:\n%s",
-             means.pivot(index="arch", columns="method", values="top1").round(1).to_string())
+    log.info(
+        "mean top-1 over the test corruptions:\n%s",
+        means.pivot(index="arch", columns="method", values="top1").round(1).to_string(),
+    )
     log.info("paired differences:\n%s", paired.round(2).to_string(index=False))
     log.info("sanity:\n%s", sanity.round(1).to_string(index=False))

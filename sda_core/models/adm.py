@@ -248,7 +248,8 @@ class ADMUNet(nn.Module):
     use_fp16). `attention_resolutions` holds downsample *rates* (image_size // resolution), see
     `attention_downsample_rates`. `num_heads_upsample=-1` means `num_heads` in the decoder.
     `norm_groups` (not in the reference, which fixes 32) only changes GroupNorm's grouping, not the
-    parameter names or shapes. `image_size` is informational: the network runs on any size divisible by 2**(len(channel_mult)-1).
+    parameter names or shapes. `image_size` is informational: the network runs on any size divisible by
+    2**(len(channel_mult)-1).
     """
 
     def __init__(
@@ -295,12 +296,24 @@ class ADMUNet(nn.Module):
             self.label_emb = nn.Embedding(num_classes, time_embed_dim)
 
         def res_block(ch_in: int, ch_out: int, **updown) -> ResBlock:
-            return ResBlock(ch_in, time_embed_dim, dropout, out_channels=ch_out,
-                            use_scale_shift_norm=use_scale_shift_norm, norm_groups=norm_groups, **updown)
+            return ResBlock(
+                ch_in,
+                time_embed_dim,
+                dropout,
+                out_channels=ch_out,
+                use_scale_shift_norm=use_scale_shift_norm,
+                norm_groups=norm_groups,
+                **updown,
+            )
 
         def attn_block(ch_: int, heads: int) -> AttentionBlock:
-            return AttentionBlock(ch_, num_heads=heads, num_head_channels=num_head_channels,
-                                  use_new_attention_order=use_new_attention_order, norm_groups=norm_groups)
+            return AttentionBlock(
+                ch_,
+                num_heads=heads,
+                num_head_channels=num_head_channels,
+                use_new_attention_order=use_new_attention_order,
+                norm_groups=norm_groups,
+            )
 
         # Encoder. `skip_chans` records the channels of every encoder output; the decoder consumes
         # them in reverse, one per block.

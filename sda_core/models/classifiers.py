@@ -1,4 +1,5 @@
 """Source classifiers: timm models built by name, local weights only, and their preprocessing."""
+
 from __future__ import annotations
 
 import difflib
@@ -21,13 +22,16 @@ def create_classifier(timm_name: str, num_classes: int, timm_kwargs: dict | None
 
     if not timm.is_model(timm_name):
         close = difflib.get_close_matches(timm_name, timm.list_models(), n=8, cutoff=0.6)
-        raise ValueError(f"unknown timm architecture {timm_name!r}; close matches: {', '.join(close) or 'none'} "
-                         "(timm.list_models() lists all)")
+        raise ValueError(
+            f"unknown timm architecture {timm_name!r}; close matches: {', '.join(close) or 'none'} "
+            "(timm.list_models() lists all)"
+        )
     return timm.create_model(timm_name, pretrained=False, num_classes=num_classes, **(timm_kwargs or {}))
 
 
-def load_classifier(timm_name: str, num_classes: int, timm_kwargs: dict | None, weights: str | os.PathLike,
-                    how_to_obtain: str = "") -> nn.Module:
+def load_classifier(
+    timm_name: str, num_classes: int, timm_kwargs: dict | None, weights: str | os.PathLike, how_to_obtain: str = ""
+) -> nn.Module:
     """A timm model with weights from a local file in timm naming or in the original release's naming.
 
     Original releases (torchvision ResNet, Microsoft Swin, Meta ConvNeXt .pth files) go through the
@@ -46,7 +50,7 @@ class Preprocess:
     """Classifier input: resize the short side to `resize` (bicubic), centre-crop `crop`, normalise.
 
     Works on float (N, C, H, W) batches in [0, 1] on any device, so adapted images go to the
-    classifier without a round trip through PIL. ImageNet: resize 256, crop 224 (DESIGN.md 4).
+    classifier without a round trip through PIL. ImageNet: resize 256, crop 224 (docs/method.md#reference-settings).
     """
 
     resize: int
@@ -62,7 +66,7 @@ class Preprocess:
         x = resize(x, (int(height * scale), int(width * scale)))
         height, width = x.shape[-2:]
         top, left = round((height - self.crop) / 2), round((width - self.crop) / 2)
-        x = x[..., top:top + self.crop, left:left + self.crop]
+        x = x[..., top : top + self.crop, left : left + self.crop]
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x - mean) / std

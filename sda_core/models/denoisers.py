@@ -1,5 +1,6 @@
 """Denoiser registry: a config spec (sda_core.models.specs: a preset or {arch: adm|dit, ...}) -> module,
 and its checkpoints."""
+
 from __future__ import annotations
 
 import os

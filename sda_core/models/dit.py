@@ -7,6 +7,7 @@ The official weights come in two forms, both read without unpickling objects (sd
 - the diffusers directory `facebook/DiT-XL-2-256`: transformer/ and vae/ (its scheduler/ is unused: the
   schedule is sda_core.diffusion.schedule's).
 """
+
 from __future__ import annotations
 
 import json
@@ -130,16 +131,19 @@ def load_dit(spec: dict, checkpoint: str | os.PathLike) -> DiTDenoiser:
     path = Path(checkpoint)
     if path.is_dir():
         _check_diffusers_config(path / "transformer", kwargs)
-        load_weights(model.transformer, diffusers_weights_file(path / "transformer", HOW_TO_OBTAIN_DIT),
-                     HOW_TO_OBTAIN_DIT)
+        load_weights(
+            model.transformer, diffusers_weights_file(path / "transformer", HOW_TO_OBTAIN_DIT), HOW_TO_OBTAIN_DIT
+        )
         return follow_original_dit(model)
 
     state = read_state_dict(path, HOW_TO_OBTAIN_DIT)
     # the one key that tells the latent size the weights were trained for (a 512 model fits every other shape)
     patches = model.transformer.pos_embed.pos_embed.shape[1]
     if "pos_embed" in state and state["pos_embed"].shape[1] != patches:
-        raise CheckpointError(f"checkpoint {path} has a position table of {state['pos_embed'].shape[1]} patches; "
-                              f"the spec's sample_size and patch_size give {patches}")
+        raise CheckpointError(
+            f"checkpoint {path} has a position table of {state['pos_embed'].shape[1]} patches; "
+            f"the spec's sample_size and patch_size give {patches}"
+        )
     load_state(model.transformer, convert_original_dit(state), path)
     return follow_original_dit(model)
 
@@ -150,8 +154,11 @@ def _check_diffusers_config(directory: Path, spec_kwargs: dict) -> None:
     if not config_path.is_file():
         raise FileNotFoundError(f"diffusers config not found: {config_path}. {HOW_TO_OBTAIN_DIT}")
     config = json.loads(config_path.read_text())
-    differences = [f"{key}: {value!r} in the spec, {config[key]!r} in the file"
-                   for key, value in spec_kwargs.items() if key in config and config[key] != value]
+    differences = [
+        f"{key}: {value!r} in the spec, {config[key]!r} in the file"
+        for key, value in spec_kwargs.items()
+        if key in config and config[key] != value
+    ]
     if differences:
         raise CheckpointError(f"{config_path} does not describe the configured DiT; " + "; ".join(differences))
 
@@ -161,8 +168,9 @@ def diffusers_weights_file(directory: str | os.PathLike, how_to_obtain: str = ""
     for name in DIFFUSERS_WEIGHTS:
         if (Path(directory) / name).is_file():
             return Path(directory) / name
-    raise FileNotFoundError(f"no weights file in {directory} (looked for {' or '.join(DIFFUSERS_WEIGHTS)}). "
-                            f"{how_to_obtain}")
+    raise FileNotFoundError(
+        f"no weights file in {directory} (looked for {' or '.join(DIFFUSERS_WEIGHTS)}). {how_to_obtain}"
+    )
 
 
 # Attention names of VAE files written by diffusers < 0.14, which the current AutoencoderKL renamed.

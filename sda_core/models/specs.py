@@ -5,6 +5,7 @@ A spec is {arch: adm|dit, ...constructor arguments}: guided-diffusion's flag nam
 presets are the official models, as facebookresearch/DiT names its model dict. Torch-free: the
 workflow resolves specs while it parses.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -16,15 +17,30 @@ DENOISER_PRESETS: dict[str, dict] = {
     # --num_channels 256 --num_head_channels 64 --num_res_blocks 2 --resblock_updown True
     # --use_scale_shift_norm True. learn_sigma doubles the outputs: eps and the variance interpolation.
     "adm-256-uncond": {
-        "arch": "adm", "image_size": 256, "in_channels": 3, "model_channels": 256, "out_channels": 6,
-        "num_res_blocks": 2, "attention_resolutions": "32,16,8", "channel_mult": [1, 1, 2, 2, 4, 4],
-        "num_head_channels": 64, "use_scale_shift_norm": True, "resblock_updown": True,
+        "arch": "adm",
+        "image_size": 256,
+        "in_channels": 3,
+        "model_channels": 256,
+        "out_channels": 6,
+        "num_res_blocks": 2,
+        "attention_resolutions": "32,16,8",
+        "channel_mult": [1, 1, 2, 2, 4, 4],
+        "num_head_channels": 64,
+        "use_scale_shift_norm": True,
+        "resblock_updown": True,
     },
     # facebookresearch/DiT's DiT-XL/2 at 256x256 (DiT-XL-2-256x256.pt): 32x32x4 latents of the
     # sd-vae-ft-ema VAE, patch 2, 28 blocks of 16 heads x 72, 1000 classes, learned sigma.
     "dit-xl-2-256": {
-        "arch": "dit", "sample_size": 32, "patch_size": 2, "in_channels": 4, "out_channels": 8, "num_layers": 28,
-        "num_attention_heads": 16, "attention_head_dim": 72, "num_embeds_ada_norm": 1000,
+        "arch": "dit",
+        "sample_size": 32,
+        "patch_size": 2,
+        "in_channels": 4,
+        "out_channels": 8,
+        "num_layers": 28,
+        "num_attention_heads": 16,
+        "attention_head_dim": 72,
+        "num_embeds_ada_norm": 1000,
     },
 }
 
