@@ -121,7 +121,9 @@ def test_profile_names_real_rules_and_no_gres():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     rules = {
-        name for path in (ROOT / "rules").glob("*.smk") for name in re.findall(r"^rule (\w+):", path.read_text(), re.M)
+        name
+        for path in (ROOT / "rules").glob("*.smk")
+        for name in re.findall(r"^(?:rule|use rule \w+ as) (\w+)", path.read_text(), re.M)
     }
     assert set(profile["set-resources"]) <= rules, set(profile["set-resources"]) - rules
     for resources in [profile["default-resources"], *profile["set-resources"].values()]:
