@@ -6,16 +6,28 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exact versions from the lock, so a fresh clone reproduces the README's figures.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install -c $(LOCK) -e ".[test]"
 	touch $(STAMP)
+
+# Re-resolve the dependencies in a fresh environment and write their exact versions to the lock.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -e ".[test]"
+	head -4 $(LOCK) > $(LOCK).new
+	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^sda-pipeline' >> $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores all --configfile presets/digits.yaml

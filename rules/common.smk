@@ -3,6 +3,7 @@
 from snakemake.utils import validate
 
 from sda_core import image_sets
+from sda_core.config_checks import config_problems, problems_message, unknown_timm_models
 from sda_core.data.digits import NUM_CLASSES as DIGITS_NUM_CLASSES
 from sda_core.diffusion.processes import reverse_process
 from sda_core.models.specs import resolve_spec
@@ -18,6 +19,12 @@ VALIDATION_CORRUPTIONS = config["corruptions"]["validation"]
 CORRUPTIONS = TEST_CORRUPTIONS + VALIDATION_CORRUPTIONS
 ARCHS = {arch["name"]: arch for arch in config["architectures"]}
 NUM_CLASSES = DIGITS_NUM_CLASSES if WORLD == "digits" else config["imagenet"]["num_classes"]
+# what the schema cannot say, all at once and before any job (sda_core.config_checks)
+CONFIG_PROBLEMS = config_problems(config, NUM_CLASSES)
+if WORLD == "imagenet" and workflow.is_main_process:
+    CONFIG_PROBLEMS += unknown_timm_models(config)  # else reported as a missing download
+if CONFIG_PROBLEMS:
+    raise WorkflowError(problems_message(CONFIG_PROBLEMS))
 DENOISER_SPECS = {role: resolve_spec(config["denoisers"][role]["spec"]) for role in ("unconditional", "generator")}
 # Clean target images: the digits test split; for ImageNet a subset of val, when val_root is given.
 HAS_CLEAN = WORLD == "digits" or config["imagenet"]["val_root"] is not None
@@ -27,6 +34,12 @@ IMAGE_SETS = image_sets.RunImageSets(tuple(CORRUPTIONS), HAS_CLEAN)
 # `priority:` so that they start before the many independent adaptation jobs.
 GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
 JOB_THREADS = config["threads"]
+
+
+def classifier_model(arch):
+    """What builds an architecture's classifier: its params, apart from the training settings (so that a
+    change of the fine-tuning recipe does not retrain or re-import the source model)."""
+    return {"timm_name": ARCHS[arch]["timm_name"], "timm_kwargs": ARCHS[arch]["timm_kwargs"]}
 
 
 def job_device(uses_gpu):
@@ -109,6 +122,11 @@ def target_store(corruption):
     return f"{RESULTS}/target/{corruption}.zarr"
 
 
+def image_manifest(corruption):
+    """imagenet: the file list (names, sizes) of the folder a target set is imported from."""
+    return f"{RESULTS}/manifests/{corruption}.tsv"
+
+
 def adapted_store(process, corruption, shard):
     return f"{RESULTS}/adapted/{process}/{corruption}/shard-{shard}.zarr"
 
@@ -119,6 +137,11 @@ def prediction_file(arch, group):
 
 def table_file(name):
     return f"{RESULTS}/tables/{WORLD}_{name}.csv"
+
+
+def provenance_file():
+    """What produced the tables: commit, package versions, config (sda_core.provenance)."""
+    return f"{RESULTS}/tables/{WORLD}_provenance.json"
 
 
 def plot_file(name):
@@ -171,7 +194,15 @@ def preview_sets():
     return {name: stores[name] for name in IMAGE_SETS.preview_rows(TEST_CORRUPTIONS[:2])}
 
 
-RESULT_FILES = [table_file("c"), table_file("c_paired"), table_file("sanity"), plot_file("c"), plot_file("preview")]
+RESULT_FILES = [
+    table_file("c"),
+    table_file("c_paired"),
+    table_file("sanity"),
+    table_file("gates"),
+    provenance_file(),
+    plot_file("c"),
+    plot_file("preview"),
+]
 
 
 def generator_weights(wildcards):

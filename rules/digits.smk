@@ -57,21 +57,19 @@ rule train_denoiser:
 
 
 rule corrupt:
-    # One job for all corruptions: each costs seconds, less than a job's start-up.
     input:
         clean=rules.prepare_digits.output.test,
     output:
-        [directory(target_store(c)) for c in CORRUPTIONS],
+        directory(target_store("{corruption}")),
     log:
-        log_path("corrupt"),
+        log_path("corrupt/{corruption}"),
     benchmark:
-        benchmark_path("corrupt")
+        benchmark_path("corrupt/{corruption}")
     conda:
         "../environment.yml"
     params:
-        outputs={c: target_store(c) for c in CORRUPTIONS},
         severity=config["corruptions"]["severity"],
-        limits={c: config["digits"]["validation_images"] for c in VALIDATION_CORRUPTIONS},
+        limit=lambda wc: config["digits"]["validation_images"] if wc.corruption in VALIDATION_CORRUPTIONS else None,
         seed=SEED,
         codec=config["storage"]["codec"],
         device=job_device(uses_gpu=False),

@@ -19,7 +19,7 @@ rule finetune:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        arch=lambda wc: ARCHS[wc.arch],
+        model=lambda wc: classifier_model(wc.arch),
         settings=lambda wc: ARCHS[wc.arch]["finetune"],
         num_classes=NUM_CLASSES,
         preprocess=config["classifier_input"],

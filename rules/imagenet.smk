@@ -2,9 +2,20 @@
 # per corruption, plus "clean", a small class-balanced subset of val for the sanity checks.
 
 
+# The file list of every folder an import reads, rewritten (new time stamp) only when it changed: a
+# completed or corrected folder is re-imported. Once, where the run starts (jobs on cluster nodes
+# parse the workflow again).
+if workflow.is_main_process:
+    from sda_core.data.imagenet import folder_manifest, update_manifest
+
+    for images in IMAGE_SETS.clean + CORRUPTIONS:
+        update_manifest(image_manifest(images), folder_manifest(imagenet_folder(config, images)[0]))
+
+
 rule import_images:
     input:
         folder=lambda wc: imagenet_folder(config, wc.corruption)[0],
+        manifest=image_manifest("{corruption}"),
     output:
         directory(target_store("{corruption}")),
     log:
@@ -30,6 +41,7 @@ rule import_images:
         ),
         severity=config["corruptions"]["severity"],
         skip_unreadable=config["imagenet"]["skip_unreadable"],
+        allow_uneven_classes=config["imagenet"]["allow_uneven_classes"],
         seed=SEED,
         codec=config["storage"]["codec"],
         device=job_device(uses_gpu=False),
@@ -49,7 +61,7 @@ rule import_classifier:
     conda:
         "../environment.yml"
     params:
-        arch=lambda wc: ARCHS[wc.arch],
+        model=lambda wc: classifier_model(wc.arch),
         num_classes=NUM_CLASSES,
         device=job_device(uses_gpu=False),
     script:

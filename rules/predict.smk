@@ -19,7 +19,7 @@ rule predict:
         gpu=GPUS_PER_JOB,
     params:
         image_sets=lambda wc: {name: image_set_stores()[name] for name in prediction_groups()[wc.group]},
-        arch=lambda wc: ARCHS[wc.arch],
+        model=lambda wc: classifier_model(wc.arch),
         num_classes=NUM_CLASSES,
         preprocess=config["classifier_input"],
         device=job_device(uses_gpu=True),

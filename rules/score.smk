@@ -9,6 +9,7 @@ rule score:
         paired=report(table_file("c_paired"), caption="../report/paired.rst", category="Results"),
         sanity=report(table_file("sanity"), caption="../report/sanity.rst", category="Results"),
         plot=report(plot_file("c"), caption="../report/plot.rst", category="Results"),
+        provenance=report(provenance_file(), caption="../report/provenance.rst", category="Results"),
     log:
         log_path("score"),
     conda:
@@ -19,6 +20,7 @@ rule score:
         validation=VALIDATION_CORRUPTIONS,
         severity=config["corruptions"]["severity"],
         has_clean=HAS_CLEAN,
+        config=config,
         title=f"{WORLD}-C, severity {config['corruptions']['severity']}",
         device=job_device(uses_gpu=False),
     script:
@@ -39,3 +41,19 @@ rule preview:
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/preview.py"
+
+
+rule gates:
+    input:
+        sanity=table_file("sanity"),
+    output:
+        report(table_file("gates"), caption="../report/gates.rst", category="Sanity"),
+    log:
+        log_path("gates"),
+    conda:
+        "../environment.yml"
+    params:
+        gates=config["gates"],
+        device=job_device(uses_gpu=False),
+    script:
+        "../workflow_scripts/gates.py"

@@ -36,6 +36,11 @@ def read_state_dict(path: str | os.PathLike, how_to_obtain: str = "") -> dict[st
     return state
 
 
+def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
+    """The keys of floating-point tensors holding a NaN or Inf."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike, how_to_obtain: str = "") -> nn.Module:
     """Load a checkpoint into `model` strictly; a mismatch names the file and the first offending keys."""
     return load_state(model, read_state_dict(path, how_to_obtain), path)
@@ -61,6 +66,12 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], path: str | os.
             f"checkpoint {path} does not fit {type(model).__name__} "
             f"({len(state)} keys in file, {len(expected)} in model); " + "; ".join(parts)
         )
+    broken = non_finite_tensors(state)
+    if broken:
+        raise CheckpointError(
+            f"checkpoint {path} holds NaN or Inf in {len(broken)} tensor(s): {', '.join(broken[:5])}"
+            f"{' ...' if len(broken) > 5 else ''} (a diverged training run, or a damaged file)"
+        )
     model.load_state_dict(state)
     return model
 
@@ -71,5 +82,10 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(
+            f"refusing to save {path}: NaN or Inf in {len(broken)} tensor(s): {', '.join(broken[:5])}"
+        )
     save_file(state, str(tmp), metadata=metadata)
     os.replace(tmp, path)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from sda_core.finite import NonFiniteError
 from sda_core.images import to_unit
 from sda_core.models.classifiers import Preprocess
 
@@ -129,8 +130,10 @@ def train_classifier(
     settings: TrainSettings,
     preprocess: Preprocess,
     device: torch.device,
+    name: str = "classifier",
 ) -> nn.Module:
-    """Train all layers with cross-entropy; returns the model in eval mode.
+    """Train all layers with cross-entropy; returns the model in eval mode. A non-finite loss stops the
+    training (NonFiniteError naming `name`, the epoch and the step).
 
     With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
     models without batch norm, and batch-norm statistics per slice, as on several GPUs.
@@ -158,6 +161,11 @@ def train_classifier(
                 y = torch.from_numpy(labels[part]).to(device)
                 logits = model(batch_transform(images[part]))
                 loss = criterion(logits, y) * (len(part) / len(index))
+                if not torch.isfinite(loss):
+                    raise NonFiniteError(
+                        f"training {name}: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                        f"(lr {lr:.3g}); the model diverged or its input is broken, nothing was saved"
+                    )
                 loss.backward()
                 total_loss += loss.item() * len(index)
                 correct += (logits.argmax(1) == y).sum().item()

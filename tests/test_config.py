@@ -114,3 +114,19 @@ def test_paper_config_names_the_official_presets_and_they_resolve_to_the_officia
     }
     with pytest.raises(ValueError, match="adm-256-uncond, dit-xl-2-256"):
         resolve_spec("adm-512")
+
+
+def test_the_lock_pins_every_dependency_exactly():
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    pinned = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[re.sub(r"[-_.]+", "-", name).lower()] = version
+    for requirement in wanted:
+        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement)[0]).lower()
+        assert name in pinned, f"{name} is not in requirements.lock (make lock)"

@@ -48,3 +48,12 @@ def test_paired_difference_is_tighter_than_unpaired_intervals():
     assert 0 < low < diff < high
     unpaired = mean_interval([a.mean() for a in first], [500] * 3)
     assert high - low < (unpaired[1] - unpaired[0])
+
+
+def test_mean_interval_stays_in_the_unit_range():
+    low, high = mean_interval([0.0, 0.05, 0.0, 0.05], [20] * 4)  # a normal interval gives low < 0
+    assert 0 <= low < 0.025 < high <= 1
+    low, high = mean_interval([1.0, 0.95], [20, 20])
+    assert 0.975 < high <= 1
+    low, high = mean_interval([0.0, 0.0], [20, 20])
+    assert low == pytest.approx(0, abs=1e-12) and 0 < high < 0.1  # the pooled 40 images

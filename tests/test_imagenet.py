@@ -39,6 +39,22 @@ def test_a_missing_class_folder_is_an_error_not_a_label_shift(val_root, tmp_path
     assert list_images(extracted_on_a_mac, num_classes=3)[-1].label == 2
 
 
+def test_hidden_files_are_not_images(val_root, tmp_path):
+    extracted_on_a_mac = shutil.copytree(val_root, tmp_path / "val")
+    (extracted_on_a_mac / wnid(1) / "._ILSVRC2012_val_00000001.JPEG").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    listed = [f.path.relative_to(extracted_on_a_mac) for f in list_images(extracted_on_a_mac, num_classes=3)]
+    assert listed == [f.path.relative_to(val_root) for f in list_images(val_root, num_classes=3)]
+
+
+def test_a_class_with_fewer_images_is_an_error_unless_allowed(val_root, tmp_path):
+    half_extracted = shutil.copytree(val_root, tmp_path / "val")
+    for image in sorted((half_extracted / wnid(2)).iterdir()):
+        image.unlink()
+    with pytest.raises(ValueError, match=rf"0 to 4 images \({wnid(2)} has the fewest.*allow_uneven_classes"):
+        list_images(half_extracted, num_classes=3)
+    assert len(list_images(half_extracted, num_classes=3, allow_uneven_classes=True)) == 8
+
+
 def test_subsets_are_class_balanced_deterministic_and_the_same_for_every_corruption(imagenet_c_root):
     fog = list_images(imagenet_c_root / "fog" / "5", 3, images_per_class=2, seed=0)
     noise = list_images(imagenet_c_root / "gaussian_noise" / "5", 3, images_per_class=2, seed=0)
@@ -102,16 +118,16 @@ def test_building_from_val_corrupts_reproducibly_like_the_published_preparation(
 
 def test_an_unreadable_image_is_named_or_skipped_when_asked(val_root, tmp_path):
     broken_root = shutil.copytree(val_root, tmp_path / "val")
-    broken = broken_root / wnid(1) / "zz_truncated.JPEG"
-    broken.write_bytes(next((val_root / wnid(0)).iterdir()).read_bytes()[:300])  # a cut-off JPEG
+    broken = sorted((broken_root / wnid(1)).iterdir())[-1]
+    broken.write_bytes(broken.read_bytes()[:300])  # a cut-off JPEG
 
-    with pytest.raises(UnreadableImageError, match="zz_truncated.JPEG"):
+    with pytest.raises(UnreadableImageError, match=broken.name):
         import_images_job(str(tmp_path / "strict.zarr"), str(broken_root), 3, 32, chunk_size=2)
     assert (tmp_path / "strict.zarr.partial").exists()  # the chunks before the bad file are kept
 
     import_images_job(str(tmp_path / "skip.zarr"), str(broken_root), 3, 32, skip_unreadable=True)
     store = open_store(tmp_path / "skip.zarr")
-    assert len(store) == 12 and store.attrs["fingerprint"]["skipped_files"] == [str(broken)]
+    assert len(store) == 11 and store.attrs["fingerprint"]["skipped_files"] == [str(broken)]
 
 
 def test_classifier_weights_from_the_hub_cache_or_an_original_release_file(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from workflow_helpers import copy_workflow, imagenet_placeholders, run_snakemake
+from workflow_helpers import copy_workflow, imagenet_placeholders, job_counts, run_snakemake
 
 
 def snakemake(workdir, *args, hub_cache):
@@ -17,12 +17,6 @@ def snakemake(workdir, *args, hub_cache):
 @pytest.fixture()
 def workdir(tmp_path):
     return copy_workflow(tmp_path)
-
-
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run as {rule: count}."""
-    table = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m[1] != "total"}
 
 
 def test_missing_inputs_are_listed_in_one_message_with_how_to_obtain_them(workdir):
@@ -41,6 +35,16 @@ def test_missing_inputs_are_listed_in_one_message_with_how_to_obtain_them(workdi
         "zenodo.org",
     ):
         assert expected in message
+
+
+def test_a_misspelled_timm_name_is_named_as_such_not_as_a_missing_download(workdir):
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["architectures"][0]["timm_name"] = "resnett50.tv_in1k"
+    (workdir / "typo.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "-n", "--configfile", "typo.yaml", hub_cache=workdir / "empty-cache")
+    message = result.stdout + result.stderr
+    assert result.returncode != 0 and "timm has no model 'resnett50.tv_in1k'; close: resnet50" in message
+    assert "missing" not in message.split("problem(s) in the configuration")[1]
 
 
 @pytest.mark.parametrize("val_root", [None, "data/imagenet/val"])
@@ -62,6 +66,7 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
         "adapt": (19 + 19 + 2 * clean) * 8,
         "predict": 5 * (19 + 1 + clean),
         "score": 1,
+        "gates": 1,
         "preview": 1,
     }
     jobs = collections.Counter(re.findall(r"output: results/adapted/(\w+)/", result.stdout))
@@ -170,3 +175,13 @@ def test_tiny_imagenet_world_runs_end_to_end_from_official_file_layouts(workdir)
     generated = open_store(workdir / "results/synthetic/generated/shard-0.zarr")
     assert generated.images.shape[1:] == (16, 16, 3) and generated.attrs["codec"] == "jpeg-q85"
     assert (workdir / "results/plots/imagenet_preview.png").is_file()
+
+    # completing a folder re-imports it (the folder's own time stamp does not change), and only it
+    nothing = snakemake(workdir, "-n", "--configfile", "tiny_imagenet.yaml", hub_cache=workdir / "empty-cache")
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr
+    fog_class = sorted((workdir / "data/imagenet-c/fog/5").iterdir())[0]
+    first = sorted(fog_class.iterdir())[0]
+    (fog_class / f"zz_{first.name}").write_bytes(first.read_bytes())
+    changed = snakemake(workdir, "-n", "--configfile", "tiny_imagenet.yaml", hub_cache=workdir / "empty-cache")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert job_counts(changed.stdout)["import_images"] == 1 and "output: results/target/fog.zarr" in changed.stdout

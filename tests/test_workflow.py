@@ -1,5 +1,6 @@
 """The real workflow through the `snakemake` command, on a tiny digits configuration."""
 
+import json
 import os
 import re
 import shutil
@@ -7,6 +8,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from workflow_helpers import ROOT, SNAKEMAKE, TINY, WORKFLOW_PARTS, run_snakemake  # noqa: F401 (re-exported)
 
@@ -38,6 +40,10 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     assert set(paired.comparison) == {"SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source"}
     assert (paired.ci_low <= paired.difference).all() and (paired.difference <= paired.ci_high).all()
     assert (finished_run / "results/benchmarks/mod/0.tsv").exists()
+    provenance = json.loads((finished_run / "results/tables/digits_provenance.json").read_text())
+    assert provenance["packages"]["torch"] == torch.__version__.split("+")[0]
+    assert provenance["config"]["adaptation"]["steps"] == TINY["adaptation"]["steps"]
+    assert provenance["code"]["commit"] is None and "not a git checkout" in provenance["code"]["note"]
     assert "shard 1/2" in (finished_run / "results/logs/sample_synthetic/1.log").read_text()
 
 
@@ -111,3 +117,112 @@ def test_killed_run_resumes_from_finished_chunks(tmp_path):
     resumed = [line for line in log.splitlines() if "resuming" in line]
     assert resumed and int(resumed[-1].split(": ")[-1].split(" of ")[0]) >= 3
     assert (tmp_path / target / "zarr.json").exists()
+
+
+def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(finished_run):
+    """Run for real (not -n): the problem must stop the workflow before Snakemake deletes any output."""
+    bad = dict(TINY, adaptation={**TINY["adaptation"], "steps": 10})
+    (finished_run / "bad_steps.yaml").write_text(yaml.safe_dump(bad))
+    stores = sorted((finished_run / "results/adapted").glob("*/*/shard-*.zarr"))
+    before = {store: (store / "zarr.json").stat().st_mtime_ns for store in stores}
+    result = run_snakemake(finished_run, "--configfile", "bad_steps.yaml", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "problem(s) in the configuration, found before any job ran" in output
+    assert "adaptation.steps: 10 steps do not fit a respacing of 10" in output
+    assert stores and {store: (store / "zarr.json").stat().st_mtime_ns for store in stores} == before
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        # a fine-tuning setting: f' and what reads it, never the source classifier
+        (
+            lambda c: c["architectures"][0]["finetune"].update(lr=2e-3),
+            {"finetune": 1, "predict": 5, "score": 1, "gates": 1, "all": 1},
+        ),
+        # one more validation corruption: its own store, adaptations and predictions, and the tables
+        (
+            lambda c: c["corruptions"].update(validation=["saturate", "spatter"]),
+            {"corrupt": 1, "adapt": 4, "predict": 1, "score": 1, "gates": 1, "all": 1},
+        ),
+    ],
+)
+def test_a_change_reruns_exactly_its_dependants(finished_run, change, expected):
+    import copy
+
+    from workflow_helpers import job_counts
+
+    config = copy.deepcopy(TINY)
+    change(config)
+    (finished_run / "changed.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(finished_run, "-n", "--configfile", "changed.yaml")
+    assert job_counts(result.stdout) == expected
+
+
+def test_a_job_outliving_a_killed_snakemake_is_recovered_by_unlock_and_the_same_command(tmp_path):
+    """SIGKILL Snakemake alone mid-job (a lost login session): the job finishes on its own and leaves an
+    output Snakemake never marked complete. The documented recovery must work: `--unlock`, then the
+    same command (profiles/default sets rerun-incomplete, safe because outputs are written atomically)."""
+    import signal
+    import time
+
+    copy_workflow_parts = [ROOT / part for part in WORKFLOW_PARTS]
+    for source in copy_workflow_parts:
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / source.name)
+    slow = dict(TINY, adaptation={**TINY["adaptation"], "batch_size": 2, "shards": 1})
+    (tmp_path / "slow.yaml").write_text(yaml.safe_dump(slow))
+    target = "results/adapted/dda/fog/shard-0.zarr"
+    run_snakemake(tmp_path, target, "--configfile", "slow.yaml")
+    finished = {p.relative_to(tmp_path / target): p.read_bytes() for p in (tmp_path / target).rglob("*") if p.is_file()}
+    shutil.rmtree(tmp_path / target)
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [SNAKEMAKE, target, "--cores", "1", "--configfile", "slow.yaml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / f"{target}.partial").exists():
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)  # Snakemake only: its job runs on
+    process.wait()
+    while time.time() < deadline and not (tmp_path / target / "zarr.json").exists():
+        time.sleep(0.2)
+    assert (tmp_path / target / "zarr.json").exists(), "the orphaned job did not finish"
+    time.sleep(2)  # let the job process exit
+
+    run_snakemake(tmp_path, "--unlock", "--configfile", "slow.yaml")
+    run_snakemake(tmp_path, target, "--configfile", "slow.yaml")
+    recovered = {
+        p.relative_to(tmp_path / target): p.read_bytes() for p in (tmp_path / target).rglob("*") if p.is_file()
+    }
+    assert recovered.keys() == finished.keys() and recovered == finished
+
+
+def test_a_quality_gate_fails_the_run_naming_the_measured_figure_or_warns(finished_run, tmp_path):
+    workdir = shutil.copytree(finished_run, tmp_path / "run", symlinks=True)
+    sanity = pd.read_csv(workdir / "results/tables/digits_sanity.csv").set_index("check")
+    clean = sanity.loc["source on clean test", "top1"]
+    (workdir / "strict.yaml").write_text(yaml.safe_dump({**TINY, "gates": {"source_clean_accuracy": 99.95}}))
+    result = run_snakemake(workdir, "--configfile", "strict.yaml", check=False)
+    log = (workdir / "results/logs/gates.log").read_text()
+    assert result.returncode != 0 and f"source_clean_accuracy: tiny_resnet measured {clean:.2f}% < 99.95%" in log
+    assert not (workdir / "results/tables/digits_gates.csv").exists()
+    (workdir / "warn.yaml").write_text(
+        yaml.safe_dump({**TINY, "gates": {"action": "warn", "source_clean_accuracy": 99.95}})
+    )
+    run_snakemake(workdir, "--configfile", "warn.yaml")
+    gates = pd.read_csv(workdir / "results/tables/digits_gates.csv")
+    assert gates.to_dict("records") == [
+        {
+            "gate": "source_clean_accuracy",
+            "arch": "tiny_resnet",
+            "measured": round(clean, 2),
+            "threshold": 99.95,
+            "n": 180,
+            "result": "warn",
+        }
+    ]

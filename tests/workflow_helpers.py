@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ WORKFLOW_PARTS = [
     "config.yaml",
     "presets",
     "environment.yml",
+    "profiles",
 ]
 
 # The tiny digits configuration, runnable by hand: snakemake --cores 2 --configfile tests/config/tiny_digits.yaml
@@ -100,3 +102,9 @@ def imagenet_placeholders(workdir: Path, configfile: str = "config.yaml") -> Pat
         elif requirement.path != "hub":
             path.mkdir(parents=True, exist_ok=True)
     return placeholder_hub_cache(workdir / "hub")
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count}."""
+    table = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE) if m[1] != "total"}

@@ -7,7 +7,7 @@ p = snakemake.params
 import_classifier_job(
     snakemake.input.weights,
     snakemake.output[0],
-    timm_name=p.arch["timm_name"],
-    timm_kwargs=p.arch["timm_kwargs"],
+    timm_name=p.model["timm_name"],
+    timm_kwargs=p.model["timm_kwargs"],
     num_classes=p.num_classes,
 )

@@ -14,6 +14,7 @@ import_images_job(
     corruption=p.corruption,
     severity=p.severity,
     skip_unreadable=p.skip_unreadable,
+    allow_uneven_classes=p.allow_uneven_classes,
     seed=p.seed,
     codec=p.codec,
     workers=snakemake.threads,

@@ -7,8 +7,8 @@ p = snakemake.params
 predict_job(
     p.image_sets,
     snakemake.output[0],
-    timm_name=p.arch["timm_name"],
-    timm_kwargs=p.arch["timm_kwargs"],
+    timm_name=p.model["timm_name"],
+    timm_kwargs=p.model["timm_kwargs"],
     num_classes=p.num_classes,
     weights={"source": snakemake.input.source, "finetuned": snakemake.input.finetuned},
     preprocess=p.preprocess,

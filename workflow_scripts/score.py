@@ -1,5 +1,8 @@
 # Ensembles, accuracy tables with intervals, sanity figures and the plot.
+from pathlib import Path
+
 from sda_core.jobs.score import score_job
+from sda_core.provenance import write_provenance
 from sda_core.runtime import start_snakemake_job
 
 start_snakemake_job(snakemake)
@@ -16,3 +19,4 @@ score_job(
     plot_output=snakemake.output.plot,
     title=p.title,
 )
+write_provenance(snakemake.output.provenance, p.config, Path(snakemake.scriptdir).parent)

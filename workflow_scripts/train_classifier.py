@@ -7,8 +7,8 @@ p = snakemake.params
 train_classifier_job(
     list(snakemake.input.train),
     snakemake.output[0],
-    timm_name=p.arch["timm_name"],
-    timm_kwargs=p.arch["timm_kwargs"],
+    timm_name=p.model["timm_name"],
+    timm_kwargs=p.model["timm_kwargs"],
     num_classes=p.num_classes,
     settings=p.settings,
     preprocess=p.preprocess,

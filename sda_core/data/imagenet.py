@@ -53,9 +53,17 @@ def class_folders(directory: str | os.PathLike, num_classes: int) -> list[str]:
 
 
 def list_images(
-    directory: str | os.PathLike, num_classes: int, images_per_class: int | None = None, seed: int = 0
+    directory: str | os.PathLike,
+    num_classes: int,
+    images_per_class: int | None = None,
+    seed: int = 0,
+    allow_uneven_classes: bool = False,
 ) -> list[LabelledFile]:
     """Every image of `directory`, or a class-balanced subset of `images_per_class` per class.
+
+    Hidden files (AppleDouble `._*.JPEG` from macOS archives) are not images. Classes with different
+    image counts (an extraction that stopped half-way, an empty folder) are an error unless
+    `allow_uneven_classes`: the mean accuracy would silently weigh the classes differently.
 
     The subset of a class is a seeded random choice among its files in sorted order, keyed by the
     wnid only: every ImageNet-C corruption (same file names) gets the same images, and so does a run
@@ -66,7 +74,7 @@ def list_images(
         names = sorted(
             entry.name
             for entry in os.scandir(Path(directory) / wnid)
-            if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES)
+            if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
         )
         if images_per_class is not None:
             if len(names) < images_per_class:
@@ -79,14 +87,41 @@ def list_images(
         files += [LabelledFile(Path(directory) / wnid / name, label) for name in names]
     counts = np.bincount([f.label for f in files], minlength=num_classes)
     if counts.min() != counts.max():  # e.g. an extraction that stopped half-way
-        log.warning(
-            "%s: classes have %d to %d images (class %d has the fewest)",
-            directory,
-            counts.min(),
-            counts.max(),
-            counts.argmin(),
+        wnids = class_folders(directory, num_classes)
+        message = (
+            f"{directory}: classes have {counts.min()} to {counts.max()} images ({wnids[counts.argmin()]} has "
+            f"the fewest, {int((counts < counts.max()).sum())} classes fewer than {counts.max()})"
         )
+        if not allow_uneven_classes:
+            raise ValueError(f"{message}; complete the folder, or set imagenet.allow_uneven_classes: true")
+        log.warning(message)
     return files
+
+
+def folder_manifest(directory: str | os.PathLike) -> str:
+    """Every file under the class folders of `directory` as "<wnid>/<name><TAB><bytes>" lines, sorted, hidden
+    files and folders left out: what an import reads, so that a completed or changed folder is re-imported
+    (the folder's own time stamp does not change when files are added to its class folders)."""
+    directory = Path(directory)
+    lines = []
+    for folder in sorted(os.scandir(directory), key=lambda e: e.name):
+        if folder.is_dir() and not folder.name.startswith((".", "_")):
+            for entry in os.scandir(folder.path):
+                if entry.is_file() and not entry.name.startswith("."):
+                    lines.append(f"{folder.name}/{entry.name}\t{entry.stat().st_size}")
+    return "".join(f"{line}\n" for line in sorted(lines))
+
+
+def update_manifest(path: str | os.PathLike, content: str) -> bool:
+    """Write `content` to `path` only if it differs (atomically), so that its time stamp marks a change."""
+    path = Path(path)
+    if path.is_file() and path.read_text() == content:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(content)
+    os.replace(tmp, path)
+    return True
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:

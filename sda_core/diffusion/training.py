@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from sda_core.diffusion.schedule import DiffusionSchedule, hybrid_loss
+from sda_core.finite import NonFiniteError
 from sda_core.images import to_model_range
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def train_denoiser(
     settings: DenoiserTrainSettings,
     device: torch.device,
     num_train_steps: int = 1000,
+    name: str = "denoiser",
 ) -> nn.Module:
     """Fit `model` to the images (labels only for a class-conditional model); returns the EMA model.
 
@@ -55,6 +57,11 @@ def train_denoiser(
         noise = torch.randn_like(x0)
         x_t = schedule.q_sample(x0, i, noise)
         loss = hybrid_loss(schedule, model(x_t, i.to(device), y), x0, x_t, i, noise)
+        if not torch.isfinite(loss):
+            raise NonFiniteError(
+                f"training {name}: the loss is {loss.item()} at step {step + 1} of {settings.steps} "
+                f"(lr {settings.lr}); the model diverged or its weights are broken, nothing was saved"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -10,6 +10,7 @@ from sda_core.diffusion.adapt import configure_denoiser, renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance
 from sda_core.diffusion.processes import ReverseProcess
 from sda_core.diffusion.schedule import DiffusionSchedule
+from sda_core.finite import check_finite
 from sda_core.images import from_model_range, resize, to_model_range
 from sda_core.models.denoisers import load_denoiser
 from sda_core.seeding import sample_generators
@@ -64,6 +65,7 @@ def adapt_job(
         adapted = renoise_denoise(
             model, schedule, x, steps, generators, guidance=low_pass, noise_index=noise_index, precision=precision
         )
+        check_finite(adapted, f"{stream}, images {start + lo}..{start + hi} (shard {shard}), denoiser {checkpoint}")
         return from_model_range(adapted), labels
 
     fingerprint = {

@@ -1,4 +1,4 @@
-"""Stage: a corrupted copy of the held-out split (digits-C), one store per corruption."""
+"""Stage: a corrupted copy of the held-out split (digits-C), one job and store per corruption."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sda_core.store import StoreSequence, fill_store
 log = logging.getLogger(__name__)
 
 
-def corrupt_store(
+def corrupt_job(
     source: str,
     output: str,
     corruption: str,
@@ -39,11 +39,3 @@ def corrupt_store(
         codec=codec,
     )
     log.info("%s severity %d: %d images", corruption, severity, count)
-
-
-def corrupt_job(
-    source: str, outputs: dict[str, str], severity: int, seed: int, limits: dict[str, int | None], codec: str = "zstd"
-) -> None:
-    """The whole corrupted target set in one job, one store per corruption (each resumable on its own)."""
-    for corruption, output in outputs.items():
-        corrupt_store(source, output, corruption, severity, seed, limit=limits.get(corruption), codec=codec)

@@ -71,6 +71,7 @@ def import_images_job(
     corruption: str | None = None,
     severity: int = 5,
     skip_unreadable: bool = False,
+    allow_uneven_classes: bool = False,
     seed: int = 0,
     chunk_size: int = 256,
     codec: str = "zstd",
@@ -86,7 +87,7 @@ def import_images_job(
     """
     if corruption is not None and not from_imagenet_val:
         raise ValueError("ImageNet-C is read as published; corruptions are applied only to ImageNet val")
-    files = list_images(directory, num_classes, images_per_class, seed)
+    files = list_images(directory, num_classes, images_per_class, seed, allow_uneven_classes)
     skipped = []
     if skip_unreadable:
         files, skipped = readable_files(files)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sda_core.finite import check_finite
 from sda_core.image_sets import labels_key, predictions_key
 from sda_core.images import to_unit
 from sda_core.models.classifiers import Preprocess, load_classifier
@@ -44,11 +45,17 @@ def predict_job(
     for set_name, stores in image_sets.items():
         probs: dict[str, list[np.ndarray]] = {name: [] for name in models}
         labels = []
-        for _, images, batch_labels in StoreSequence(stores).batches(batch_size):
+        for start, images, batch_labels in StoreSequence(stores).batches(batch_size):
             x = preprocess(to_unit(images, device))
             with torch.no_grad():
                 for name, model in models.items():
-                    probs[name].append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
+                    logits = model(x).float()
+                    check_finite(
+                        logits,
+                        f"predict {set_name}, images {start}..{start + len(images)}, "
+                        f"{name} {timm_name} ({weights[name]})",
+                    )
+                    probs[name].append(torch.softmax(logits, dim=1).cpu().numpy())
             labels.append(batch_labels)
         arrays[labels_key(set_name)] = np.concatenate(labels)
         for name in models:

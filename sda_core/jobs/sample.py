@@ -9,6 +9,7 @@ import torch
 
 from sda_core.diffusion.adapt import configure_denoiser, generate
 from sda_core.diffusion.schedule import DiffusionSchedule
+from sda_core.finite import check_finite
 from sda_core.images import from_model_range
 from sda_core.models.denoisers import load_denoiser
 from sda_core.models.dit import decode_latents, load_dit, load_vae, vae_image_size
@@ -77,8 +78,11 @@ def sample_job(
             precision=precision,
             clip_x0=decoder is None,
         )
+        where = f"sample, images {start + lo}..{start + hi} (shard {shard}), generator {checkpoint}"
+        check_finite(x, where)
         if decoder is not None:
             x = decode_latents(decoder, x, latent_scale)
+            check_finite(x, f"{where}, decoded by the VAE {vae}")
         return from_model_range(x), labels
 
     fingerprint = {

@@ -21,15 +21,17 @@ from sda_core.image_sets import (
 
 log = logging.getLogger(__name__)
 
-# (check, model, image set, whether it needs the clean set)
+# (check, model, image set)
+SOURCE_CLEAN = "source on clean test"
+GENERATOR_AGREEMENT = "source agrees with generator label"
 SANITY_CHECKS = [
-    ("source on clean test", "source", CLEAN),
+    (SOURCE_CLEAN, "source", CLEAN),
     ("source on clean after unguided diffusion (misalignment)", "source", adapted("unguided", CLEAN)),
     ("source on clean after DDA", "source", adapted("dda", CLEAN)),
     ("fine-tuned on clean test", "finetuned", CLEAN),
     ("fine-tuned on clean after unguided diffusion", "finetuned", adapted("unguided", CLEAN)),
     ("fine-tuned on clean after DDA", "finetuned", adapted("dda", CLEAN)),
-    ("source agrees with generator label", "source", SYNTHETIC_GENERATED),
+    (GENERATOR_AGREEMENT, "source", SYNTHETIC_GENERATED),
     ("source agrees with label after MoD", "source", SYNTHETIC_MOD),
 ]
 

@@ -38,5 +38,13 @@ def train_classifier_job(
         else load_classifier(timm_name, num_classes, timm_kwargs, init_weights)
     )
     log.info("%s on %d images (%s)", timm_name, len(images), "fine-tuning" if init_weights else "from scratch")
-    train_classifier(model, images, labels, TrainSettings.from_config(settings, seed), Preprocess(**preprocess), device)
+    train_classifier(
+        model,
+        images,
+        labels,
+        TrainSettings.from_config(settings, seed),
+        Preprocess(**preprocess),
+        device,
+        name=f"{timm_name} ({output})",
+    )
     save_weights(model, output, metadata={"timm_name": timm_name})

@@ -28,7 +28,13 @@ def train_denoiser_job(
         "class-conditional" if class_conditional else "unconditional",
         len(images),
     )
+    name = f"the {'class-conditional' if class_conditional else 'unconditional'} {spec['arch']} denoiser ({output})"
     ema = train_denoiser(
-        model, images, labels if class_conditional else None, DenoiserTrainSettings(**settings, seed=seed), device
+        model,
+        images,
+        labels if class_conditional else None,
+        DenoiserTrainSettings(**settings, seed=seed),
+        device,
+        name=name,
     )
     save_weights(ema, output, metadata={"arch": spec["arch"]})

@@ -11,6 +11,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 DENOISER_ARCHS = ("adm", "dit")
+# The constructor arguments a spec may give (required ones first), checked against the constructors'
+# signatures by the tests: a misspelled key is refused when the workflow parses, not in a job.
+SPEC_ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "adm": (
+        ("image_size", "in_channels", "model_channels", "out_channels", "num_res_blocks", "attention_resolutions"),
+        (
+            "dropout",
+            "channel_mult",
+            "conv_resample",
+            "dims",
+            "num_classes",
+            "num_heads",
+            "num_head_channels",
+            "num_heads_upsample",
+            "use_scale_shift_norm",
+            "resblock_updown",
+            "use_new_attention_order",
+            "norm_groups",
+        ),
+    ),
+    "dit": (
+        (),
+        (
+            "num_attention_heads",
+            "attention_head_dim",
+            "in_channels",
+            "out_channels",
+            "num_layers",
+            "dropout",
+            "norm_num_groups",
+            "attention_bias",
+            "sample_size",
+            "patch_size",
+            "activation_fn",
+            "num_embeds_ada_norm",
+            "upcast_attention",
+            "norm_type",
+            "norm_elementwise_affine",
+            "norm_eps",
+        ),
+    ),
+}
 DENOISER_PRESETS: dict[str, dict] = {
     # guided-diffusion's 256x256 unconditional ImageNet model (256x256_diffusion_uncond.pt), trained
     # with --attention_resolutions 32,16,8 --class_cond False --image_size 256 --learn_sigma True
@@ -63,3 +105,34 @@ def resolve_spec(spec: str | Mapping) -> dict:
 def is_latent(spec: Mapping) -> bool:
     """Whether a denoiser works on latents (anything but RGB input), so that its images need a VAE decoder."""
     return resolve_spec(spec)["in_channels"] != 3
+
+
+def spec_problems(spec: str | Mapping, where: str) -> list[str]:
+    """What is wrong with a spec (unknown preset or arch, misspelled or missing arguments), or []."""
+    try:
+        spec = resolve_spec(spec)
+    except ValueError as error:
+        return [f"{where}: {error}"]
+    required, optional = SPEC_ARGUMENTS[spec["arch"]]
+    problems = []
+    unknown = sorted(set(spec) - {"arch", *required, *optional})
+    if unknown:
+        problems.append(
+            f"{where}: unknown {spec['arch']} argument(s) {', '.join(unknown)}; valid: {', '.join(required + optional)}"
+        )
+    missing = [key for key in required if key not in spec]
+    if missing:
+        problems.append(f"{where}: missing {spec['arch']} argument(s) {', '.join(missing)}")
+    return problems
+
+
+def image_size(spec: Mapping) -> int:
+    """The pixel size of a pixel-space denoiser's images."""
+    spec = resolve_spec(spec)
+    return spec.get("image_size") or spec["sample_size"]
+
+
+def num_classes(spec: Mapping) -> int | None:
+    """The classes a class-conditional denoiser is conditioned on (None: unconditional)."""
+    spec = resolve_spec(spec)
+    return spec.get("num_classes") if spec["arch"] == "adm" else spec.get("num_embeds_ada_norm")

@@ -1,0 +1,92 @@
+"""Checks of a validated configuration that its schema cannot express, run when the workflow parses.
+
+Each returns every problem it finds, naming the key and the valid choices; the workflow refuses to
+start with one message listing them all, before any job runs (and before Snakemake deletes the
+output of any job it would rerun).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sda_core.models.specs import image_size, is_latent, num_classes, spec_problems
+
+
+def config_problems(config: dict, data_classes: int) -> list[str]:
+    """Every problem of a schema-validated config whose data has `data_classes` classes."""
+    problems = []
+    names = Counter(arch["name"] for arch in config["architectures"])
+    problems += [
+        f"architectures: the name {name!r} is used {count} times; names must be unique"
+        for name, count in names.items()
+        if count > 1
+    ]
+    corruptions = config["corruptions"]
+    both = [c for c in corruptions["test"] if c in corruptions["validation"]]
+    if both:
+        problems.append(
+            f"corruptions: {', '.join(both)} in both test and validation; a corruption tuned on "
+            "must not be scored as a test corruption"
+        )
+    specs = {}
+    for role in ("unconditional", "generator"):
+        found = spec_problems(config["denoisers"][role]["spec"], f"denoisers.{role}.spec")
+        problems += found
+        if not found:
+            specs[role] = config["denoisers"][role]["spec"]
+    if "unconditional" in specs:
+        spec = specs["unconditional"]
+        if num_classes(spec) is not None:
+            problems.append("denoisers.unconditional.spec: num_classes is set, but the DDA/MoD model is unconditional")
+        if is_latent(spec):
+            problems.append("denoisers.unconditional.spec: in_channels must be 3 (adaptation works on RGB pixels)")
+        size, downsample = image_size(spec), config["adaptation"]["guidance"]["downsample"]
+        if downsample > size:
+            problems.append(
+                f"adaptation.guidance.downsample: {downsample} is larger than the unconditional model's "
+                f"images ({size} px); at most {size}"
+            )
+    if "generator" in specs:
+        classes = num_classes(specs["generator"])
+        if classes != data_classes:
+            key = "num_classes" if specs["generator"].get("arch", "dit") == "adm" else "num_embeds_ada_norm"
+            problems.append(
+                f"denoisers.generator.spec: conditioned on {classes} classes ({key}), the data has {data_classes}"
+            )
+    has_clean = config["world"] == "digits" or config["imagenet"]["val_root"] is not None
+    if config["gates"]["source_clean_accuracy"] is not None and not has_clean:
+        problems.append(
+            "gates.source_clean_accuracy: there are no clean target images to measure it on; set "
+            "imagenet.val_root, or the gate to null"
+        )
+    adaptation = config["adaptation"]
+    most = adaptation["respacing"] - 1 if adaptation["noise_index"] == "reference" else adaptation["respacing"]
+    if adaptation["steps"] > most:
+        problems.append(
+            f"adaptation.steps: {adaptation['steps']} steps do not fit a respacing of "
+            f"{adaptation['respacing']} with noise_index {adaptation['noise_index']}; at most {most}"
+        )
+    return problems
+
+
+def unknown_timm_models(config: dict) -> list[str]:
+    """Architectures whose timm_name timm does not know, with close matches (imports timm: seconds)."""
+    import difflib
+
+    import timm
+
+    problems = []
+    for arch in config["architectures"]:
+        if not timm.is_model(arch["timm_name"]):
+            close = difflib.get_close_matches(arch["timm_name"].split(".")[0], timm.list_models(), n=3)
+            problems.append(
+                f"architectures: {arch['name']}: timm has no model {arch['timm_name']!r}"
+                + (f"; close: {', '.join(close)}" if close else "")
+            )
+    return problems
+
+
+def problems_message(problems: list[str]) -> str:
+    return f"{len(problems)} problem(s) in the configuration, found before any job ran:\n" + "\n".join(
+        f"  - {problem}" for problem in problems
+    )

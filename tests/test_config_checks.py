@@ -1,0 +1,78 @@
+"""Configuration mistakes the schema cannot express, refused at parse time with every problem named."""
+
+import copy
+import inspect
+
+import pytest
+import yaml
+from snakemake.utils import validate
+from workflow_helpers import ROOT, TINY
+
+from sda_core.config_checks import config_problems
+from sda_core.models.specs import SPEC_ARGUMENTS
+
+
+def checked(mutate):
+    config = copy.deepcopy(TINY)
+    mutate(config)
+    validate(config, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    return config_problems(config, 10)
+
+
+def test_the_tiny_and_shipped_configs_have_no_problems():
+    assert checked(lambda c: None) == []
+    digits = yaml.safe_load((ROOT / "presets/digits.yaml").read_text())
+    validate(digits, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    assert config_problems(digits, 10) == []
+    paper = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate(paper, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    assert config_problems(paper, 1000) == []
+
+
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (
+            lambda c: c["denoisers"]["unconditional"]["spec"].update(num_res_block=1),
+            "denoisers.unconditional.spec: unknown adm argument(s) num_res_block; valid: image_size",
+        ),
+        (
+            lambda c: c["denoisers"]["unconditional"]["spec"].pop("model_channels"),
+            "missing adm argument(s) model_channels",
+        ),
+        (lambda c: c["adaptation"].update(steps=10), "adaptation.steps: 10 steps do not fit a respacing of 10"),
+        (
+            lambda c: c["adaptation"]["guidance"].update(downsample=16),
+            "adaptation.guidance.downsample: 16 is larger than the unconditional model's images (8 px)",
+        ),
+        (
+            lambda c: c["denoisers"]["generator"]["spec"].update(num_embeds_ada_norm=12),
+            "denoisers.generator.spec: conditioned on 12 classes (num_embeds_ada_norm), the data has 10",
+        ),
+        (lambda c: c["corruptions"].update(validation=["saturate", "fog"]), "corruptions: fog in both test and"),
+        (lambda c: c["architectures"].append(dict(c["architectures"][0])), "the name 'tiny_resnet' is used 2 times"),
+    ],
+)
+def test_each_mistake_is_named(mutate, needle):
+    assert any(needle in problem for problem in checked(mutate)), checked(mutate)
+
+
+def test_all_problems_are_reported_at_once():
+    def many(c):
+        c["adaptation"].update(steps=10)
+        c["corruptions"].update(validation=["fog"])
+        c["denoisers"]["generator"]["spec"].update(patch_sise=4)
+
+    assert len(checked(many)) == 3
+
+
+def test_spec_arguments_are_the_constructors_arguments():
+    from diffusers import DiTTransformer2DModel
+
+    from sda_core.models.adm import ADMUNet
+
+    for arch, constructor in (("adm", ADMUNet.__init__), ("dit", DiTTransformer2DModel.__init__)):
+        parameters = list(inspect.signature(constructor).parameters.values())[1:]
+        required, optional = SPEC_ARGUMENTS[arch]
+        assert [p.name for p in parameters] == [*required, *optional]
+        assert [p.name for p in parameters if p.default is inspect.Parameter.empty] == list(required)

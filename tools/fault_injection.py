@@ -1,0 +1,199 @@
+"""Fault injection on the tiny digits world (tests/config/tiny_digits.yaml), compared byte for byte.
+
+1. An uninterrupted run: the reference outputs.
+2. Kills: the same run, SIGKILLed (the whole process group, jobs included) at random moments, each
+   time recovered with the documented command (`snakemake --unlock`, then the same command), until
+   at least --kills kills have happened; the stages running at each kill are recorded.
+3. A full disk (results/ on a small tmpfs; root only): filled once while adaptation runs and once
+   while fine-tuning runs; the run must fail, and the same command must finish once space is freed.
+
+Every final output (tables, stores, checkpoints, predictions, plots; not logs and benchmarks) must be
+byte-identical to the reference. Prints the counts and exits 1 on any difference.
+
+    python tools/fault_injection.py --kills 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from workflow_helpers import SNAKEMAKE, copy_workflow  # noqa: E402
+
+COMMAND = [SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml"]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+SKIPPED = ("logs/", "benchmarks/")  # job logs and timings differ between runs by nature
+
+
+def outputs(workdir: Path) -> dict[str, bytes]:
+    results = workdir / "results"
+    return {
+        str(path.relative_to(results)): path.read_bytes()
+        for path in sorted(results.rglob("*"))
+        if path.is_file()
+        and path.name != ".snakemake_timestamp"
+        and not str(path.relative_to(results)).startswith(SKIPPED)
+    }
+
+
+def differences(reference: dict[str, bytes], found: dict[str, bytes]) -> list[str]:
+    names = sorted(set(reference) | set(found))
+    return [name for name in names if reference.get(name) != found.get(name)]
+
+
+def run(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*COMMAND, *args], cwd=workdir, env=ENV, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stderr[-4000:]}")
+    return result
+
+
+def running_stages(session: int) -> list[str]:
+    """The job scripts running in a process session (their names: adapt, predict, ...)."""
+    listing = subprocess.run(["ps", "-eo", "sess=,args="], capture_output=True, text=True).stdout
+    stages = []
+    for line in listing.splitlines():
+        sess, _, args = line.strip().partition(" ")
+        found = re.search(r"\.snakemake/scripts/tmp\w+\.(\w+)\.py", args)
+        if sess == str(session) and found:
+            stages.append(found[1])
+    return stages
+
+
+def kills(workdir: Path, wanted: int, rng: random.Random, max_delay: float) -> tuple[int, int, collections.Counter]:
+    """Kill the run at random moments until `wanted` kills, recovering each time; then finish it."""
+    done, recoveries, stages = 0, 0, collections.Counter()
+    while True:
+        process = subprocess.Popen(
+            COMMAND, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        if done >= wanted:
+            if process.wait(timeout=900) != 0:
+                raise RuntimeError("the recovered run did not finish")
+            return done, recoveries, stages
+        deadline = time.monotonic() + rng.uniform(0.5, max_delay)
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        if process.poll() is not None:  # finished before the kill: start again from scratch
+            if process.returncode != 0:
+                raise RuntimeError("a run between kills failed")
+            shutil.rmtree(workdir / "results")
+            continue
+        stages.update(running_stages(process.pid) or ["(snakemake only)"])
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        done += 1
+        run(workdir, "--unlock")
+        recoveries += 1
+
+
+def fill(directory: Path) -> Path:
+    """Fill the file system of `directory` to the last byte; returns the filler to delete."""
+    filler = directory / "filler"
+    with open(filler, "wb") as file, contextlib.suppress(OSError):
+        while True:
+            file.write(b"\0" * 2**20)
+            file.flush()
+    with open(filler, "ab") as file, contextlib.suppress(OSError):
+        while True:  # the last partial megabyte
+            file.write(b"\0" * 4096)
+            file.flush()
+    return filler
+
+
+def full_disk(workdir: Path, trigger: str, *args: str) -> bool:
+    """Start the run, fill the disk once `trigger` (a glob under results/) exists; the run must fail, then
+    finish once the space is freed. Returns whether the trigger fired."""
+    process = subprocess.Popen(
+        [*COMMAND, *args],
+        cwd=workdir,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    filler = None
+    while process.poll() is None:
+        if filler is None and list((workdir / "results").glob(trigger)):
+            filler = fill(workdir / "results")
+        time.sleep(0.05)
+    if filler is None:
+        return False
+    if process.returncode == 0:
+        raise RuntimeError(f"the run finished although the disk was full (trigger {trigger})")
+    filler.unlink()
+    run(workdir, *args)
+    return True
+
+
+@contextlib.contextmanager
+def small_file_system(directory: Path, size_mb: int):
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(directory)], check=True)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-delay", type=float, default=6.0, help="longest wait before a kill (s)")
+    parser.add_argument("--no-disk", action="store_true", help="skip the full-disk part (it needs root)")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        reference_dir = copy_workflow(tmp / "reference")
+        start = time.monotonic()
+        run(reference_dir)
+        print(f"reference run: {time.monotonic() - start:.0f} s, {len(outputs(reference_dir))} output files")
+        reference = outputs(reference_dir)
+
+        killed_dir = copy_workflow(tmp / "killed")
+        count, recoveries, stages = kills(killed_dir, args.kills, rng, args.max_delay)
+        diff = differences(reference, outputs(killed_dir))
+        failures += bool(diff)
+        print(f"kills: {count}, recoveries: {recoveries}, differing outputs: {len(diff)}")
+        print("  stages running at the kills: " + ", ".join(f"{s} {n}" for s, n in sorted(stages.items())))
+        for name in diff[:20]:
+            print(f"  differs: {name}")
+
+        if args.no_disk or os.geteuid() != 0:
+            print("full disk: skipped (--no-disk, or not root: it mounts a tmpfs)")
+        else:
+            disk_dir = copy_workflow(tmp / "disk")
+            size_mb = 3 * sum(len(v) for v in reference.values()) // 2**20 + 64
+            with small_file_system(disk_dir / "results", size_mb):
+                fired = [full_disk(disk_dir, "adapted/*/*/*.partial")]
+                shutil.rmtree(disk_dir / "results/logs/finetune")  # the trigger: the rerun's new log
+                fired.append(full_disk(disk_dir, "logs/finetune/*.log", "--forcerun", "finetune"))
+                diff = differences(reference, outputs(disk_dir))
+            failures += bool(diff) + (not all(fired))
+            print(
+                f"full disk mid-adaptation: {'filled' if fired[0] else 'NOT TRIGGERED'}, mid-fine-tuning: "
+                f"{'filled' if fired[1] else 'NOT TRIGGERED'}; recovered; differing outputs: {len(diff)}"
+            )
+            for name in diff[:20]:
+                print(f"  differs: {name}")
+    print("fault injection:", "FAILED" if failures else "passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

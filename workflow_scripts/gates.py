@@ -1,0 +1,6 @@
+# The quality gates on the sanity figures: fail the run, naming the measured figure, or warn.
+from sda_core.jobs.gates import gates_job
+from sda_core.runtime import start_snakemake_job
+
+start_snakemake_job(snakemake)
+gates_job(snakemake.input.sanity, snakemake.output[0], gates=snakemake.params.gates)
