@@ -27,7 +27,7 @@ def git_state(directory: str | os.PathLike) -> dict:
         commit = git("rev-parse", "HEAD").strip()
         dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None, "note": f"{directory} is not a git checkout"}
+        return {"commit": None, "dirty": None, "note": "the workflow directory is not a git checkout"}
     return {"commit": commit, "dirty": dirty}
 
 

@@ -1,9 +1,9 @@
 """Fault injection on the tiny digits world (tests/config/tiny_digits.yaml), compared byte for byte.
 
 1. An uninterrupted run: the reference outputs.
-2. Kills: the same run, SIGKILLed (the whole process group, jobs included) at random moments, each
-   time recovered with the documented command (`snakemake --unlock`, then the same command), until
-   at least --kills kills have happened; the stages running at each kill are recorded.
+2. Kills: the same run, SIGKILLed (the whole process group, jobs included) while a job of each stage
+   runs, at a random moment of it, each time recovered with the documented command (`snakemake
+   --unlock`, then the same command); the jobs running at each kill are recorded.
 3. A full disk (results/ on a small tmpfs; root only): filled once while adaptation runs and once
    while fine-tuning runs; the run must fail, and the same command must finish once space is freed.
 
@@ -35,6 +35,11 @@ from workflow_helpers import SNAKEMAKE, copy_workflow  # noqa: E402
 COMMAND = [SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 SKIPPED = ("logs/", "benchmarks/")  # job logs and timings differ between runs by nature
+
+
+def workflow_copy(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    return copy_workflow(directory)
 
 
 def outputs(workdir: Path) -> dict[str, bytes]:
@@ -72,28 +77,54 @@ def running_stages(session: int) -> list[str]:
     return stages
 
 
+# The job scripts in the order their stages first run, each killed `per stage` times while it runs.
+STAGES = [
+    "prepare_digits",
+    "corrupt",
+    "train_denoiser",
+    "train_classifier",
+    "sample",
+    "adapt",
+    "predict",
+    "preview",
+    "score",
+    "gates",
+]
+
+
 def kills(workdir: Path, wanted: int, rng: random.Random, max_delay: float) -> tuple[int, int, collections.Counter]:
-    """Kill the run at random moments until `wanted` kills, recovering each time; then finish it."""
+    """Kill the run while a job of each stage runs, in stage order, at a random moment of the job, each
+    time recovering with `--unlock` and the same command, until `wanted` kills (another pass from
+    scratch if the run finishes first); then let it finish."""
     done, recoveries, stages = 0, 0, collections.Counter()
+    per_stage = -(-wanted // len(STAGES)) + 1
+    targets = [stage for stage in STAGES for _ in range(per_stage)]
     while True:
         process = subprocess.Popen(
             COMMAND, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        if done >= wanted:
+        running = []
+        while targets and process.poll() is None:
+            running = running_stages(process.pid)
+            if targets[0] in running:
+                break
+            later = [s for s in running if s in STAGES and STAGES.index(s) > STAGES.index(targets[0])]
+            if later:  # the target stage is done (or runs beside a later one): move on
+                targets.pop(0)
+            time.sleep(0.02)
+        if process.poll() is not None or not targets:
             if process.wait(timeout=900) != 0:
-                raise RuntimeError("the recovered run did not finish")
-            return done, recoveries, stages
-        deadline = time.monotonic() + rng.uniform(0.5, max_delay)
-        while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
-        if process.poll() is not None:  # finished before the kill: start again from scratch
-            if process.returncode != 0:
                 raise RuntimeError("a run between kills failed")
-            shutil.rmtree(workdir / "results")
+            if done >= wanted:
+                return done, recoveries, stages
+            shutil.rmtree(workdir / "results")  # another pass: the final outputs come from the last one
+            targets = [stage for stage in STAGES for _ in range(per_stage)]
             continue
-        stages.update(running_stages(process.pid) or ["(snakemake only)"])
+        time.sleep(rng.uniform(0.0, max_delay))
+        stages.update(running_stages(process.pid) or running)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        targets.pop(0)
         done += 1
         run(workdir, "--unlock")
         recoveries += 1
@@ -102,14 +133,15 @@ def kills(workdir: Path, wanted: int, rng: random.Random, max_delay: float) -> t
 def fill(directory: Path) -> Path:
     """Fill the file system of `directory` to the last byte; returns the filler to delete."""
     filler = directory / "filler"
-    with open(filler, "wb") as file, contextlib.suppress(OSError):
-        while True:
-            file.write(b"\0" * 2**20)
-            file.flush()
-    with open(filler, "ab") as file, contextlib.suppress(OSError):
-        while True:  # the last partial megabyte
-            file.write(b"\0" * 4096)
-            file.flush()
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (2**20, 4096, 1):  # unbuffered: the last partial block too
+            block = b"\0" * size
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, block)
+    finally:
+        os.close(fd)
     return filler
 
 
@@ -150,22 +182,24 @@ def small_file_system(directory: Path, size_mb: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--kills", type=int, default=20, help="at least this many, spread over the stages")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-delay", type=float, default=6.0, help="longest wait before a kill (s)")
+    parser.add_argument(
+        "--max-delay", type=float, default=4.0, help="longest wait (s) from the first running job to the kill"
+    )
     parser.add_argument("--no-disk", action="store_true", help="skip the full-disk part (it needs root)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        reference_dir = copy_workflow(tmp / "reference")
+        reference_dir = workflow_copy(tmp / "reference")
         start = time.monotonic()
         run(reference_dir)
         print(f"reference run: {time.monotonic() - start:.0f} s, {len(outputs(reference_dir))} output files")
         reference = outputs(reference_dir)
 
-        killed_dir = copy_workflow(tmp / "killed")
+        killed_dir = workflow_copy(tmp / "killed")
         count, recoveries, stages = kills(killed_dir, args.kills, rng, args.max_delay)
         diff = differences(reference, outputs(killed_dir))
         failures += bool(diff)
@@ -177,7 +211,7 @@ def main() -> int:
         if args.no_disk or os.geteuid() != 0:
             print("full disk: skipped (--no-disk, or not root: it mounts a tmpfs)")
         else:
-            disk_dir = copy_workflow(tmp / "disk")
+            disk_dir = workflow_copy(tmp / "disk")
             size_mb = 3 * sum(len(v) for v in reference.values()) // 2**20 + 64
             with small_file_system(disk_dir / "results", size_mb):
                 fired = [full_disk(disk_dir, "adapted/*/*/*.partial")]
