@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sda_core.models.specs import image_size, is_latent, num_classes, spec_problems
+from sda_core.models.specs import image_size, is_latent, num_classes, resolve_spec, spec_problems
 
 
 def config_problems(config: dict, data_classes: int) -> list[str]:
@@ -49,7 +49,7 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
     if "generator" in specs:
         classes = num_classes(specs["generator"])
         if classes != data_classes:
-            key = "num_classes" if specs["generator"].get("arch", "dit") == "adm" else "num_embeds_ada_norm"
+            key = "num_classes" if resolve_spec(specs["generator"])["arch"] == "adm" else "num_embeds_ada_norm"
             problems.append(
                 f"denoisers.generator.spec: conditioned on {classes} classes ({key}), the data has {data_classes}"
             )

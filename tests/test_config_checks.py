@@ -50,6 +50,10 @@ def test_the_tiny_and_shipped_configs_have_no_problems():
             "denoisers.generator.spec: conditioned on 12 classes (num_embeds_ada_norm), the data has 10",
         ),
         (lambda c: c["corruptions"].update(validation=["saturate", "fog"]), "corruptions: fog in both test and"),
+        (
+            lambda c: c["denoisers"]["generator"].update(spec="dit-xl-2-256"),
+            "denoisers.generator.spec: conditioned on 1000 classes (num_embeds_ada_norm), the data has 10",
+        ),
         (lambda c: c["architectures"].append(dict(c["architectures"][0])), "the name 'tiny_resnet' is used 2 times"),
     ],
 )
