@@ -76,6 +76,17 @@ def test_config_typo_fails_before_any_job(workdir, tmp_path):
     assert result.returncode != 0 and "sclae" in result.stdout + result.stderr
 
 
+def slow_adaptation_workflow(workdir):
+    """The workflow in `workdir` with slow.yaml (one shard, batches of 2: a long adaptation job to kill);
+    returns that job's output."""
+    from workflow_helpers import copy_workflow
+
+    copy_workflow(workdir)
+    slow = dict(TINY, adaptation={**TINY["adaptation"], "batch_size": 2, "shards": 1})
+    (workdir / "slow.yaml").write_text(yaml.safe_dump(slow))
+    return "results/adapted/dda/fog/shard-0.zarr"
+
+
 def test_killed_run_resumes_from_finished_chunks(tmp_path):
     """SIGKILL the whole snakemake process group mid-adaptation; the rerun keeps the finished chunks."""
     import signal
@@ -83,12 +94,7 @@ def test_killed_run_resumes_from_finished_chunks(tmp_path):
 
     import zarr
 
-    for part in WORKFLOW_PARTS:
-        source = ROOT / part
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / part)
-    slow = dict(TINY, adaptation={**TINY["adaptation"], "batch_size": 2, "shards": 1})
-    (tmp_path / "slow.yaml").write_text(yaml.safe_dump(slow))
-    target = "results/adapted/dda/fog/shard-0.zarr"
+    target = slow_adaptation_workflow(tmp_path)
     partial = tmp_path / f"{target}.partial"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
@@ -166,12 +172,7 @@ def test_a_job_outliving_a_killed_snakemake_is_recovered_by_unlock_and_the_same_
     import signal
     import time
 
-    copy_workflow_parts = [ROOT / part for part in WORKFLOW_PARTS]
-    for source in copy_workflow_parts:
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / source.name)
-    slow = dict(TINY, adaptation={**TINY["adaptation"], "batch_size": 2, "shards": 1})
-    (tmp_path / "slow.yaml").write_text(yaml.safe_dump(slow))
-    target = "results/adapted/dda/fog/shard-0.zarr"
+    target = slow_adaptation_workflow(tmp_path)
     run_snakemake(tmp_path, target, "--configfile", "slow.yaml")
     finished = {p.relative_to(tmp_path / target): p.read_bytes() for p in (tmp_path / target).rglob("*") if p.is_file()}
     shutil.rmtree(tmp_path / target)
