@@ -7,13 +7,18 @@ from sda_core.config_checks import config_problems, problems_message, unknown_ti
 from sda_core.data.digits import NUM_CLASSES as DIGITS_NUM_CLASSES
 from sda_core.diffusion.processes import reverse_process
 from sda_core.models.specs import resolve_spec
+from sda_core.seeds import seed_folder, table_path
 from sda_core.sources import imagenet_folder
+from sda_core.studies import Studies
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = "results"  # every output of the workflow lies under it
 WORLD = config["world"]
 SEED = config["seed"]
+# What a seed makes lies in its own folder (seed 0: RESULTS itself), so that several seeds sit side by
+# side (tools/seeds.py); what no seed changes (ImageNet imports, manifests) is shared in RESULTS.
+RUN = seed_folder(RESULTS, SEED)
 TEST_CORRUPTIONS = config["corruptions"]["test"]
 VALIDATION_CORRUPTIONS = config["corruptions"]["validation"]
 CORRUPTIONS = TEST_CORRUPTIONS + VALIDATION_CORRUPTIONS
@@ -28,7 +33,11 @@ if CONFIG_PROBLEMS:
 DENOISER_SPECS = {role: resolve_spec(config["denoisers"][role]["spec"]) for role in ("unconditional", "generator")}
 # Clean target images: the digits test split; for ImageNet a subset of val, when val_root is given.
 HAS_CLEAN = WORLD == "digits" or config["imagenet"]["val_root"] is not None
-IMAGE_SETS = image_sets.RunImageSets(tuple(CORRUPTIONS), HAS_CLEAN)
+# the studies beside the main table (sda_core.studies): their image sets, models and methods
+STUDIES = Studies.from_config(config, HAS_CLEAN)
+IMAGE_SETS = image_sets.RunImageSets(
+    tuple(CORRUPTIONS), HAS_CLEAN, STUDIES.sweep, STUDIES.matched, tuple(STUDIES.variants.values())
+)
 # What a model-running rule asks of `--resources gpu=N` (harmless where no gpu limit is given).
 # Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) also carry a
 # `priority:` so that they start before the many independent adaptation jobs.
@@ -70,7 +79,9 @@ if WORLD == "imagenet":
 wildcard_constraints:
     arch="|".join(ARCHS),
     corruption="|".join(CORRUPTIONS + [image_sets.CLEAN]),
-    process="|".join(image_sets.PROCESSES),
+    process="|".join(IMAGE_SETS.processed()),
+    model="|".join(STUDIES.finetuned_models()),
+    t=r"\d+",
     shard=r"\d+",
     role="unconditional|generator",
     group="|".join([image_sets.ALL_GROUP] + list(IMAGE_SETS.groups())),
@@ -80,46 +91,63 @@ wildcard_constraints:
 
 
 def log_path(name):
-    return f"{RESULTS}/logs/{name}.log"
+    return f"{RUN}/logs/{name}.log"
 
 
 def benchmark_path(name):
-    return f"{RESULTS}/benchmarks/{name}.tsv"
+    return f"{RUN}/benchmarks/{name}.tsv"
 
 
 def digits_store(split):
-    return f"{RESULTS}/data/digits/{split}.zarr"
+    return f"{RUN}/data/digits/{split}.zarr"
 
 
 def denoiser_weights(role):
     """digits: trained by the workflow; imagenet: the official weights named in the config."""
     if WORLD == "digits":
-        return f"{RESULTS}/models/{role}.safetensors"
+        return f"{RUN}/models/{role}.safetensors"
     return config["denoisers"][role]["checkpoint"]
 
 
 def source_weights(arch):
-    """digits: trained by the workflow; imagenet: the published weights, imported (rules/imagenet.smk)."""
-    return f"{RESULTS}/models/source/{arch}.safetensors"
+    """digits: trained by the workflow; imagenet: the published weights, imported (rules/imagenet.smk),
+    the same for every seed."""
+    return f"{RUN if WORLD == 'digits' else RESULTS}/models/source/{arch}.safetensors"
+
+
+def classifier_weights(model, arch):
+    """f (image_sets.SOURCE), f' (image_sets.FINETUNED) or a study variant of f'."""
+    if model == image_sets.SOURCE:
+        return source_weights(arch)
+    return f"{RUN}/models/{model}/{arch}.safetensors"
 
 
 def finetuned_weights(arch):
-    return f"{RESULTS}/models/finetuned/{arch}.safetensors"
+    return classifier_weights(image_sets.FINETUNED, arch)
 
 
 def generated_store(shard):
-    return f"{RESULTS}/synthetic/generated/shard-{shard}.zarr"
+    return f"{RUN}/synthetic/generated/shard-{shard}.zarr"
 
 
-def mod_store(shard):
-    return f"{RESULTS}/synthetic/mod/shard-{shard}.zarr"
+def mod_store(shard, t=None):
+    """The MoD set; with t, MoD made from timestep t (the matched-alignment study)."""
+    return f"{RUN}/synthetic/mod{'' if t is None else f'-t{t}'}/shard-{shard}.zarr"
 
 
 def target_store(corruption):
     """A target set's store: a corruption, or the clean images."""
     if corruption == image_sets.CLEAN and WORLD == "digits":
         return digits_store("test")
-    return f"{RESULTS}/target/{corruption}.zarr"
+    return f"{RUN if target_uses_seed(corruption) else RESULTS}/target/{corruption}.zarr"
+
+
+def target_uses_seed(corruption):
+    """Whether a target set depends on the seed: always on digits; on ImageNet when the import draws a
+    class-balanced subset (the clean set, imagenet.images_per_class) or corrupts val itself."""
+    if WORLD == "digits" or corruption == image_sets.CLEAN:
+        return True
+    return config["imagenet"]["images_per_class"] is not None or config["imagenet"]["target"] == "imagenet_val"
 
 
 def image_manifest(corruption):
@@ -128,32 +156,32 @@ def image_manifest(corruption):
 
 
 def adapted_store(process, corruption, shard):
-    return f"{RESULTS}/adapted/{process}/{corruption}/shard-{shard}.zarr"
+    return f"{RUN}/adapted/{process}/{corruption}/shard-{shard}.zarr"
 
 
 def prediction_file(arch, group):
-    return f"{RESULTS}/predictions/{arch}/{group}.npz"
+    return f"{RUN}/predictions/{arch}/{group}.npz"
 
 
 def table_file(name):
-    return f"{RESULTS}/tables/{WORLD}_{name}.csv"
+    return table_path(RESULTS, SEED, WORLD, name)
 
 
 def provenance_file():
     """What produced the tables: commit, package versions, config (sda_core.provenance)."""
-    return f"{RESULTS}/tables/{WORLD}_provenance.json"
+    return f"{RUN}/tables/{WORLD}_provenance.json"
 
 
 def plot_file(name):
-    return f"{RESULTS}/plots/{WORLD}_{name}.png"
+    return f"{RUN}/plots/{WORLD}_{name}.png"
 
 
 def generated_stores():
     return [generated_store(k) for k in range(config["sampling"]["shards"])]
 
 
-def mod_stores():
-    return [mod_store(k) for k in range(config["adaptation"]["mod_shards"])]
+def mod_stores(t=None):
+    return [mod_store(k, t) for k in range(config["adaptation"]["mod_shards"])]
 
 
 def adapted_stores(process, corruption):
@@ -182,6 +210,20 @@ def prediction_groups():
     return IMAGE_SETS.groups()
 
 
+def finetune_data(model):
+    """The stores a fine-tuned model learns from: the generated set for f_c', MoD from its timestep for
+    f'_t, else the MoD set (a subset of it for the set-size study: STUDIES.subset_sizes)."""
+    if model == image_sets.finetuned(image_sets.GENERATED_ONLY):
+        return generated_stores()
+    return mod_stores(STUDIES.mod_timestep(model))
+
+
+def prediction_weights(arch, group):
+    """model -> weights file, for every model that scores a set of the group."""
+    models = {model for name in prediction_groups()[group] for model in IMAGE_SETS.models_of(name)}
+    return {model: classifier_weights(model, arch) for model in sorted(models)}
+
+
 def prediction_files():
     """arch -> image set -> the prediction file holding it."""
     group_of = {name: group for group, names in prediction_groups().items() for name in names}
@@ -194,6 +236,38 @@ def preview_sets():
     return {name: stores[name] for name in IMAGE_SETS.preview_rows(TEST_CORRUPTIONS[:2])}
 
 
+def score_outputs():
+    """The score rule's outputs, each shown in the HTML report with its caption (report/)."""
+    outputs = {
+        "table": (table_file("c"), "accuracy.rst"),
+        "paired": (table_file("c_paired"), "paired.rst"),
+        "sanity": (table_file("sanity"), "sanity.rst"),
+        "plot": (plot_file("c"), "plot.rst"),
+        "provenance": (provenance_file(), "provenance.rst"),
+    }
+    if STUDIES.fusions:
+        outputs["fusion"] = (table_file("fusion"), "fusion.rst")
+    return {
+        name: report(path, caption=f"../report/{caption}", category="Results")
+        for name, (path, caption) in outputs.items()
+    }
+
+
+def timestep_sets():
+    """The clean sets of the timestep study, each level's (t, process, image set, models)."""
+    return [
+        (level.t, base, image_sets.adapted(level.process(base), image_sets.CLEAN), level.matched_model)
+        for level in STUDIES.sweep
+        for base in image_sets.SWEPT_PROCESSES
+    ]
+
+
+def timestep_prediction_files():
+    """arch -> the clean set and the timestep study's sets -> their prediction files."""
+    names = [image_sets.CLEAN] + [name for _, _, name, _ in timestep_sets()]
+    return {arch: {name: files[name] for name in names} for arch, files in prediction_files().items()}
+
+
 RESULT_FILES = [
     table_file("c"),
     table_file("c_paired"),
@@ -202,7 +276,12 @@ RESULT_FILES = [
     provenance_file(),
     plot_file("c"),
     plot_file("preview"),
+    table_file("claims"),
 ]
+if STUDIES.fusions:
+    RESULT_FILES.append(table_file("fusion"))
+if STUDIES.sweep:
+    RESULT_FILES += [table_file("timesteps"), table_file("timesteps_gain"), plot_file("timesteps")]
 
 
 def generator_weights(wildcards):

@@ -1,17 +1,19 @@
-# SDA: fine-tune every layer of each source classifier on the MoD set. The digits world trains its
-# source classifiers with the same rule (rules/digits.smk: train_source_classifier).
+# SDA: fine-tune every layer of each source classifier on the MoD set (f'), and the study variants of
+# f' (sda_core.studies): on the generated images alone (f_c'), on class-balanced subsets of the MoD set,
+# on MoD made from another timestep (f'_t). The digits world trains its source classifiers with the
+# same rule (rules/digits.smk: train_source_classifier).
 
 
 rule finetune:
     input:
-        train=mod_stores(),
+        train=lambda wc: finetune_data(wc.model),
         init=source_weights("{arch}"),
     output:
-        finetuned_weights("{arch}"),
+        classifier_weights("{model}", "{arch}"),
     log:
-        log_path("finetune/{arch}"),
+        log_path("finetune/{model}/{arch}"),
     benchmark:
-        benchmark_path("finetune/{arch}")
+        benchmark_path("finetune/{model}/{arch}")
     priority: 20
     conda:
         "../environment.yml"
@@ -21,6 +23,7 @@ rule finetune:
     params:
         model=lambda wc: classifier_model(wc.arch),
         settings=lambda wc: ARCHS[wc.arch]["finetune"],
+        images_per_class=lambda wc: STUDIES.subset_sizes.get(wc.model),
         num_classes=NUM_CLASSES,
         preprocess=config["classifier_input"],
         seed=SEED,

@@ -42,7 +42,7 @@ rule import_images:
         severity=config["corruptions"]["severity"],
         skip_unreadable=config["imagenet"]["skip_unreadable"],
         allow_uneven_classes=config["imagenet"]["allow_uneven_classes"],
-        seed=SEED,
+        seed=lambda wc: SEED if target_uses_seed(wc.corruption) else 0,  # shared by all seeds when unused
         codec=config["storage"]["codec"],
         device=job_device(uses_gpu=False),
     script:

@@ -17,3 +17,17 @@ use rule adapt as mod with:
         process=process_settings("dda"),
         num_shards=config["adaptation"]["mod_shards"],
         stream="mod",
+
+
+# The matched-alignment study (studies.timesteps.matched_mod): MoD made from timestep t instead.
+use rule mod as mod_from_timestep with:
+    output:
+        directory(mod_store("{shard}", "{t}")),
+    log:
+        log_path("mod-t{t}/{shard}"),
+    benchmark:
+        benchmark_path("mod-t{t}/{shard}")
+    params:
+        process=lambda wc: process_settings(image_sets.swept("dda", int(wc.t))),
+        num_shards=config["adaptation"]["mod_shards"],
+        stream=lambda wc: f"mod-t{wc.t}",

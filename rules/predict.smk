@@ -1,11 +1,11 @@
-# Softmax outputs of f (source) and f' (fine-tuned), stored once per architecture and group of image sets.
+# Softmax outputs of f (source), f' (fine-tuned) and the study variants of f' (IMAGE_SETS.models_of says
+# which model scores which set), stored once per architecture and group of image sets.
 
 
 rule predict:
     input:
         images=lambda wc: [store for name in prediction_groups()[wc.group] for store in image_set_stores()[name]],
-        source=source_weights("{arch}"),
-        finetuned=finetuned_weights("{arch}"),
+        weights=lambda wc: list(prediction_weights(wc.arch, wc.group).values()),
     output:
         prediction_file("{arch}", "{group}"),
     log:
@@ -19,6 +19,8 @@ rule predict:
         gpu=GPUS_PER_JOB,
     params:
         image_sets=lambda wc: {name: image_set_stores()[name] for name in prediction_groups()[wc.group]},
+        models=lambda wc: {name: IMAGE_SETS.models_of(name) for name in prediction_groups()[wc.group]},
+        weights=lambda wc: prediction_weights(wc.arch, wc.group),
         model=lambda wc: classifier_model(wc.arch),
         num_classes=NUM_CLASSES,
         preprocess=config["classifier_input"],

@@ -5,11 +5,7 @@ rule score:
     input:
         sorted({path for files in prediction_files().values() for path in files.values()}),
     output:
-        table=report(table_file("c"), caption="../report/accuracy.rst", category="Results"),
-        paired=report(table_file("c_paired"), caption="../report/paired.rst", category="Results"),
-        sanity=report(table_file("sanity"), caption="../report/sanity.rst", category="Results"),
-        plot=report(plot_file("c"), caption="../report/plot.rst", category="Results"),
-        provenance=report(provenance_file(), caption="../report/provenance.rst", category="Results"),
+        **score_outputs(),
     log:
         log_path("score"),
     conda:
@@ -20,11 +16,34 @@ rule score:
         validation=VALIDATION_CORRUPTIONS,
         severity=config["corruptions"]["severity"],
         has_clean=HAS_CLEAN,
+        variants=STUDIES.variants,
+        fusions=STUDIES.fusions,
         config=config,
         title=f"{WORLD}-C, severity {config['corruptions']['severity']}",
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/score.py"
+
+
+rule score_timesteps:
+    input:
+        sorted({path for files in timestep_prediction_files().values() for path in files.values()}),
+    output:
+        table=report(table_file("timesteps"), caption="../report/timesteps.rst", category="Studies"),
+        gain=report(table_file("timesteps_gain"), caption="../report/timesteps_gain.rst", category="Studies"),
+        plot=report(plot_file("timesteps"), caption="../report/timesteps_plot.rst", category="Studies"),
+    log:
+        log_path("score_timesteps"),
+    conda:
+        "../environment.yml"
+    params:
+        prediction_files=timestep_prediction_files(),
+        sets=timestep_sets(),
+        matched=STUDIES.matched,
+        title=f"{WORLD}: clean images re-noised from t and denoised",
+        device=job_device(uses_gpu=False),
+    script:
+        "../workflow_scripts/score_timesteps.py"
 
 
 rule preview:
@@ -57,3 +76,22 @@ rule gates:
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/gates.py"
+
+
+rule claims:
+    input:
+        paired=table_file("c_paired"),
+        gains=[table_file("timesteps_gain")] if STUDIES.sweep else [],
+    output:
+        report(table_file("claims"), caption="../report/claims.rst", category="Studies"),
+    log:
+        log_path("claims"),
+    conda:
+        "../environment.yml"
+    params:
+        configured_t=next((level.t for level in STUDIES.sweep if level.configured), None),
+        variants=STUDIES.variants,
+        matched=STUDIES.matched,
+        device=job_device(uses_gpu=False),
+    script:
+        "../workflow_scripts/claims.py"

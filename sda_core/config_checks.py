@@ -66,6 +66,19 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             f"adaptation.steps: {adaptation['steps']} steps do not fit a respacing of "
             f"{adaptation['respacing']} with noise_index {adaptation['noise_index']}; at most {most}"
         )
+    studies = config["studies"]
+    full = config["sampling"]["images_per_class"]
+    too_many = [k for k in studies["set_size"]["images_per_class"] if k >= full]
+    if studies["set_size"]["enabled"] and too_many:
+        problems.append(
+            f"studies.set_size.images_per_class: {', '.join(map(str, too_many))} not below the "
+            f"{full} generated images per class (sampling.images_per_class); the whole set is f' itself"
+        )
+    if studies["fusions"]["enabled"] and not corruptions["validation"]:
+        problems.append(
+            "studies.fusions: its tuned weight is chosen on the validation corruptions, and "
+            "corruptions.validation is empty; name some, or set studies.fusions.enabled: false"
+        )
     return problems
 
 

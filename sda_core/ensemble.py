@@ -1,39 +1,138 @@
-"""The methods compared, as sums of stored softmax outputs (docs/method.md#ensembles), and their accuracy
-intervals.
+"""The methods compared, as fusions of stored softmax outputs (docs/method.md#ensembles), and their
+accuracy intervals.
 
-A method is a list of (model, image set of the corruption scored) terms; its prediction is argmax of
-the summed softmaxes.
+A method is a list of (model, image set of the corruption scored) terms and a fusion of their
+probability rows; its prediction is the argmax of the fused row. The reference methods sum the
+softmaxes. DDA's code offers four other fusions of the raw-image term p and the adapted-image term q,
+kept here beside the sum (on probabilities; see docs/method.md#ensembles for how its code differs):
+- entropy_weighted:    p H(q) + q H(p)           (each term weighted by the other's entropy)
+- confidence_weighted: p max(p) + q max(q)
+- entropy_select:      the term with the lower entropy
+- confidence_select:   the term with the higher top probability
+and one of this project's own, tuned_weight: (1 - w) p + w q, with w chosen on the validation
+corruptions only (tune_weight) and then applied unchanged to the test corruptions.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
-from sda_core.image_sets import adapted, labels_key, predictions_key, target
+from sda_core.image_sets import SOURCE, adapted, finetuned, labels_key, predictions_key, target
 
 ImageSetOf = Callable[[str], str]  # corruption -> image set name
 dda = partial(adapted, "dda")
-METHODS: dict[str, list[tuple[str, ImageSetOf]]] = {
-    "Source": [("source", target)],
-    "DiffPure": [("source", partial(adapted, "diffpure"))],
-    "DDA": [("source", target), ("source", dda)],  # self-ensemble
-    "SDA": [("source", target), ("finetuned", dda)],
-    "DDA (adapted only)": [("source", dda)],
-    "SDA (adapted only)": [("finetuned", dda)],
+FUSIONS = ("sum", "entropy_weighted", "confidence_weighted", "entropy_select", "confidence_select", "tuned_weight")
+FUSION_LABELS = {
+    "entropy_weighted": "entropy-weighted",
+    "confidence_weighted": "confidence-weighted",
+    "entropy_select": "lower entropy",
+    "confidence_select": "higher confidence",
+    "tuned_weight": "tuned weight",
 }
+# the grid tune_weight searches: the weight of the adapted-image term (0.5 is the reference sum)
+WEIGHT_GRID = tuple(round(0.05 * k, 2) for k in range(21))
 
 
-def method_correct(predictions: Mapping[str, np.ndarray], method: str, corruption: str) -> np.ndarray:
+@dataclass(frozen=True)
+class Method:
+    terms: tuple[tuple[str, ImageSetOf], ...]  # (model, corruption -> image set)
+    fusion: str = "sum"
+
+
+def _ensemble(model: str, fusion: str = "sum") -> Method:
+    """f on the raw image fused with `model` on the DDA image."""
+    return Method(((SOURCE, target), (model, dda)), fusion)
+
+
+METHODS: dict[str, Method] = {
+    "Source": Method(((SOURCE, target),)),
+    "DiffPure": Method(((SOURCE, partial(adapted, "diffpure")),)),
+    "DDA": _ensemble(SOURCE),  # self-ensemble
+    "SDA": _ensemble(finetuned()),
+    "DDA (adapted only)": Method(((SOURCE, dda),)),
+    "SDA (adapted only)": Method(((finetuned(), dda),)),
+}
+# method pairs whose difference the paper's claims rest on (first minus second)
+COMPARISONS = [("SDA", "DDA"), ("DDA", "Source"), ("SDA", "Source"), ("DiffPure", "Source")]
+
+
+def run_methods(variants: Mapping[str, str], fusions: bool) -> tuple[dict[str, Method], list[tuple[str, str]]]:
+    """The methods and comparisons of a run: the reference ones; an SDA row per fine-tuning variant
+    (label -> model, e.g. "SDA (f_c')" -> the model fine-tuned on the generated images), compared with
+    SDA and with DDA; with `fusions`, DDA and SDA under every other fusion, each compared with its sum."""
+    methods, comparisons = dict(METHODS), list(COMPARISONS)
+    for label, model in variants.items():
+        methods[label] = _ensemble(model)
+        comparisons += [("SDA", label), (label, "DDA")]
+    if fusions:
+        for name, model in (("DDA", SOURCE), ("SDA", finetuned())):
+            for fusion, suffix in FUSION_LABELS.items():
+                methods[f"{name} ({suffix})"] = _ensemble(model, fusion)
+                comparisons.append((f"{name} ({suffix})", name))
+    return methods, comparisons
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) of each probability row (0 log 0 = 0)."""
+    return -(p * np.log(np.where(p > 0, p, 1.0))).sum(1)
+
+
+def fuse(fusion: str, terms: list[np.ndarray], weight: float | None = None) -> np.ndarray:
+    """The fused probability rows of one method (FUSIONS); one term is its own fusion."""
+    if fusion == "sum" or len(terms) == 1:
+        return sum(terms)
+    p, q = terms
+    if fusion == "entropy_weighted":
+        return p * entropy(q)[:, None] + q * entropy(p)[:, None]
+    if fusion == "confidence_weighted":
+        return p * p.max(1, keepdims=True) + q * q.max(1, keepdims=True)
+    if fusion == "entropy_select":
+        return np.where((entropy(p) >= entropy(q))[:, None], q, p)
+    if fusion == "confidence_select":
+        return np.where((p.max(1) <= q.max(1))[:, None], q, p)
+    if fusion == "tuned_weight":
+        if weight is None:
+            raise ValueError("the tuned_weight fusion needs the weight chosen on the validation corruptions")
+        return (1 - weight) * p + weight * q
+    raise ValueError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
+
+
+def method_terms(predictions: Mapping[str, np.ndarray], method: Method, corruption: str) -> list[np.ndarray]:
+    return [
+        predictions[predictions_key(model, images(corruption))].astype(np.float32) for model, images in method.terms
+    ]
+
+
+def method_labels(predictions: Mapping[str, np.ndarray], method: Method, corruption: str) -> np.ndarray:
+    return predictions[labels_key(method.terms[0][1](corruption))]
+
+
+def method_correct(
+    predictions: Mapping[str, np.ndarray], method: Method, corruption: str, weight: float | None = None
+) -> np.ndarray:
     """Per-image correctness (bool) of `method` on `corruption`; `predictions` maps the predict stage's keys
-    (sda_core.image_sets) to arrays."""
-    terms = METHODS[method]
-    summed = sum(predictions[predictions_key(model, images(corruption))].astype(np.float32) for model, images in terms)
-    labels = predictions[labels_key(terms[0][1](corruption))]
-    return summed.argmax(1) == labels
+    (sda_core.image_sets) to arrays; `weight` is the tuned weight of a tuned_weight method."""
+    fused = fuse(method.fusion, method_terms(predictions, method, corruption), weight)
+    return fused.argmax(1) == method_labels(predictions, method, corruption)
+
+
+def weight_hits(terms: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """Correct predictions of (1 - w) p + w q for each w of WEIGHT_GRID."""
+    p, q = terms
+    return np.array([int((((1 - w) * p + w * q).argmax(1) == labels).sum()) for w in WEIGHT_GRID])
+
+
+def tune_weight(accuracies: np.ndarray) -> float:
+    """The weight of WEIGHT_GRID with the best mean accuracy (rows: validation corruptions, columns:
+    the grid); ties go to the weight nearest the reference sum (0.5)."""
+    mean = accuracies.mean(0)
+    best = np.flatnonzero(mean >= mean.max() - 1e-12)
+    return WEIGHT_GRID[min(best, key=lambda k: (abs(WEIGHT_GRID[k] - 0.5), k))]
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -62,10 +161,6 @@ def mean_interval(accuracies: list[float], counts: list[int], z: float = 1.96) -
     variance = sum(p * (1 - p) / n for p, n in zip(accuracies, counts)) / k**2
     n_effective = mean * (1 - mean) / variance if variance > 0 else sum(counts)
     return _wilson(mean, n_effective, z)
-
-
-# method pairs whose difference the paper's claims rest on (first minus second)
-COMPARISONS = [("SDA", "DDA"), ("DDA", "Source"), ("SDA", "Source"), ("DiffPure", "Source")]
 
 
 def paired_difference(first: list[np.ndarray], second: list[np.ndarray], z: float = 1.96) -> tuple[float, float, float]:

@@ -3,8 +3,13 @@
 A set name is a path-like key:
 - "clean": the clean target images (the digits test split; a class-balanced subset of ImageNet val);
 - "target/<corruption>": the corrupted target images;
-- "<process>/<corruption or clean>": a target set after a reverse process (PROCESSES);
+- "<process>/<corruption or clean>": a target set after a reverse process (PROCESSES), or after one of
+  them started from another timestep t ("<process>-t<t>/clean", the timestep study);
 - "synthetic/generated", "synthetic/mod": the generator's images and the same after MoD.
+
+The models scored are f ("source"), f' ("finetuned", fine-tuned on the MoD set) and the study variants
+of f' ("finetuned-<variant>": on the generated images alone, on a class-balanced subset of the MoD
+set, on MoD made at another timestep); `models_of` says which model scores which set.
 
 The predict stage stores a model's softmax outputs on a set under `predictions_key(model, set)` and
 the set's labels under `labels_key(set)`; the score and preview stages read them by the same keys.
@@ -25,17 +30,50 @@ ALL_GROUP = "all"
 # reverse processes run on target data: DDA (guided), DiffPure, and DDA without guidance (the
 # misalignment check, on clean images only)
 PROCESSES = ("dda", "diffpure", "unguided")
-MODELS = ("source", "finetuned")  # f and f'
+SWEPT_PROCESSES = ("unguided", "dda")  # the processes the timestep study starts from each t
+TIMESTEPS_GROUP = "timesteps"
+SOURCE = "source"  # f
+FINETUNED = "finetuned"  # f', fine-tuned on the MoD set
+GENERATED_ONLY = "generated"  # the variant of f' fine-tuned on the generated images without MoD (f_c')
+
+
+def finetuned(variant: str | None = None) -> str:
+    """f' (variant None) or one of its study variants: GENERATED_ONLY, per_class(k), at_timestep(t)."""
+    return FINETUNED if variant is None else f"{FINETUNED}-{variant}"
+
+
+def per_class(images_per_class: int) -> str:
+    """The variant fine-tuned on a class-balanced subset of the MoD set."""
+    return f"{images_per_class}pc"
+
+
+def at_timestep(t: int) -> str:
+    """The variant fine-tuned on MoD made from timestep t (the matched-alignment study)."""
+    return f"t{t}"
 
 
 def target(corruption: str) -> str:
     return f"target/{corruption}"
 
 
+def swept(process: str, t: int) -> str:
+    """A reverse process of SWEPT_PROCESSES started from timestep t instead of its configured start."""
+    if process not in SWEPT_PROCESSES:
+        raise ValueError(f"the timestep study sweeps {', '.join(SWEPT_PROCESSES)}, not {process!r}")
+    return f"{process}-t{t}"
+
+
+def parse_process(name: str) -> tuple[str, int | None]:
+    """A process name -> (its base process of PROCESSES, the start timestep of a swept one or None)."""
+    base, _, t = name.partition("-t")
+    if base not in PROCESSES or (t and (base not in SWEPT_PROCESSES or not t.isdigit())):
+        raise ValueError(f"unknown reverse process {name!r}; valid: {', '.join(PROCESSES)}, or <unguided|dda>-t<t>")
+    return base, int(t) if t else None
+
+
 def adapted(process: str, images: str) -> str:
     """A target set (a corruption, or CLEAN) after a reverse process."""
-    if process not in PROCESSES:
-        raise ValueError(f"unknown reverse process {process!r}; valid: {', '.join(PROCESSES)}")
+    parse_process(process)
     return f"{process}/{images}"
 
 
@@ -53,29 +91,86 @@ def image_set_of(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class SweepLevel:
+    """A start timestep of the timestep study; `configured`: the configured DDA start, whose sets and
+    fine-tuned model are the run's own ("dda/clean", f')."""
+
+    t: int
+    configured: bool = False
+
+    def process(self, base: str) -> str:
+        return base if self.configured else swept(base, self.t)
+
+    @property
+    def matched_model(self) -> str:
+        """f'_t: fine-tuned on MoD made from this timestep."""
+        return finetuned() if self.configured else finetuned(at_timestep(self.t))
+
+
+@dataclass(frozen=True)
 class RunImageSets:
-    """The image sets a run makes and scores: every corruption, and the clean set where there is one."""
+    """The image sets a run makes and scores: every corruption, the clean set where there is one, and
+    the sets and models of the studies (sda_core.studies): the clean set diffused from each level of
+    `sweep` (with `matched`, scored by f'_t too), and the `variants` of f' scored on every DDA set."""
 
     corruptions: tuple[str, ...]
     has_clean: bool
+    sweep: tuple[SweepLevel, ...] = ()
+    matched: bool = False
+    variants: tuple[str, ...] = ()
 
     @property
     def clean(self) -> list[str]:
         return [CLEAN] if self.has_clean else []
 
+    def swept_levels(self) -> list[SweepLevel]:
+        """The levels with sets of their own (not the configured start)."""
+        return [level for level in self.sweep if not level.configured] if self.has_clean else []
+
     def processed(self) -> dict[str, list[str]]:
         """process -> the target sets (corruptions, CLEAN) it runs on."""
-        return {"dda": [*self.corruptions, *self.clean], "diffpure": list(self.corruptions), "unguided": self.clean}
+        processed = {
+            "dda": [*self.corruptions, *self.clean],
+            "diffpure": list(self.corruptions),
+            "unguided": self.clean,
+        }
+        for level in self.swept_levels():
+            processed.update({level.process(base): [CLEAN] for base in SWEPT_PROCESSES})
+        return processed
 
     def groups(self) -> dict[str, list[str]]:
         """group -> its set names, in the order they are classified and stored."""
         groups = {SYNTHETIC_GROUP: [SYNTHETIC_GENERATED, SYNTHETIC_MOD]}
+        swept_sets = [adapted(level.process(base), CLEAN) for level in self.swept_levels() for base in SWEPT_PROCESSES]
         for images in [*self.clean, *self.corruptions]:
             members = [CLEAN] if images == CLEAN else [target(images)]
             groups[images] = members + [
-                adapted(process, images) for process, sets in self.processed().items() if images in sets
+                adapted(process, images)
+                for process, sets in self.processed().items()
+                if images in sets and adapted(process, images) not in swept_sets
             ]
+        if swept_sets:
+            groups[TIMESTEPS_GROUP] = swept_sets
         return groups
+
+    def models_of(self, image_set: str) -> list[str]:
+        """The models that score an image set: f and f' everywhere; the variants on every corruption's
+        DDA set; f'_t on the sets of the timestep study at t."""
+        models = [SOURCE, FINETUNED]
+        process, _, images = image_set.partition("/")
+        if process == "dda" and images != CLEAN:
+            models += list(self.variants)
+        if self.matched:
+            models += [
+                level.matched_model
+                for level in self.swept_levels()
+                if image_set in [adapted(level.process(base), CLEAN) for base in SWEPT_PROCESSES]
+            ]
+        return models
+
+    def models(self) -> list[str]:
+        """Every model scored in the run."""
+        return list(dict.fromkeys(model for name in self.names() for model in self.models_of(name)))
 
     def stores(
         self,

@@ -12,6 +12,8 @@ import torch
 import yaml
 from workflow_helpers import ROOT, SNAKEMAKE, TINY, WORKFLOW_PARTS, run_snakemake  # noqa: F401 (re-exported)
 
+from sda_core.ensemble import FUSION_LABELS
+
 
 @pytest.fixture
 def workdir(tiny_workdir):
@@ -25,7 +27,9 @@ def finished_run(tiny_run):
 
 def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     table = pd.read_csv(finished_run / "results/tables/digits_c.csv")
-    assert set(table.method) == {"Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"}
+    core = {"Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"}
+    fusions = {f"{m} ({f})" for m in ("DDA", "SDA") for f in FUSION_LABELS.values()}
+    assert set(table.method) == core | fusions | {"SDA (f_c')", "SDA (1 per class)"}
     assert set(table.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     test_rows = table[(table.split == "test") & (table.corruption != "mean")]
     assert (test_rows.n == 180).all() and (table[table.corruption == "saturate"].n == 20).all()
@@ -37,8 +41,34 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     assert (finished_run / "results/plots/digits_c.png").stat().st_size > 10_000
     assert (finished_run / "results/plots/digits_preview.png").stat().st_size > 5_000
     paired = pd.read_csv(finished_run / "results/tables/digits_c_paired.csv")
-    assert set(paired.comparison) == {"SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source"}
+    assert {"SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source", "SDA - SDA (f_c')"} <= set(
+        paired.comparison
+    )
+    assert set(paired.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     assert (paired.ci_low <= paired.difference).all() and (paired.difference <= paired.ci_high).all()
+
+
+def test_tiny_digits_run_makes_every_study(finished_run):
+    tables = finished_run / "results/tables"
+    steps = pd.read_csv(tables / "digits_timesteps.csv")
+    assert set(steps.t) == {0, 111, 333, 666} and set(steps.process) == {"unguided", "dda"}
+    assert set(steps.model) == {"source", "finetuned", "finetuned_t"} and (steps.n == 180).all()
+    gains = pd.read_csv(tables / "digits_timesteps_gain.csv")
+    assert set(gains.comparison) == {"source - source on clean", "finetuned - source", "finetuned_t - source"}
+    # the configured start's sets are the run's own, not a second copy; f'_t per other level
+    assert not (finished_run / "results/adapted/dda-t333").exists()
+    assert (finished_run / "results/adapted/unguided-t666/clean/shard-1.zarr").exists()
+    models = sorted(p.name for p in (finished_run / "results/models").iterdir() if p.is_dir())
+    assert models == ["finetuned", "finetuned-1pc", "finetuned-generated", "finetuned-t111", "finetuned-t666", "source"]
+    assert "on 10 images" in (finished_run / "results/logs/finetune/finetuned-1pc/tiny_resnet.log").read_text()
+    fusion = pd.read_csv(tables / "digits_fusion.csv")
+    assert fusion.groupby("method").chosen.sum().to_dict() == {"DDA (tuned weight)": 1, "SDA (tuned weight)": 1}
+    claims = pd.read_csv(tables / "digits_claims.csv")
+    assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
+    assert {"sda_beats_dda", "misalignment", "alignment_gain", "mod_beats_generated_only", "few_images_suffice"} <= set(
+        claims.claim
+    )
+    assert (finished_run / "results/plots/digits_timesteps.png").stat().st_size > 10_000
     assert (finished_run / "results/benchmarks/mod/0.tsv").exists()
     provenance = json.loads((finished_run / "results/tables/digits_provenance.json").read_text())
     assert provenance["packages"]["torch"] == torch.__version__.split("+")[0]
@@ -141,15 +171,15 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
 @pytest.mark.parametrize(
     "change, expected",
     [
-        # a fine-tuning setting: f' and what reads it, never the source classifier
+        # a fine-tuning setting: f', its study variants and what reads them, never the source classifier
         (
             lambda c: c["architectures"][0]["finetune"].update(lr=2e-3),
-            {"finetune": 1, "predict": 5, "score": 1, "gates": 1, "all": 1},
+            {"finetune": 5, "predict": 6, "score": 1, "score_timesteps": 1, "claims": 1, "gates": 1, "all": 1},
         ),
         # one more validation corruption: its own store, adaptations and predictions, and the tables
         (
             lambda c: c["corruptions"].update(validation=["saturate", "spatter"]),
-            {"corrupt": 1, "adapt": 4, "predict": 1, "score": 1, "gates": 1, "all": 1},
+            {"corrupt": 1, "adapt": 4, "predict": 1, "score": 1, "claims": 1, "gates": 1, "all": 1},
         ),
     ],
 )

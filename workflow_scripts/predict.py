@@ -1,4 +1,4 @@
-# Softmax outputs of the source and fine-tuned classifiers on one group of image sets.
+# Softmax outputs of the source, fine-tuned and study classifiers on one group of image sets.
 from sda_core.jobs.predict import predict_job
 from sda_core.runtime import start_snakemake_job
 
@@ -10,7 +10,8 @@ predict_job(
     timm_name=p.model["timm_name"],
     timm_kwargs=p.model["timm_kwargs"],
     num_classes=p.num_classes,
-    weights={"source": snakemake.input.source, "finetuned": snakemake.input.finetuned},
+    weights=p.weights,
+    models=p.models,
     preprocess=p.preprocess,
     device=device,
 )

@@ -18,5 +18,8 @@ score_job(
     sanity_output=snakemake.output.sanity,
     plot_output=snakemake.output.plot,
     title=p.title,
+    variants=p.variants,
+    fusions=p.fusions,
+    fusion_output=snakemake.output.get("fusion"),
 )
 write_provenance(snakemake.output.provenance, p.config, Path(snakemake.scriptdir).parent)

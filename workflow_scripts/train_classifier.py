@@ -15,4 +15,5 @@ train_classifier_job(
     seed=p.seed,
     device=device,
     init_weights=snakemake.input.get("init"),
+    images_per_class=p.images_per_class,
 )

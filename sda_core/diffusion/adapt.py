@@ -18,10 +18,9 @@ import torch
 from torch import nn
 
 from sda_core.diffusion.guidance import LowPassGuidance, low_pass
+from sda_core.diffusion.respacing import noise_level
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
 from sda_core.seeding import randn_per_sample
-
-NOISE_INDEX_MODES = ("reference", "matched")
 
 
 def configure_denoiser(model: nn.Module) -> nn.Module:
@@ -109,13 +108,11 @@ def renoise_denoise(
     (one level above where denoising starts), as the reference code does; "matched" noises to index
     steps-1, the level the first denoising step assumes.
     """
-    if noise_index not in NOISE_INDEX_MODES:
-        raise ValueError(f"noise_index must be one of {NOISE_INDEX_MODES}, got {noise_index!r}")
-    noise_level = steps if noise_index == "reference" else steps - 1
-    if not 1 <= steps or noise_level >= schedule.num_steps:
+    level = noise_level(steps, noise_index)
+    if not 1 <= steps or level >= schedule.num_steps:
         raise ValueError(f"start step {steps} ({noise_index}) does not fit a schedule of {schedule.num_steps} steps")
     noise = randn_per_sample(generators, reference.shape[1:], device=reference.device)
-    x = schedule.q_sample(reference, noise_level, noise)
+    x = schedule.q_sample(reference, level, noise)
     return reverse_diffusion(
         model, schedule, x, steps - 1, generators, guidance=guidance, reference=reference, precision=precision
     )

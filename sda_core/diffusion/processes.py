@@ -4,6 +4,7 @@ The one place that decides it (docs/method.md#stages):
 - dda: the configured `adaptation` (respacing, start index N, noise index, low-pass guidance); MoD
   runs the same process on the generated images;
 - unguided: the same with guidance scale 0 (the misalignment check on clean images);
+- dda-t<t>, unguided-t<t> (the timestep study): the same, noised to the kept timestep t instead;
 - diffpure: `diffpure.respacing`, starting at the kept timestep nearest to `diffpure.t`, the noise
   matched to that step, no guidance.
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from sda_core.diffusion.respacing import space_timesteps
-from sda_core.image_sets import PROCESSES
+from sda_core.image_sets import parse_process
+from sda_core.studies import swept_steps
 
 
 @dataclass(frozen=True)
@@ -35,22 +37,23 @@ def steps_for_timestep(respacing: int, t: int, num_train_steps: int = 1000) -> i
 
 
 def reverse_process(process: str, adaptation: dict, diffpure: dict) -> ReverseProcess:
-    """The settings of `process` (PROCESSES) from the validated `adaptation` and `diffpure` config sections."""
-    if process == "diffpure":
+    """The settings of `process` (sda_core.image_sets.parse_process) from the validated `adaptation` and
+    `diffpure` config sections."""
+    base, t = parse_process(process)
+    if base == "diffpure":
         return ReverseProcess(
             respacing=diffpure["respacing"],
             noise_index="matched",
             guidance=None,
             steps=steps_for_timestep(diffpure["respacing"], diffpure["t"]),
         )
-    if process not in PROCESSES:
-        raise ValueError(f"unknown reverse process {process!r}; valid: {', '.join(PROCESSES)}")
     guidance = dict(adaptation["guidance"])
-    if process == "unguided":
+    if base == "unguided":
         guidance["scale"] = 0.0
+    respacing = adaptation["respacing"]
     return ReverseProcess(
-        respacing=adaptation["respacing"],
-        steps=adaptation["steps"],
+        respacing=respacing,
+        steps=adaptation["steps"] if t is None else swept_steps(t, respacing, adaptation["noise_index"]),
         noise_index=adaptation["noise_index"],
         guidance=guidance,
     )

@@ -12,3 +12,11 @@ def space_timesteps(num_train_steps: int, num_steps: int) -> list[int]:
         return [0]
     stride = (num_train_steps - 1) / (num_steps - 1)
     return [round(i * stride) for i in range(num_steps)]
+
+
+def noise_level(steps: int, noise_index: str) -> int:
+    """The respaced index a re-noise/denoise of `steps` denoising steps noises its images to: `steps`
+    with noise_index "reference" (the reference code's off-by-one), `steps - 1` with "matched"."""
+    if noise_index not in ("reference", "matched"):
+        raise ValueError(f"noise_index must be 'reference' or 'matched', got {noise_index!r}")
+    return steps if noise_index == "reference" else steps - 1

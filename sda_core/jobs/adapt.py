@@ -9,6 +9,7 @@ import torch
 from sda_core.diffusion.adapt import configure_denoiser, renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance
 from sda_core.diffusion.processes import ReverseProcess
+from sda_core.diffusion.respacing import noise_level
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.finite import check_finite
 from sda_core.images import from_model_range, resize, to_model_range
@@ -54,7 +55,7 @@ def adapt_job(
         len(source),
         respacing,
         steps,
-        schedule.timesteps[steps if noise_index == "reference" else steps - 1],
+        schedule.timesteps[noise_level(steps, noise_index)],
         low_pass,
     )
 

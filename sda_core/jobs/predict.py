@@ -1,4 +1,5 @@
-"""Stage: softmax outputs of one architecture's source (f) and fine-tuned (f') models on a group of image sets.
+"""Stage: softmax outputs of one architecture's source (f), fine-tuned (f') and study models on a group of
+image sets.
 
 Stored once, so every ensemble and sanity figure is computed without rerunning a classifier. A group
 is one corruption's target and adapted sets (sda_core.image_sets), so the scoring loads one corruption at
@@ -31,24 +32,30 @@ def predict_job(
     timm_kwargs: dict,
     num_classes: int,
     weights: dict[str, str],
+    models: dict[str, list[str]],
     preprocess: dict,
     device: torch.device,
     batch_size: int = 256,
 ) -> None:
-    """weights maps a model name (source, finetuned) to its checkpoint; image_sets a set name to its stores."""
+    """weights maps a model name (sda_core.image_sets: source, finetuned, ...) to its checkpoint;
+    image_sets a set name to its stores; models a set name to the models that score it."""
     preprocess = Preprocess(**preprocess)
-    models = {
+    unknown = sorted({model for names in models.values() for model in names} - set(weights))
+    if unknown:
+        raise ValueError(f"no weights given for model(s) {', '.join(unknown)}")
+    loaded = {
         name: load_classifier(timm_name, num_classes, timm_kwargs, path).to(device).eval()
         for name, path in weights.items()
     }
     arrays: dict[str, np.ndarray] = {}
     for set_name, stores in image_sets.items():
-        probs: dict[str, list[np.ndarray]] = {name: [] for name in models}
+        scoring = {name: loaded[name] for name in models[set_name]}
+        probs: dict[str, list[np.ndarray]] = {name: [] for name in scoring}
         labels = []
         for start, images, batch_labels in StoreSequence(stores).batches(batch_size):
             x = preprocess(to_unit(images, device))
             with torch.no_grad():
-                for name, model in models.items():
+                for name, model in scoring.items():
                     logits = model(x).float()
                     check_finite(
                         logits,
@@ -58,7 +65,7 @@ def predict_job(
                     probs[name].append(torch.softmax(logits, dim=1).cpu().numpy())
             labels.append(batch_labels)
         arrays[labels_key(set_name)] = np.concatenate(labels)
-        for name in models:
+        for name in scoring:
             arrays[predictions_key(name, set_name)] = np.concatenate(probs[name]).astype(np.float16)
             accuracy = np.mean(arrays[predictions_key(name, set_name)].argmax(1) == arrays[labels_key(set_name)])
             log.info("%s on %s: top-1 %.2f%%", name, set_name, 100 * accuracy)

@@ -8,7 +8,19 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from sda_core.ensemble import COMPARISONS, METHODS, mean_interval, method_correct, paired_difference, wilson_interval
+from sda_core.ensemble import (
+    WEIGHT_GRID,
+    Method,
+    mean_interval,
+    method_correct,
+    method_labels,
+    method_terms,
+    paired_difference,
+    run_methods,
+    tune_weight,
+    weight_hits,
+    wilson_interval,
+)
 from sda_core.image_sets import (
     CLEAN,
     SYNTHETIC_GENERATED,
@@ -70,10 +82,19 @@ class PredictionReader(Mapping):
         return self._open[path][key]
 
     def __iter__(self):
-        return iter(predictions_key(model, name) for name in self.files for model in ("source", "finetuned"))
+        return iter(self.keys_available())
 
     def __len__(self) -> int:
-        return 2 * len(self.files)
+        return len(self.keys_available())
+
+    def keys_available(self) -> list[str]:
+        """Every predictions key of the files (opens them all)."""
+        keys = []
+        for path in dict.fromkeys(self.files.values()):
+            if path not in self._open:
+                self._open[path] = np.load(path)
+            keys += [k for k in self._open[path].files if not k.startswith("labels/")]
+        return keys
 
     def close(self) -> None:
         for arrays in self._open.values():
@@ -87,7 +108,44 @@ class PredictionReader(Mapping):
         self.close()
 
 
-def correctness(prediction_files: PredictionFiles, corruptions: list[str]) -> Correctness:
+Weights = dict[str, dict[str, float]]  # arch -> tuned_weight method -> its weight
+
+
+def tuned_weights(
+    prediction_files: PredictionFiles, methods: dict[str, Method], validation: list[str]
+) -> tuple[Weights, pd.DataFrame]:
+    """The weight of every tuned_weight method, chosen on the validation corruptions only (the test
+    corruptions are not read), and the grid it was chosen from (long form: arch, method, weight,
+    validation_top1, chosen)."""
+    tuned = [name for name, method in methods.items() if method.fusion == "tuned_weight"]
+    weights: Weights = {}
+    rows = []
+    for arch, files in prediction_files.items():
+        weights[arch] = {}
+        for name in tuned:
+            accuracies = []
+            for c in validation:
+                with PredictionReader(files) as arrays:
+                    labels = method_labels(arrays, methods[name], c)
+                    accuracies.append(weight_hits(method_terms(arrays, methods[name], c), labels) / labels.size)
+            accuracies = np.array(accuracies)
+            weights[arch][name] = tune_weight(accuracies)
+            rows += [
+                {
+                    "arch": arch,
+                    "method": name,
+                    "weight": w,
+                    "validation_top1": 100 * accuracies[:, k].mean(),
+                    "chosen": w == weights[arch][name],
+                }
+                for k, w in enumerate(WEIGHT_GRID)
+            ]
+    return weights, pd.DataFrame(rows, columns=["arch", "method", "weight", "validation_top1", "chosen"])
+
+
+def correctness(
+    prediction_files: PredictionFiles, corruptions: list[str], methods: dict[str, Method], weights: Weights
+) -> Correctness:
     """Per-image correctness of every method on every corruption, computed once for all tables
     (files opened per corruption, so at most one corruption's arrays are held at a time)."""
     correct: Correctness = {}
@@ -95,14 +153,19 @@ def correctness(prediction_files: PredictionFiles, corruptions: list[str]) -> Co
         correct[arch] = {}
         for c in corruptions:
             with PredictionReader(files) as arrays:
-                correct[arch].update({(method, c): method_correct(arrays, method, c) for method in METHODS})
+                correct[arch].update(
+                    {
+                        (name, c): method_correct(arrays, method, c, weights.get(arch, {}).get(name))
+                        for name, method in methods.items()
+                    }
+                )
     return correct
 
 
 def accuracy_table(correct: Correctness, test: list[str], validation: list[str], severity: int) -> pd.DataFrame:
     rows = []
     for arch, by_method in correct.items():
-        for method in METHODS:
+        for method in dict.fromkeys(method for method, _ in by_method):
             for split, corruptions in (("test", test), ("validation", validation)):
                 split_rows = [
                     {
@@ -135,29 +198,54 @@ def accuracy_table(correct: Correctness, test: list[str], validation: list[str],
     return pd.DataFrame(rows)
 
 
-def paired_table(correct: Correctness, test: list[str], validation: list[str]) -> pd.DataFrame:
-    """Differences between methods (first minus second, percentage points), paired over the same images."""
+def paired_table(
+    correct: Correctness, comparisons: list[tuple[str, str]], test: list[str], validation: list[str]
+) -> pd.DataFrame:
+    """Differences between methods (first minus second, percentage points), paired over the same images:
+    a row per corruption, then the mean over the split's corruptions (corruption "mean")."""
     rows = []
     for arch, by_method in correct.items():
-        for first, second in COMPARISONS:
+        for first, second in comparisons:
             for split, corruptions in (("test", test), ("validation", validation)):
                 if not corruptions:
                     continue
-                diff, low, high = paired_difference(
-                    [by_method[first, c] for c in corruptions], [by_method[second, c] for c in corruptions]
-                )
-                rows.append(
-                    {
-                        "arch": arch,
-                        "comparison": f"{first} - {second}",
-                        "split": split,
-                        "corruptions": len(corruptions),
-                        "difference": 100 * diff,
-                        "ci_low": 100 * low,
-                        "ci_high": 100 * high,
-                    }
-                )
+                for corruption, members in [*((c, [c]) for c in corruptions), ("mean", corruptions)]:
+                    diff, low, high = paired_difference(
+                        [by_method[first, c] for c in members], [by_method[second, c] for c in members]
+                    )
+                    rows.append(
+                        {
+                            "arch": arch,
+                            "comparison": f"{first} - {second}",
+                            "split": split,
+                            "corruption": corruption,
+                            "corruptions": len(members),
+                            "difference": 100 * diff,
+                            "ci_low": 100 * low,
+                            "ci_high": 100 * high,
+                        }
+                    )
     return pd.DataFrame(rows)
+
+
+def corruption_wins(paired: pd.DataFrame, comparison: str = "SDA - DDA", split: str = "test") -> pd.DataFrame:
+    """Per architecture: on how many single corruptions the first method is ahead with the paired
+    interval above zero, behind with it below zero, or neither (the interval covers zero)."""
+    rows = paired[(paired.comparison == comparison) & (paired.split == split) & (paired.corruption != "mean")]
+    return pd.DataFrame(
+        [
+            {
+                "arch": arch,
+                "comparison": comparison,
+                "ahead": int((part.ci_low > 0).sum()),
+                "behind": int((part.ci_high < 0).sum()),
+                "inconclusive": int(((part.ci_low <= 0) & (part.ci_high >= 0)).sum()),
+                "corruptions": len(part),
+                "behind_on": ", ".join(part.corruption[part.ci_high < 0]),
+            }
+            for arch, part in rows.groupby("arch", sort=False)
+        ]
+    )
 
 
 def sanity_table(prediction_files: PredictionFiles, has_clean: bool) -> pd.DataFrame:
@@ -173,13 +261,16 @@ def sanity_table(prediction_files: PredictionFiles, has_clean: bool) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+PLOTTED_METHODS = ["Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
+
+
 def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    test = table[table.split == "test"]
+    test = table[(table.split == "test") & table.method.isin(PLOTTED_METHODS)]
     archs = list(dict.fromkeys(test.arch))
     methods = list(dict.fromkeys(test.method))
     corruptions = list(dict.fromkeys(test.corruption))
@@ -219,11 +310,20 @@ def score_job(
     sanity_output: str,
     plot_output: str,
     title: str,
+    variants: dict[str, str] | None = None,
+    fusions: bool = False,
+    fusion_output: str | None = None,
 ) -> None:
-    correct = correctness(prediction_files, test + validation)
+    """variants: method label -> fine-tuned model of a study (sda_core.studies); fusions: add the
+    fusion methods, whose tuned weight (and its grid, to fusion_output) comes from `validation` only."""
+    methods, comparisons = run_methods(variants or {}, fusions)
+    weights, grid = tuned_weights(prediction_files, methods, validation)
+    if fusion_output is not None:
+        grid.to_csv(fusion_output, index=False, float_format="%.2f")
+    correct = correctness(prediction_files, test + validation, methods, weights)
     table = accuracy_table(correct, test, validation, severity)
     table.to_csv(table_output, index=False, float_format="%.2f")
-    paired = paired_table(correct, test, validation)
+    paired = paired_table(correct, comparisons, test, validation)
     paired.to_csv(paired_output, index=False, float_format="%.2f")
     sanity = sanity_table(prediction_files, has_clean)
     sanity.to_csv(sanity_output, index=False, float_format="%.2f")
@@ -231,7 +331,21 @@ def score_job(
     means = table[(table.corruption == "mean") & (table.split == "test")]
     log.info(
         "mean top-1 over the test corruptions:\n%s",
-        means.pivot(index="arch", columns="method", values="top1").round(1).to_string(),
+        means.pivot(index="arch", columns="method", values="top1").round(1).T.to_string(),
     )
-    log.info("paired differences:\n%s", paired.round(2).to_string(index=False))
+    if weights:
+        log.info("weights tuned on the validation corruptions: %s", weights)
+    log.info("paired differences, means:\n%s", paired[paired.corruption == "mean"].round(2).to_string(index=False))
+    for row in corruption_wins(paired).itertuples():
+        log.info(
+            "%s: %s ahead with the paired interval above zero on %d of %d test corruptions, behind on %d (%s), "
+            "inconclusive on %d",
+            row.arch,
+            row.comparison,
+            row.ahead,
+            row.corruptions,
+            row.behind,
+            row.behind_on or "none",
+            row.inconclusive,
+        )
     log.info("sanity:\n%s", sanity.round(1).to_string(index=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 
+import numpy as np
 import torch
 
 from sda_core.checkpoints import save_weights
@@ -13,6 +14,18 @@ from sda_core.models.classifiers import Preprocess, create_classifier, load_clas
 from sda_core.store import StoreSequence
 
 log = logging.getLogger(__name__)
+
+
+def class_balanced_subset(labels: np.ndarray, images_per_class: int, num_classes: int) -> np.ndarray:
+    """Indices of the first `images_per_class` images of every class, in store order; a class with
+    fewer raises (the subset would not be balanced)."""
+    keep = []
+    for label in range(num_classes):
+        indices = np.flatnonzero(labels == label)
+        if len(indices) < images_per_class:
+            raise ValueError(f"class {label} has {len(indices)} images, fewer than the {images_per_class} asked for")
+        keep.append(indices[:images_per_class])
+    return np.sort(np.concatenate(keep))
 
 
 def train_classifier_job(
@@ -26,10 +39,15 @@ def train_classifier_job(
     seed: int,
     device: torch.device,
     init_weights: str | None = None,
+    images_per_class: int | None = None,
 ) -> None:
-    """Train all layers on the images of `stores`; SDA's fine-tuning starts from `init_weights`."""
+    """Train all layers on the images of `stores`; SDA's fine-tuning starts from `init_weights`.
+    With images_per_class, on the first that many images of each class (the set-size study)."""
     data = StoreSequence(stores)
     images, labels = data.read(0, len(data))
+    if images_per_class is not None:
+        keep = class_balanced_subset(labels, images_per_class, num_classes)
+        images, labels = images[keep], labels[keep]
     random.seed(seed)  # timm's RandAugment draws from Python's generator
     torch.manual_seed(seed)  # before the model exists: its random initialisation is part of the result
     model = (
