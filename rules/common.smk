@@ -264,6 +264,8 @@ def timestep_sets():
 
 def timestep_prediction_files():
     """arch -> the clean set and the timestep study's sets -> their prediction files."""
+    if not STUDIES.sweep:
+        return {}  # no clean set, no study (ImageNet without val_root)
     names = [image_sets.CLEAN] + [name for _, _, name, _ in timestep_sets()]
     return {arch: {name: files[name] for name in names} for arch, files in prediction_files().items()}
 

@@ -55,6 +55,14 @@ def test_the_tiny_and_shipped_configs_have_no_problems():
             "denoisers.generator.spec: conditioned on 1000 classes (num_embeds_ada_norm), the data has 10",
         ),
         (lambda c: c["architectures"].append(dict(c["architectures"][0])), "the name 'tiny_resnet' is used 2 times"),
+        (
+            lambda c: c["studies"]["set_size"].update(images_per_class=[1, 2]),
+            "studies.set_size.images_per_class: 2 not below the 2 generated images per class",
+        ),
+        (
+            lambda c: c["corruptions"].update(validation=[]),
+            "studies.fusions: its tuned weight is chosen on the validation corruptions, and corruptions.validation is empty",
+        ),
     ],
 )
 def test_each_mistake_is_named(mutate, needle):

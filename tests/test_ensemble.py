@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sda_core.ensemble import mean_interval, method_correct, wilson_interval
+from sda_core.ensemble import METHODS, mean_interval, method_correct, wilson_interval
 
 
 def test_ensembles_sum_softmaxes_of_the_right_models():
@@ -15,11 +15,11 @@ def test_ensembles_sum_softmaxes_of_the_right_models():
         "finetuned/dda/fog": np.array([[0.3, 0.7], [0.0, 1.0]]),
         "source/diffpure/fog": np.array([[0.9, 0.1], [0.4, 0.6]]),
     }
-    assert method_correct(predictions, "Source", "fog").tolist() == [True, False]
-    assert method_correct(predictions, "DDA", "fog").tolist() == [False, False]  # 0.7/1.3, 1.1/0.9
-    assert method_correct(predictions, "SDA", "fog").tolist() == [False, True]  # 0.9/1.1, 0.9/1.1
-    assert method_correct(predictions, "DiffPure", "fog").tolist() == [True, True]
-    assert method_correct(predictions, "SDA (adapted only)", "fog").tolist() == [False, True]
+    assert method_correct(predictions, METHODS["Source"], "fog").tolist() == [True, False]
+    assert method_correct(predictions, METHODS["DDA"], "fog").tolist() == [False, False]  # 0.7/1.3, 1.1/0.9
+    assert method_correct(predictions, METHODS["SDA"], "fog").tolist() == [False, True]  # 0.9/1.1, 0.9/1.1
+    assert method_correct(predictions, METHODS["DiffPure"], "fog").tolist() == [True, True]
+    assert method_correct(predictions, METHODS["SDA (adapted only)"], "fog").tolist() == [False, True]
 
 
 def test_wilson_interval_known_values():

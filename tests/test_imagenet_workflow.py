@@ -56,21 +56,31 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
     result = snakemake(workdir, "-n", "--configfile", "full.yaml", hub_cache=hub_cache)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     clean = 1 if val_root else 0
+    swept = 9 * clean  # the timestep study's levels besides the configured start (t = 505), with val_root only
     assert job_counts(result.stdout) == {
         "all": 1,
         "import_images": 19 + clean,
         "import_classifier": 5,
         "sample_synthetic": 8,
         "mod": 8,
-        "finetune": 5,
-        "adapt": (19 + 19 + 2 * clean) * 8,
-        "predict": 5 * (19 + 1 + clean),
+        "finetune": 5 + 5,  # f' and f_c' (studies.generated_only)
+        "adapt": (19 + 19 + 2 * clean + 2 * swept) * 8,
+        "predict": 5 * (19 + 1 + clean + clean),  # + the timestep study's group
         "score": 1,
+        **({"score_timesteps": 1} if clean else {}),
+        "claims": 1,
         "gates": 1,
         "preview": 1,
     }
-    jobs = collections.Counter(re.findall(r"output: results/adapted/(\w+)/", result.stdout))
-    assert jobs == {"dda": (19 + clean) * 8, "diffpure": 19 * 8, **({"unguided": 8} if clean else {})}
+    jobs = collections.Counter(re.findall(r"output: results/adapted/([\w-]+)/", result.stdout))
+    levels = [101, 202, 303, 404, 595, 696, 797, 898, 999] if clean else []
+    assert jobs == {
+        "dda": (19 + clean) * 8,
+        "diffpure": 19 * 8,
+        **({"unguided": 8} if clean else {}),
+        **{f"{process}-t{t}": 8 for t in levels for process in ("unguided", "dda")},
+    }
+    assert len(re.findall(r"output: results/models/finetuned-generated/", result.stdout)) == 5
 
 
 def tiny_imagenet_world(workdir: Path) -> dict:
