@@ -88,6 +88,8 @@ STAGES = [
     "predict",
     "preview",
     "score",
+    "score_timesteps",
+    "claims",
     "gates",
 ]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -38,7 +39,9 @@ def main() -> int:
     for seed in args.seeds:
         command = [snakemake, "--cores", args.cores, "--configfile", args.configfile, "--config", f"seed={seed}"]
         print(f"seed {seed}: {' '.join(command + args.snakemake_args)}", flush=True)
+        start = time.monotonic()
         subprocess.run(command + args.snakemake_args, check=True)
+        print(f"seed {seed}: {time.monotonic() - start:.0f} s", flush=True)
     summary = seeds_summary({seed: table_path(RESULTS, seed, world, "claims") for seed in args.seeds})
     output = Path(table_path(RESULTS, 0, world, "seeds"))
     summary.to_csv(output, index=False, float_format="%.2f")
