@@ -14,11 +14,25 @@ from pathlib import Path
 
 from record import write_results
 
+from sda_core.image_sets import FINETUNED, GENERATED_ONLY, parse_process
+
 
 def stage_of(path: Path, root: Path) -> str:
-    """adapt/<process>/... -> "adapt/<process>"; every other rule is its own stage."""
+    """adapt/<process>/... -> "adapt/<process>" (the timestep study's swept processes together);
+    finetune/<model>/... -> the kind of fine-tuned model; MoD from other timesteps together; every
+    other rule is its own stage."""
     parts = path.relative_to(root).with_suffix("").parts
-    return f"adapt/{parts[1]}" if parts[0] == "adapt" else parts[0]
+    if parts[0] == "adapt":
+        base, t = parse_process(parts[1])
+        return f"adapt/{base}" + ("" if t is None else " (timestep study)")
+    if parts[0] == "finetune":
+        variant = parts[1].removeprefix(FINETUNED).removeprefix("-")
+        kinds = {"": "f'", GENERATED_ONLY: "f_c', generated images only"}
+        kind = kinds.get(variant) or ("set-size study" if variant.endswith("pc") else "f'_t, timestep study")
+        return f"finetune ({kind})"
+    if parts[0].startswith("mod-t"):
+        return "mod (timestep study)"
+    return parts[0]
 
 
 def main() -> None:
@@ -44,9 +58,9 @@ def main() -> None:
     ]
     if args.wall is not None:
         rows.append({"stage": "whole run (wall clock)", "jobs": "", "seconds": round(args.wall), "peak_rss_mb": ""})
-    print(f"{'stage':28s}{'jobs':>6s}{'seconds':>9s}{'peak RSS (MB)':>15s}")
+    print(f"{'stage':42s}{'jobs':>6s}{'seconds':>9s}{'peak RSS (MB)':>15s}")
     for row in rows:
-        print(f"{row['stage']:28s}{row['jobs']!s:>6s}{row['seconds']:>9}{row['peak_rss_mb']!s:>15s}")
+        print(f"{row['stage']:42s}{row['jobs']!s:>6s}{row['seconds']:>9}{row['peak_rss_mb']!s:>15s}")
     write_results("demo_stages", rows)
 
 

@@ -108,8 +108,9 @@ def render(tables: Path) -> str:
 
 
 def _signed(value: float, low: float, high: float) -> str:
+    """+1.2 [+0.3, +2.1]; a value without its own interval (the growth of the gain) alone."""
     if pd.isna(low):
-        return f"{value:+.1f}" if value != int(value) else f"{int(value)}"
+        return f"{value:+.1f}"
     return f"{value:+.1f} [{low:+.1f}, {high:+.1f}]"
 
 
@@ -131,7 +132,8 @@ def render_claims(tables: Path) -> str:
         cells = []
         for arch in archs:
             row = by_claim.loc[(claim, arch)]
-            cells.append(f"{_signed(row.measured, row.ci_low, row.ci_high)}: **{row.verdict}**")
+            figure = f"ahead on {row.measured:.0f}" if claim == "sda_beats_dda_per_corruption" else None
+            cells.append(f"{figure or _signed(row.measured, row.ci_low, row.ci_high)}: **{row.verdict}**")
         lines.append(f"| {first.statement} | {first.paper} | " + " | ".join(cells) + " |")
     per_corruption = claims[claims.claim == "sda_beats_dda_per_corruption"]
     lines += ["", "SDA - DDA corruption by corruption (`results/tables/digits_c_paired.csv`):", ""]
