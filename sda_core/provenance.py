@@ -1,8 +1,9 @@
 """What produced a run's tables: the code (git commit, and whether the tree had local changes), the
-package versions, the platform and the configuration (its hash, and itself)."""
+package versions, the platform, the CPU and the configuration (its hash, and itself)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -31,6 +32,20 @@ def git_state(directory: str | os.PathLike) -> dict:
     return {"commit": commit, "dirty": dirty}
 
 
+def cpu() -> dict:
+    """The CPU model and the vector instruction set torch's CPU kernels use: trained models (and so the
+    digits figures) are bitwise reproducible on the same one, not across them (float rounding)."""
+    import torch
+
+    model = None
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"model": model or platform.processor() or None, "torch_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def provenance(config: dict, code_directory: str | os.PathLike) -> dict:
     packages = {dist.metadata["Name"].lower(): dist.version for dist in importlib.metadata.distributions()}
     return {
@@ -38,6 +53,7 @@ def provenance(config: dict, code_directory: str | os.PathLike) -> dict:
         "config_sha256": config_hash(config),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu": cpu(),
         "packages": dict(sorted(packages.items())),
         "config": config,
     }

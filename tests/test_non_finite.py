@@ -107,6 +107,7 @@ def test_prediction_refuses_non_finite_outputs(tmp_path, monkeypatch):
             {},
             2,
             {"source": "s.safetensors"},
+            {"target/fog": ["source"]},
             {"resize": 8, "crop": 8},
             torch.device("cpu"),
         )

@@ -224,3 +224,20 @@ def test_a_class_balanced_subset_takes_the_first_images_of_each_class():
     assert class_balanced_subset(labels, 2, 3).tolist() == [0, 1, 2, 3, 6, 7]
     with pytest.raises(ValueError, match="class 2 has 2 images"):
         class_balanced_subset(labels, 3, 3)
+
+
+def test_the_summary_over_seeds_gives_the_spread_and_the_verdict_counts(tmp_path):
+    from sda_core.seeds import seed_folder, seeds_summary
+
+    assert seed_folder("results", 0) == "results" and seed_folder("results", 2) == "results/seed-2"
+    paths = {}
+    for seed, (value, verdict) in enumerate([(3.4, "holds"), (11.3, "holds"), (-0.5, "inconclusive")]):
+        rows = [["sda_beats_dda", "r", "SDA - DDA > 0", "+2.8", value, value - 0.5, value + 0.5, verdict, ""]]
+        columns = ["claim", "arch", "statement", "paper", "measured", "ci_low", "ci_high", "verdict", "detail"]
+        paths[seed] = tmp_path / f"{seed}.csv"
+        pd.DataFrame(rows, columns=columns).to_csv(paths[seed], index=False)
+    row = seeds_summary(paths).iloc[0]
+    assert row.seeds == 3 and row["mean"] == pytest.approx(np.mean([3.4, 11.3, -0.5]))
+    assert row.sd == pytest.approx(np.std([3.4, 11.3, -0.5], ddof=1)) and (row["min"], row["max"]) == (-0.5, 11.3)
+    assert (row.holds, row.inconclusive, row.does_not_hold) == (2, 1, 0)
+    assert row.per_seed.startswith("seed 0: +3.4 [+2.9, +3.9]; seed 1: +11.3")

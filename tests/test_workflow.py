@@ -261,3 +261,10 @@ def test_a_quality_gate_fails_the_run_naming_the_measured_figure_or_warns(finish
             "result": "warn",
         }
     ]
+
+
+def test_another_seed_writes_its_own_folder(finished_run):
+    result = run_snakemake(finished_run, "-n", "--configfile", "tiny.yaml", "--config", "seed=1")
+    outputs = re.findall(r"output: (\S+?)[,\n]", result.stdout)
+    assert outputs and all(path.startswith("results/seed-1/") for path in outputs), outputs[:5]
+    assert "results/seed-1/tables/digits_claims.csv" in outputs
