@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sda_core.diffusion.respacing import noise_level, space_timesteps
+from sda_core.diffusion.respacing import nearest_level, noise_level, space_timesteps
 from sda_core.image_sets import GENERATED_ONLY, SweepLevel, finetuned, per_class
 
 
@@ -26,7 +26,7 @@ def sweep_levels(timesteps: list[int], respacing: int, steps: int, noise_index: 
     """The distinct respaced levels nearest to `timesteps` (levels 1 .. respacing-1), as SweepLevels in
     increasing t; the level the configured DDA noises to is marked `configured`."""
     kept = space_timesteps(1000, respacing)
-    levels = sorted({min(range(1, respacing), key=lambda n: (abs(kept[n] - t), n)) for t in timesteps})
+    levels = sorted({nearest_level(respacing, t, lowest=1) for t in timesteps})
     configured = noise_level(steps, noise_index)
     return tuple(SweepLevel(kept[n], configured=n == configured) for n in levels)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sda_core.diffusion.respacing import space_timesteps
+from sda_core.diffusion.respacing import nearest_level
 from sda_core.image_sets import parse_process
 from sda_core.studies import swept_steps
 
@@ -32,8 +32,7 @@ class ReverseProcess:
 
 def steps_for_timestep(respacing: int, t: int, num_train_steps: int = 1000) -> int:
     """Denoising steps that start at the kept timestep nearest to t (DiffPure's t* in respaced terms)."""
-    kept = space_timesteps(num_train_steps, respacing)
-    return min(range(len(kept)), key=lambda i: abs(kept[i] - t)) + 1
+    return nearest_level(respacing, t, num_train_steps=num_train_steps) + 1
 
 
 def reverse_process(process: str, adaptation: dict, diffpure: dict) -> ReverseProcess:

@@ -20,3 +20,9 @@ def noise_level(steps: int, noise_index: str) -> int:
     if noise_index not in ("reference", "matched"):
         raise ValueError(f"noise_index must be 'reference' or 'matched', got {noise_index!r}")
     return steps if noise_index == "reference" else steps - 1
+
+
+def nearest_level(respacing: int, t: int, lowest: int = 0, num_train_steps: int = 1000) -> int:
+    """The respaced index (at least `lowest`) whose kept timestep is nearest to t; ties go to the lower."""
+    kept = space_timesteps(num_train_steps, respacing)
+    return min(range(lowest, len(kept)), key=lambda i: (abs(kept[i] - t), i))
