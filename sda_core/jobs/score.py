@@ -248,6 +248,11 @@ def corruption_wins(paired: pd.DataFrame, comparison: str = "SDA - DDA", split: 
     )
 
 
+def set_correct(arrays: Mapping[str, np.ndarray], model: str, image_set: str) -> np.ndarray:
+    """Per-image correctness of one model on one image set, from the predict stage's arrays."""
+    return arrays[predictions_key(model, image_set)].argmax(1) == arrays[labels_key(image_set)]
+
+
 def sanity_table(prediction_files: PredictionFiles, has_clean: bool) -> pd.DataFrame:
     """The sanity checks, those on the clean set only where the run has one; a missing set raises."""
     rows = []
@@ -256,8 +261,7 @@ def sanity_table(prediction_files: PredictionFiles, has_clean: bool) -> pd.DataF
             for check, model, images in SANITY_CHECKS:
                 if CLEAN in images.split("/") and not has_clean:
                     continue
-                correct = arrays[predictions_key(model, images)].argmax(1) == arrays[labels_key(images)]
-                rows.append({"arch": arch, "check": check, **_row(correct)})
+                rows.append({"arch": arch, "check": check, **_row(set_correct(arrays, model, images))})
     return pd.DataFrame(rows)
 
 

@@ -12,17 +12,13 @@ import numpy as np
 import pandas as pd
 
 from sda_core.ensemble import paired_difference, wilson_interval
-from sda_core.image_sets import CLEAN, FINETUNED, SOURCE, labels_key, predictions_key
-from sda_core.jobs.score import PredictionFiles, PredictionReader
+from sda_core.image_sets import CLEAN, FINETUNED, SOURCE
+from sda_core.jobs.score import PredictionFiles, PredictionReader, set_correct
 
 log = logging.getLogger(__name__)
 
 MATCHED = "finetuned_t"  # the model column of f'_t (fine-tuned on MoD from the row's t)
 Level = tuple[int, str, str, str]  # (t, process, clean image set after it, f'_t of the level)
-
-
-def _correct(arrays: PredictionReader, model: str, image_set: str) -> np.ndarray:
-    return arrays[predictions_key(model, image_set)].argmax(1) == arrays[labels_key(image_set)]
 
 
 def timestep_correctness(
@@ -35,12 +31,12 @@ def timestep_correctness(
             for process in dict.fromkeys(process for _, process, _, _ in levels):
                 for model in (SOURCE, FINETUNED, *([MATCHED] if matched else [])):
                     clean_model = FINETUNED if model == MATCHED else model
-                    correct[arch, model, process, 0] = _correct(arrays, clean_model, CLEAN)
+                    correct[arch, model, process, 0] = set_correct(arrays, clean_model, CLEAN)
             for t, process, image_set, matched_model in levels:
-                correct[arch, SOURCE, process, t] = _correct(arrays, SOURCE, image_set)
-                correct[arch, FINETUNED, process, t] = _correct(arrays, FINETUNED, image_set)
+                correct[arch, SOURCE, process, t] = set_correct(arrays, SOURCE, image_set)
+                correct[arch, FINETUNED, process, t] = set_correct(arrays, FINETUNED, image_set)
                 if matched:
-                    correct[arch, MATCHED, process, t] = _correct(arrays, matched_model, image_set)
+                    correct[arch, MATCHED, process, t] = set_correct(arrays, matched_model, image_set)
     return correct
 
 
