@@ -90,8 +90,9 @@ rule claims:
         "../environment.yml"
     params:
         configured_t=next((level.t for level in STUDIES.sweep if level.configured), None),
-        variants=STUDIES.variants,
         matched=STUDIES.matched,
+        generated_only=STUDIES.generated_only_label,
+        smallest_subset=STUDIES.smallest_subset_label,
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/claims.py"

@@ -72,6 +72,20 @@ class Studies:
         matched = [level.matched_model for level in self.sweep if not level.configured] if self.matched else []
         return [finetuned(), *self.variants.values(), *matched]
 
+    def label_of(self, model: str) -> str | None:
+        """The method label of a fine-tuned variant (None if the run has no such variant)."""
+        return next((label for label, variant in self.variants.items() if variant == model), None)
+
+    @property
+    def generated_only_label(self) -> str | None:
+        return self.label_of(finetuned(GENERATED_ONLY))
+
+    @property
+    def smallest_subset_label(self) -> str | None:
+        if not self.subset_sizes:
+            return None
+        return self.label_of(min(self.subset_sizes, key=self.subset_sizes.get))
+
     def mod_timestep(self, model: str) -> int | None:
         """The timestep of the MoD set a fine-tuned model learns from: its level's for f'_t, else None."""
         return next((level.t for level in self.sweep if not level.configured and level.matched_model == model), None)

@@ -74,6 +74,7 @@ def test_studies_from_config():
     assert studies.subset_sizes == {"finetuned-10pc": 10, "finetuned-50pc": 50}
     assert studies.finetuned_models()[-1] == "finetuned-t105" and studies.mod_timestep("finetuned-t105") == 105
     assert studies.mod_timestep("finetuned-10pc") is None
+    assert (studies.generated_only_label, studies.smallest_subset_label) == ("SDA (f_c')", "SDA (10 per class)")
     assert Studies.from_config(config, has_clean=False).sweep == ()  # ImageNet without val_root
 
 
@@ -208,7 +209,7 @@ def test_claims_are_measured_with_verdicts(tmp_path):
     paired = pd.DataFrame(
         rows, columns=["arch", "comparison", "split", "corruption", "corruptions", "difference", "ci_low", "ci_high"]
     )
-    claims = claims_table(paired, gains, 526, {"SDA (f_c')": "finetuned-generated"}, matched=True).set_index("claim")
+    claims = claims_table(paired, gains, 526, matched=True, generated_only="SDA (f_c')").set_index("claim")
     assert claims.loc["sda_beats_dda", "verdict"] == HOLDS
     assert claims.loc["dda_beats_source", "verdict"] == FAILS
     assert claims.loc["mod_beats_generated_only", "verdict"] == INCONCLUSIVE

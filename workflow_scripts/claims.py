@@ -8,7 +8,8 @@ claims_job(
     snakemake.input.paired,
     snakemake.input.gains[0] if snakemake.input.gains else None,
     configured_t=p.configured_t,
-    variants=p.variants,
     matched=p.matched,
+    generated_only=p.generated_only,
+    smallest_subset=p.smallest_subset,
     output=snakemake.output[0],
 )

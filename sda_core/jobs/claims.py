@@ -117,21 +117,21 @@ def claims_table(
     paired: pd.DataFrame,
     gains: pd.DataFrame | None,
     configured_t: int | None,
-    variants: dict[str, str],
     matched: bool,
+    generated_only: str | None = None,
+    smallest_subset: str | None = None,
 ) -> pd.DataFrame:
     """Every claim the run's studies measure, per architecture (columns: claim, arch, statement, paper,
-    measured, ci_low, ci_high, verdict, detail)."""
+    measured, ci_low, ci_high, verdict, detail). generated_only, smallest_subset: the method labels of
+    f_c' and of the smallest set-size variant (sda_core.studies), where the run has them."""
     rows = []
     means = paired[(paired.split == "test") & (paired.corruption == "mean")].set_index(["arch", "comparison"])
     archs = list(dict.fromkeys(paired.arch))
     comparisons = {"sda_beats_dda": "SDA - DDA", "dda_beats_source": "DDA - Source"}
-    generated_only = next((label for label, model in variants.items() if model.endswith("-generated")), None)
     if generated_only:
         comparisons["mod_beats_generated_only"] = f"SDA - {generated_only}"
-    subsets = sorted((int(label.split("(")[1].split()[0]), label) for label in variants if "per class" in label)
-    if subsets:
-        comparisons["few_images_suffice"] = f"{subsets[0][1]} - DDA"
+    if smallest_subset:
+        comparisons["few_images_suffice"] = f"{smallest_subset} - DDA"
     if "SDA (tuned weight) - SDA" in set(paired.comparison):
         comparisons["tuned_fusion"] = "SDA (tuned weight) - SDA"
     for arch in archs:
@@ -176,12 +176,13 @@ def claims_job(
     paired_table: str,
     gain_table: str | None,
     configured_t: int | None,
-    variants: dict[str, str],
     matched: bool,
+    generated_only: str | None,
+    smallest_subset: str | None,
     output: str,
 ) -> None:
     paired = pd.read_csv(paired_table)
     gains = pd.read_csv(gain_table) if gain_table else None
-    table = claims_table(paired, gains, configured_t, variants, matched)
+    table = claims_table(paired, gains, configured_t, matched, generated_only, smallest_subset)
     table.to_csv(output, index=False, float_format="%.2f")
     log.info("claims:\n%s", table[["claim", "arch", "measured", "ci_low", "ci_high", "verdict"]].to_string(index=False))
