@@ -42,6 +42,16 @@ SANITY = {
 }
 
 
+def table_row(cells) -> str:
+    """One markdown table row."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def table_header(cells: list[str]) -> list[str]:
+    """A markdown table's header row and its separator."""
+    return [table_row(cells), "|---" * len(cells) + "|"]
+
+
 def interval(row) -> str:
     return f"{row.top1:.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]"
 
@@ -57,18 +67,16 @@ def render(tables: Path) -> str:
         f"Mean top-1 (%) over the 15 test corruptions at severity 5, {n} held-out images each, 95% interval",
         "of the mean in brackets (`results/tables/digits_c.csv`):",
         "",
-        "| arch | " + " | ".join(METHODS) + " |",
-        "|---" * (len(METHODS) + 1) + "|",
+        *table_header(["arch", *METHODS]),
     ]
     for arch in archs:
-        lines.append(f"| {arch} | " + " | ".join(interval(means.loc[arch, m]) for m in METHODS) + " |")
+        lines.append(table_row([arch, *(interval(means.loc[arch, m]) for m in METHODS)]))
     lines += [
         "",
         "Paired differences on the 15 test corruptions (`results/tables/digits_c_paired.csv`: both methods",
         "scored on the same images, 95% intervals from the per-image differences), in points:",
         "",
-        "| difference | " + " | ".join(archs) + " |",
-        "|---" * (len(archs) + 1) + "|",
+        *table_header(["difference", *archs]),
     ]
     test_pairs = paired[(paired.split == "test") & (paired.corruption == "mean")].set_index(["comparison", "arch"])
     for comparison in COMPARISONS:
@@ -76,34 +84,28 @@ def render(tables: Path) -> str:
         for arch in archs:
             row = test_pairs.loc[(comparison, arch)]
             cells.append(f"{row.difference:+.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]")
-        lines.append(f"| {comparison} | " + " | ".join(cells) + " |")
+        lines.append(table_row([comparison, *cells]))
     lines += [
         "",
         "Sanity figures, top-1 (%) (`results/tables/digits_sanity.csv`):",
         "",
-        "| check | " + " | ".join(archs) + " |",
-        "|---" * (len(archs) + 1) + "|",
+        *table_header(["check", *archs]),
     ]
     by_check = sanity.set_index(["check", "arch"])
     gates = yaml.safe_load((ROOT / "presets/digits.yaml").read_text())["gates"]  # the preset owns the gates
     for check, label in SANITY.items():
-        lines.append(
-            f"| {label.format(**gates)} | "
-            + " | ".join(f"{by_check.loc[(check, a), 'top1']:.1f}" for a in archs)
-            + " |"
-        )
+        lines.append(table_row([label.format(**gates), *(f"{by_check.loc[(check, a), 'top1']:.1f}" for a in archs)]))
     contrast = accuracy[(accuracy.corruption == "contrast")].set_index(["arch", "method"])
     lines += [
         "",
         "Where adaptation destroys what the source model could still read, the ensembles keep part of its",
         "answer; contrast, top-1 (%):",
         "",
-        "| arch | Source | DDA, adapted image only | DDA | SDA |",
-        "|---|---|---|---|---|",
+        *table_header(["arch", "Source", "DDA, adapted image only", "DDA", "SDA"]),
     ]
     for arch in archs:
         cells = [f"{contrast.loc[(arch, m), 'top1']:.1f}" for m in ("Source", "DDA (adapted only)", "DDA", "SDA")]
-        lines.append(f"| {arch} | " + " | ".join(cells) + " |")
+        lines.append(table_row([arch, *cells]))
     return "\n".join(lines)
 
 
@@ -123,8 +125,7 @@ def render_claims(tables: Path) -> str:
         "95% paired interval, and the verdict (holds: the interval is on the claimed side of zero; does not",
         "hold: on the other side; inconclusive: it covers zero). Differences in points.",
         "",
-        "| claim | paper (ImageNet) | " + " | ".join(archs) + " |",
-        "|---" * (len(archs) + 2) + "|",
+        *table_header(["claim", "paper (ImageNet)", *archs]),
     ]
     by_claim = claims.set_index(["claim", "arch"])
     for claim in dict.fromkeys(claims.claim):
@@ -134,7 +135,7 @@ def render_claims(tables: Path) -> str:
             row = by_claim.loc[(claim, arch)]
             figure = f"ahead on {row.measured:.0f}" if claim == "sda_beats_dda_per_corruption" else None
             cells.append(f"{figure or _signed(row.measured, row.ci_low, row.ci_high)}: **{row.verdict}**")
-        lines.append(f"| {first.statement} | {first.paper} | " + " | ".join(cells) + " |")
+        lines.append(table_row([first.statement, first.paper, *cells]))
     per_corruption = claims[claims.claim == "sda_beats_dda_per_corruption"]
     lines += ["", "SDA - DDA corruption by corruption (`results/tables/digits_c_paired.csv`):", ""]
     lines += [f"- {row.arch}: {row.detail}." for row in per_corruption.itertuples()]
@@ -147,15 +148,14 @@ def render_claims(tables: Path) -> str:
         "Fusions of the two terms, mean top-1 (%) over the 15 test corruptions; the tuned weight w of the",
         "adapted-image term was chosen on the 4 validation corruptions (`results/tables/digits_fusion.csv`):",
         "",
-        "| method | " + " | ".join(archs) + " |",
-        "|---" * (len(archs) + 1) + "|",
+        *table_header(["method", *archs]),
     ]
     for method in FUSIONS:
         cells = []
         for arch in archs:
             weight = f" (w = {chosen.loc[(method, arch)]:.2f})" if (method, arch) in chosen.index else ""
             cells.append(interval(means.loc[(method, arch)]) + weight)
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(table_row([method, *cells]))
     steps = pd.read_csv(tables / "digits_timesteps.csv")
     models = [m for m in ("source", "finetuned", "finetuned_t") if m in set(steps.model)]
     names = {"source": "f", "finetuned": "f'", "finetuned_t": "f'_t"}
@@ -166,11 +166,10 @@ def render_claims(tables: Path) -> str:
             f"Clean test images re-noised to t and denoised {how}, top-1 (%) of f, f' and f'_t",
             "(`results/tables/digits_timesteps.csv`; t = 0: the clean images):",
             "",
-            "| t | " + " | ".join(f"{arch} {names[m]}" for arch in archs for m in models) + " |",
-            "|---" * (len(archs) * len(models) + 1) + "|",
+            *table_header(["t", *(f"{arch} {names[m]}" for arch in archs for m in models)]),
         ]
-        for t, row in curve.iterrows():
-            lines.append(f"| {t} | " + " | ".join(f"{row[(arch, m)]:.1f}" for arch in archs for m in models) + " |")
+        for t, values in curve.iterrows():
+            lines.append(table_row([str(t), *(f"{values[(arch, m)]:.1f}" for arch in archs for m in models)]))
     return "\n".join(lines)
 
 
@@ -183,8 +182,7 @@ def render_seeds(tables: Path) -> str:
         "its standard deviation over seeds, its range, and how many seeds it held in (h), was inconclusive",
         "in (i), did not hold in (n):",
         "",
-        "| claim | " + " | ".join(archs) + " |",
-        "|---" * (len(archs) + 1) + "|",
+        *table_header(["claim", *archs]),
     ]
     by_claim = summary.set_index(["claim", "arch"])
     for claim in dict.fromkeys(summary.claim):
@@ -195,7 +193,7 @@ def render_seeds(tables: Path) -> str:
                 f"{row['mean']:+.1f} ± {row.sd:.1f} ({row['min']:+.1f} to {row['max']:+.1f}); "
                 f"{row.holds} h / {row.inconclusive} i / {row.does_not_hold} n"
             )
-        lines.append(f"| {by_claim.loc[(claim, archs[0])].statement} | " + " | ".join(cells) + " |")
+        lines.append(table_row([by_claim.loc[(claim, archs[0])].statement, *cells]))
     return "\n".join(lines)
 
 
