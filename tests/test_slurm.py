@@ -3,7 +3,7 @@
 A single-node SLURM on localhost (tools/local-slurm/start.sh, root and apt needed) runs part
 of the tiny digits workflow: in a copy of the finished local run (conftest.tiny_run), `snakemake
 --workflow-profile --forcerun` reruns one adaptation shard and everything that depends on it
-(prediction, scoring, preview) as SLURM jobs, the adaptation on a (fake GRES) GPU. Every
+(prediction, scoring, claims, preview) as SLURM jobs, the adaptation on a (fake GRES) GPU. Every
 output must be byte-identical to the local run's. It runs only with SDA_REQUIRE_SLURM=1 (CI), and
 then fails rather than skips when the cluster cannot be started.
 """
@@ -26,7 +26,7 @@ LOCAL_SLURM_BASE = Path(os.environ.get("LOCAL_SLURM_BASE", f"{os.environ.get('TM
 SLURM_RUN_SECONDS = 600
 # Rerun in the copy of the local run, with everything downstream of them, through SLURM.
 FORCED = ["results/adapted/dda/fog/shard-0.zarr"]  # few stages: the plugin's polling costs ~36 s per stage
-TABLES = ["digits_c.csv", "digits_c_paired.csv", "digits_sanity.csv", "digits_gates.csv"]
+TABLES = ["digits_c.csv", "digits_c_paired.csv", "digits_sanity.csv", "digits_gates.csv", "digits_claims.csv"]
 # Rules that ask SLURM for a (fake GRES) GPU in this test, as `device: cuda` would make them do.
 GPU_RULES = ["adapt"]
 
@@ -176,7 +176,7 @@ def test_tiny_run_through_slurm_equals_the_local_run(local_slurm, tiny_run, tmp_
 
     # Which jobs ran: the plugin's log per SLURM job, .snakemake/slurm_logs/rule_<rule>/<wildcards>/<jobid>.log
     expected = Counter({rule: n for rule, n in job_stats(output).items() if rule != "all"})
-    assert expected == {"adapt": 1, "predict": 1, "score": 1, "gates": 1, "preview": 1}
+    assert expected == {"adapt": 1, "predict": 1, "score": 1, "claims": 1, "gates": 1, "preview": 1}
     logs = {
         int(log.stem): log.relative_to(workdir / ".snakemake/slurm_logs").parts[0].removeprefix("rule_")
         for log in (workdir / ".snakemake/slurm_logs").glob("rule_*/**/*.log")
