@@ -217,8 +217,9 @@ def main() -> int:
             size_mb = 3 * sum(len(v) for v in reference.values()) // 2**20 + 64
             with small_file_system(disk_dir / "results", size_mb):
                 fired = [full_disk(disk_dir, "adapted/*/*/*.partial")]
-                shutil.rmtree(disk_dir / "results/logs/finetune")  # the trigger: the rerun's new log
-                fired.append(full_disk(disk_dir, "logs/finetune/*.log", "--forcerun", "finetune"))
+                # the trigger: the rerun's new log, logs/finetune/{model}/{arch}.log (rules/finetune.smk)
+                shutil.rmtree(disk_dir / "results/logs/finetune")
+                fired.append(full_disk(disk_dir, "logs/finetune/*/*.log", "--forcerun", "finetune"))
                 diff = differences(reference, outputs(disk_dir))
             failures += bool(diff) + (not all(fired))
             print(
