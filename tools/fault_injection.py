@@ -217,9 +217,10 @@ def main() -> int:
             size_mb = 3 * sum(len(v) for v in reference.values()) // 2**20 + 64
             with small_file_system(disk_dir / "results", size_mb):
                 fired = [full_disk(disk_dir, "adapted/*/*/*.partial")]
-                # the trigger: the rerun's new log, logs/finetune/{model}/{arch}.log (rules/finetune.smk)
+                # the trigger: the rerun's new log, at any depth under logs/finetune/ (rules/finetune.smk
+                # names it; a fixed depth silently stopped matching when the logs moved a folder down)
                 shutil.rmtree(disk_dir / "results/logs/finetune")
-                fired.append(full_disk(disk_dir, "logs/finetune/*/*.log", "--forcerun", "finetune"))
+                fired.append(full_disk(disk_dir, "logs/finetune/**/*.log", "--forcerun", "finetune"))
                 diff = differences(reference, outputs(disk_dir))
             failures += bool(diff) + (not all(fired))
             print(
