@@ -33,6 +33,7 @@ else:
 
 
 include: "rules/predict.smk"
+include: "rules/memo.smk"
 include: "rules/score.smk"
 
 

@@ -163,6 +163,15 @@ def prediction_file(arch, group):
     return f"{RUN}/predictions/{arch}/{group}.npz"
 
 
+def memo_store(arch, images, shard):
+    """MEMO's predictions (a prediction store) on one shard of a target set."""
+    return f"{RUN}/memo/{arch}/{images}/shard-{shard}.zarr"
+
+
+def memo_stores(arch, images):
+    return [memo_store(arch, images, k) for k in range(config["memo"]["shards"])]
+
+
 def table_file(name):
     return table_path(RESULTS, SEED, WORLD, name)
 
@@ -225,9 +234,30 @@ def prediction_weights(arch, group):
 
 
 def prediction_files():
-    """arch -> image set -> the prediction file holding it."""
+    """arch -> image set -> the prediction file holding it; and MEMO's predictions key of each target
+    set -> its prediction stores (sda_core.jobs.score.PredictionReader reads both)."""
     group_of = {name: group for group, names in prediction_groups().items() for name in names}
-    return {arch: {name: prediction_file(arch, group) for name, group in group_of.items()} for arch in ARCHS}
+    files = {arch: {name: prediction_file(arch, group) for name, group in group_of.items()} for arch in ARCHS}
+    if config["memo"]["enabled"]:
+        for arch in ARCHS:
+            files[arch].update(
+                {
+                    image_sets.predictions_key(image_sets.MEMO, image_sets.target(c)): memo_stores(arch, c)
+                    for c in CORRUPTIONS
+                }
+            )
+    return files
+
+
+def prediction_inputs(files):
+    """Every file or store a prediction_files() mapping names (its values: a path, or a list of them)."""
+    return sorted({path for paths in files.values() for path in ([paths] if isinstance(paths, str) else paths)})
+
+
+def memo_settings(arch):
+    """MEMO's settings for an architecture (sda_core.memo.MemoSettings): the method's, its optimiser."""
+    method = {key: config["memo"][key] for key in ("views", "steps", "prior_strength")}
+    return {**method, **ARCHS[arch]["memo"]}
 
 
 def preview_sets():

@@ -3,7 +3,7 @@
 
 rule score:
     input:
-        sorted({path for files in prediction_files().values() for path in files.values()}),
+        sorted({path for files in prediction_files().values() for path in prediction_inputs(files)}),
     output:
         **score_outputs(),
     log:
@@ -18,6 +18,7 @@ rule score:
         has_clean=HAS_CLEAN,
         variants=STUDIES.variants,
         fusions=STUDIES.fusions,
+        memo=config["memo"]["enabled"],
         config=config,
         title=f"{WORLD}-C, severity {config['corruptions']['severity']}",
         device=job_device(uses_gpu=False),

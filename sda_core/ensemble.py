@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from sda_core.image_sets import SOURCE, adapted, finetuned, labels_key, predictions_key, target
+from sda_core.image_sets import MEMO, SOURCE, adapted, finetuned, labels_key, predictions_key, target
 
 ImageSetOf = Callable[[str], str]  # corruption -> image set name
 dda = partial(adapted, "dda")
@@ -59,13 +59,22 @@ METHODS: dict[str, Method] = {
 }
 # method pairs whose difference the paper's claims rest on (first minus second)
 COMPARISONS = [("SDA", "DDA"), ("DDA", "Source"), ("SDA", "Source"), ("DiffPure", "Source")]
+# MEMO's predictions of the raw target image (sda_core.memo), where the run has them
+MEMO_METHOD = Method(((MEMO, target),))
+MEMO_COMPARISONS = [("MEMO", "Source"), ("SDA", "MEMO")]
 
 
-def run_methods(variants: Mapping[str, str], fusions: bool) -> tuple[dict[str, Method], list[tuple[str, str]]]:
-    """The methods and comparisons of a run: the reference ones; an SDA row per fine-tuning variant
-    (label -> model, e.g. "SDA (f_c')" -> the model fine-tuned on the generated images), compared with
-    SDA and with DDA; with `fusions`, DDA and SDA under every other fusion, each compared with its sum."""
+def run_methods(
+    variants: Mapping[str, str], fusions: bool, memo: bool = False
+) -> tuple[dict[str, Method], list[tuple[str, str]]]:
+    """The methods and comparisons of a run: the reference ones (with `memo`, MEMO too); an SDA row per
+    fine-tuning variant (label -> model, e.g. "SDA (f_c')" -> the model fine-tuned on the generated
+    images), compared with SDA and with DDA; with `fusions`, DDA and SDA under every other fusion, each
+    compared with its sum."""
     methods, comparisons = dict(METHODS), list(COMPARISONS)
+    if memo:
+        methods["MEMO"] = MEMO_METHOD
+        comparisons += MEMO_COMPARISONS
     for label, model in variants.items():
         methods[label] = _ensemble(model)
         comparisons += [("SDA", label), (label, "DDA")]
@@ -116,9 +125,13 @@ def method_correct(
     predictions: Mapping[str, np.ndarray], method: Method, corruption: str, weight: float | None = None
 ) -> np.ndarray:
     """Per-image correctness (bool) of `method` on `corruption`; `predictions` maps the predict stage's keys
-    (sda_core.image_sets) to arrays; `weight` is the tuned weight of a tuned_weight method."""
+    (sda_core.image_sets) to arrays; `weight` is the tuned weight of a tuned_weight method. A method whose
+    rows cover only the first n images of the set (MEMO with memo.images) is scored on those n."""
     fused = fuse(method.fusion, method_terms(predictions, method, corruption), weight)
-    return fused.argmax(1) == method_labels(predictions, method, corruption)
+    labels = method_labels(predictions, method, corruption)
+    if len(fused) > len(labels):
+        raise ValueError(f"{len(fused)} prediction rows for {len(labels)} labels on {corruption}")
+    return fused.argmax(1) == labels[: len(fused)]
 
 
 def weight_hits(terms: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
@@ -166,8 +179,13 @@ def mean_interval(accuracies: list[float], counts: list[int], z: float = 1.96) -
 def paired_difference(first: list[np.ndarray], second: list[np.ndarray], z: float = 1.96) -> tuple[float, float, float]:
     """Mean over corruptions of the accuracy difference of two methods scored on the same images,
     with a 95% normal interval from the per-image paired differences (tighter than comparing two
-    unpaired intervals, since both methods see the same images)."""
-    differences = [a.astype(np.float64) - b.astype(np.float64) for a, b in zip(first, second)]
+    unpaired intervals, since both methods see the same images). Where one method covers only the
+    first n images of a set (MEMO with memo.images), the pair is those n."""
+    differences = [
+        a[:n].astype(np.float64) - b[:n].astype(np.float64)
+        for a, b in zip(first, second)
+        for n in [min(a.size, b.size)]
+    ]
     k = len(differences)
     mean = sum(d.mean() for d in differences) / k
     se = math.sqrt(sum(d.var(ddof=1) / d.size for d in differences)) / k

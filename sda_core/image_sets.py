@@ -9,7 +9,8 @@ A set name is a path-like key:
 
 The models scored are f ("source"), f' ("finetuned", fine-tuned on the MoD set) and the study variants
 of f' ("finetuned-<variant>": on the generated images alone, on a class-balanced subset of the MoD
-set, on MoD made at another timestep); `models_of` says which model scores which set.
+set, on MoD made at another timestep); `models_of` says which model scores which set. "memo" is f
+adapted per image by MEMO; its predictions come from the memo stage, not from the predict stage.
 
 The predict stage stores a model's softmax outputs on a set under `predictions_key(model, set)` and
 the set's labels under `labels_key(set)`; the score and preview stages read them by the same keys.
@@ -35,6 +36,9 @@ TIMESTEPS_GROUP = "timesteps"
 SOURCE = "source"  # f
 FINETUNED = "finetuned"  # f', fine-tuned on the MoD set
 GENERATED_ONLY = "generated"  # the variant of f' fine-tuned on the generated images without MoD (f_c')
+# MEMO: f adapted to each target image on its own (sda_core.memo); its predictions of a target set are
+# stored by its own stage (prediction stores), under predictions_key(MEMO, target(corruption))
+MEMO = "memo"
 
 
 def finetuned(variant: str | None = None) -> str:

@@ -1,4 +1,5 @@
-"""Zarr image stores: uint8 NHWC images, int64 labels, per-chunk completion flags.
+"""Zarr image stores: uint8 NHWC images, int64 labels, per-chunk completion flags; and prediction
+stores, the same with float16 probability rows in place of the images (MEMO's outputs).
 
 A stage writes into `<output>.partial`, an undeclared sibling of its Snakemake output, one chunk
 at a time: images, then labels, then the chunk's `done` flag. A killed job leaves finished chunks
@@ -77,13 +78,18 @@ def shard_range(num_items: int, num_shards: int, shard: int, batch_size: int) ->
     return min(first * batch_size, num_items), min(last * batch_size, num_items)
 
 
+IMAGES = "images"  # the array of an image store: (N, H, W, C) uint8
+PROBABILITIES = "probabilities"  # the array of a prediction store: (N, classes) float16
+
+
 class ImageStore:
-    """An open zarr group with `images` (N, H, W, C) uint8, `labels` (N,) int64 and `done` flags."""
+    """An open zarr group with `images` (N, H, W, C) uint8 (a prediction store: `probabilities` (N, K)
+    float16, read through the same attribute), `labels` (N,) int64 and `done` flags."""
 
     def __init__(self, group: zarr.Group, path: Path):
         self.group = group
         self.path = path
-        self.images = group["images"]
+        self.images = group[PROBABILITIES if PROBABILITIES in group else IMAGES]
         self.labels = group["labels"]
 
     def __len__(self) -> int:
@@ -111,9 +117,9 @@ class ImageStore:
 
     def write_chunk(self, chunk: int, images: np.ndarray, labels: np.ndarray) -> None:
         start, stop = self.chunk_bounds(chunk)
-        if images.shape != (stop - start, *self.images.shape[1:]) or images.dtype != np.uint8:
+        if images.shape != (stop - start, *self.images.shape[1:]) or images.dtype != self.images.dtype:
             raise StoreError(
-                f"chunk {chunk} of {self.path} expects uint8 images of shape "
+                f"chunk {chunk} of {self.path} expects {self.images.dtype} rows of shape "
                 f"{(stop - start, *self.images.shape[1:])}, got {images.dtype} {images.shape}"
             )
         self.images[start:stop] = images
@@ -231,12 +237,24 @@ def open_partial(
     chunk_size: int,
     fingerprint: dict,
     codec: str = "zstd",
+    array: str = IMAGES,
 ) -> ImageStore:
     """Open `<output>.partial` for writing: resume it when its layout, fingerprint and storage codec
-    (a name in STORAGE_CODECS) match, else start anew."""
-    encoding = image_array_encoding(codec, image_shape, chunk_size)  # a bad name fails before anything is deleted
+    (a name in STORAGE_CODECS) match, else start anew. array=PROBABILITIES: a prediction store, whose
+    float16 rows of shape `image_shape` are stored with zstd (codec is ignored)."""
+    if array == PROBABILITIES:
+        dtype, codec = "float16", "zstd"
+        encoding = {"chunks": (int(chunk_size), *map(int, image_shape)), "compressors": ZstdCodec(level=3)}
+    else:
+        dtype = "uint8"
+        encoding = image_array_encoding(codec, image_shape, chunk_size)  # a bad name fails before anything is deleted
     partial = Path(f"{output}.partial")
-    layout = {"num_items": int(num_items), "image_shape": [int(s) for s in image_shape], "chunk_size": int(chunk_size)}
+    layout = {
+        "num_items": int(num_items),
+        "image_shape": [int(s) for s in image_shape],
+        "chunk_size": int(chunk_size),
+        **({"array": array} if array != IMAGES else {}),
+    }
     wanted = {"layout": layout, "fingerprint": json.loads(_fingerprint_json(fingerprint)), "codec": codec}
     if partial.exists():
         try:
@@ -263,7 +281,7 @@ def open_partial(
         shutil.rmtree(partial)
     group = zarr.open_group(str(partial), mode="w")
     num_chunks = math.ceil(num_items / chunk_size)  # 0 for an empty shard (more shards than batches)
-    group.create_array("images", shape=(num_items, *image_shape), dtype="uint8", fill_value=0, **encoding)
+    group.create_array(array, shape=(num_items, *image_shape), dtype=dtype, fill_value=0, **encoding)
     group.create_array("labels", shape=(num_items,), chunks=(chunk_size,), dtype="int64", fill_value=-1)
     group.create_array("done", shape=(num_chunks,), chunks=(1,), dtype="bool", fill_value=False)
     group.attrs.update(wanted)
@@ -290,10 +308,12 @@ def fill_store(
     compute: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
     desc: str | None = None,
     codec: str = "zstd",
+    array: str = IMAGES,
 ) -> None:
     """Create `output` chunk by chunk with storage codec `codec`, resuming a matching partial store;
-    compute(start, stop) gives the uint8 images and labels of items [start, stop) of this store."""
-    store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec)
+    compute(start, stop) gives the uint8 images (array=PROBABILITIES: float16 rows) and labels of items
+    [start, stop) of this store."""
+    store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec, array)
     for chunk in tqdm(store.pending_chunks(), desc=desc or Path(output).name, mininterval=10):
         store.write_chunk(chunk, *compute(*store.chunk_bounds(chunk)))
     finalize(store, output)
@@ -364,3 +384,12 @@ class StoreSequence:
         for lo in range(start, stop, batch_size):
             hi = min(lo + batch_size, stop)
             yield (lo, *self.read(lo, hi))
+
+
+def read_predictions(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:
+    """The probability rows and labels of finished prediction stores, concatenated in the given order."""
+    stores = [open_store(p) for p in paths]
+    not_predictions = [str(s.path) for s in stores if s.images.basename != PROBABILITIES]
+    if not_predictions:
+        raise StoreError(f"not prediction stores: {', '.join(not_predictions)}")
+    return np.concatenate([s.images[:] for s in stores]), np.concatenate([s.labels[:] for s in stores])

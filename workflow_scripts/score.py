@@ -20,6 +20,7 @@ score_job(
     title=p.title,
     variants=p.variants,
     fusions=p.fusions,
+    memo=p.memo,
     fusion_output=snakemake.output.get("fusion"),
 )
 write_provenance(snakemake.output.provenance, p.config, Path(snakemake.scriptdir).parent)

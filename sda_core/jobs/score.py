@@ -30,6 +30,7 @@ from sda_core.image_sets import (
     labels_key,
     predictions_key,
 )
+from sda_core.store import read_predictions
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +56,37 @@ def _row(correct: np.ndarray) -> dict:
 
 
 Correctness = dict[str, dict[tuple[str, str], np.ndarray]]  # arch -> (method, corruption) -> per image
-PredictionFiles = dict[str, dict[str, str]]  # arch -> image set -> npz of the predict stage holding it
+# arch -> image set -> npz of the predict stage holding it; or predictions key -> prediction stores (MEMO)
+PredictionFiles = dict[str, dict[str, str | list[str]]]
 
 
 class PredictionReader(Mapping):
-    """The predict stage's arrays of one architecture by key (sda_core.image_sets), read lazily.
+    """The predict stage's arrays of one architecture by key (sda_core.image_sets), read lazily; and
+    MEMO's, from prediction stores, where `files` maps a whole predictions key to its stores.
 
     Only the arrays asked for are decompressed: at ImageNet scale a group file holds ~0.6 GB of softmax
     outputs, and with predict.jobs: per_architecture every set is in the same file. A key whose set or
-    array is missing raises, naming both: a renamed set must not drop a row silently.
+    array is missing raises, naming both: a renamed set must not drop a row silently. The labels of
+    prediction stores must be those of the set's first images, else the rows do not belong to it.
     """
 
-    def __init__(self, files: dict[str, str]):
+    def __init__(self, files: dict[str, str | list[str]]):
         self.files = files
         self._open: dict[str, np.lib.npyio.NpzFile] = {}
+        self._stores: dict[str, np.ndarray] = {}
+
+    def _from_stores(self, key: str) -> np.ndarray:
+        if key not in self._stores:
+            probabilities, labels = read_predictions(self.files[key])
+            expected = self[labels_key(image_set_of(key))][: len(labels)]
+            if len(labels) > len(self[labels_key(image_set_of(key))]) or not np.array_equal(labels, expected):
+                raise ValueError(f"the labels of {', '.join(self.files[key])} are not those of {image_set_of(key)}")
+            self._stores[key] = probabilities
+        return self._stores[key]
 
     def __getitem__(self, key: str) -> np.ndarray:
+        if not isinstance(self.files.get(key, ""), str):
+            return self._from_stores(key)
         image_set = image_set_of(key)
         if image_set not in self.files:
             raise KeyError(f"no prediction file holds image set {image_set!r} (known: {', '.join(self.files)})")
@@ -89,8 +105,8 @@ class PredictionReader(Mapping):
 
     def keys_available(self) -> list[str]:
         """Every predictions key of the files (opens them all)."""
-        keys = []
-        for path in dict.fromkeys(self.files.values()):
+        keys = [key for key, paths in self.files.items() if not isinstance(paths, str)]
+        for path in dict.fromkeys(p for p in self.files.values() if isinstance(p, str)):
             if path not in self._open:
                 self._open[path] = np.load(path)
             keys += [k for k in self._open[path].files if not k.startswith("labels/")]
@@ -100,6 +116,7 @@ class PredictionReader(Mapping):
         for arrays in self._open.values():
             arrays.close()
         self._open.clear()
+        self._stores.clear()
 
     def __enter__(self) -> PredictionReader:
         return self
@@ -265,7 +282,7 @@ def sanity_table(prediction_files: PredictionFiles, has_clean: bool) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-PLOTTED_METHODS = ["Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
+PLOTTED_METHODS = ["Source", "MEMO", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
 
 
 def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
@@ -317,10 +334,12 @@ def score_job(
     variants: dict[str, str] | None = None,
     fusions: bool = False,
     fusion_output: str | None = None,
+    memo: bool = False,
 ) -> None:
     """variants: method label -> fine-tuned model of a study (sda_core.studies); fusions: add the
-    fusion methods, whose tuned weight (and its grid, to fusion_output) comes from `validation` only."""
-    methods, comparisons = run_methods(variants or {}, fusions)
+    fusion methods, whose tuned weight (and its grid, to fusion_output) comes from `validation` only;
+    memo: score MEMO's predictions (prediction_files holds their stores)."""
+    methods, comparisons = run_methods(variants or {}, fusions, memo)
     weights, grid = tuned_weights(prediction_files, methods, validation)
     if fusion_output is not None:
         grid.to_csv(fusion_output, index=False, float_format="%.2f")
