@@ -117,8 +117,11 @@ def apply_operation(name: str, x: torch.Tensor, level: torch.Tensor, negate: tor
     if name == "autocontrast":  # PIL: stretch each channel's [min, max] to [0, 255], truncating
         low = x.amin(dim=(2, 3), keepdim=True)
         high = x.amax(dim=(2, 3), keepdim=True)
-        scale = 255.0 / (high - low).clamp(min=1e-12)
-        return torch.where(high > low, torch.floor((x - low) * scale).clamp(0, 255), x)
+        # PIL's int(x * scale + offset) in float64; `scalar / tensor` would round the scale differently
+        span = (high - low).clamp(min=1e-12).double()
+        scale = torch.full_like(span, 255.0) / span
+        stretched = torch.floor(x.double() * scale + -(low.double() * scale)).clamp(0, 255)
+        return torch.where(high > low, stretched.to(x.dtype), x)
     if name == "equalize":  # torchvision's equalize follows PIL's ImageOps.equalize
         return TF.equalize(x.round().to(torch.uint8)).to(x.dtype)
     if name == "posterize":  # keep 4 - int(level * 4 / 10) bits: 4 at severity 1

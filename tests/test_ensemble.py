@@ -57,3 +57,31 @@ def test_mean_interval_stays_in_the_unit_range():
     assert 0.975 < high <= 1
     low, high = mean_interval([0.0, 0.0], [20, 20])
     assert low == pytest.approx(0, abs=1e-12) and 0 < high < 0.1  # the pooled 40 images
+
+
+def test_memo_rows_cover_the_first_images_and_pair_with_those(tmp_path):
+    """MEMO with memo.images: its rows are the first n images of the target set, scored and paired on those."""
+    from sda_core.ensemble import MEMO_METHOD, paired_difference
+    from sda_core.jobs.score import PredictionReader
+    from sda_core.store import PROBABILITIES, fill_store
+
+    labels = np.array([0, 1, 1, 0, 1])
+    npz = tmp_path / "fog.npz"
+    np.savez(npz, **{"labels/target/fog": labels, "source/target/fog": np.eye(2)[[0, 0, 1, 1, 1]]})
+    rows = np.eye(2, dtype=np.float16)[[0, 1, 0]]  # the first 3 images: right, right, wrong
+
+    def memo_store(path, store_labels):
+        fill_store(path, 3, (2,), 2, {}, lambda lo, hi: (rows[lo:hi], store_labels[lo:hi]), array=PROBABILITIES)
+        return [str(path)]
+
+    files = {"target/fog": str(npz), "memo/target/fog": memo_store(tmp_path / "memo.zarr", labels[:3])}
+    with PredictionReader(files) as arrays:
+        memo = method_correct(arrays, MEMO_METHOD, "fog")
+        source = method_correct(arrays, METHODS["Source"], "fog")
+        assert "memo/target/fog" in arrays.keys_available()
+    assert memo.tolist() == [True, True, False] and source.tolist() == [True, False, True, False, True]
+    diff, _, _ = paired_difference([memo], [source])
+    assert diff == pytest.approx(0.0)  # 2 of 3 each on the first three images (not 2/3 - 3/5)
+    files["memo/target/fog"] = memo_store(tmp_path / "shuffled.zarr", labels[[1, 0, 2]])
+    with PredictionReader(files) as arrays, pytest.raises(ValueError, match="not those of target/fog"):
+        method_correct(arrays, MEMO_METHOD, "fog")

@@ -66,6 +66,7 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
         "finetune": 5 + 5,  # f' and f_c' (studies.generated_only)
         "adapt": (19 + 19 + 2 * clean + 2 * swept) * 8,
         "predict": 5 * (19 + 1 + clean + clean),  # + the timestep study's group
+        "memo": 5 * 19 * 8,  # architectures x corruptions x memo.shards
         "score": 1,
         **({"score_timesteps": 1} if clean else {}),
         "claims": 1,
@@ -81,6 +82,8 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
         **{f"{process}-t{t}": 8 for t in levels for process in ("unguided", "dda")},
     }
     assert len(re.findall(r"output: results/models/finetuned-generated/", result.stdout)) == 5
+    memo = collections.Counter(re.findall(r"output: results/memo/(\w+)/\w+/shard-\d\.zarr", result.stdout))
+    assert memo == {arch: 19 * 8 for arch in ("resnet50", "swin_t", "convnext_t", "swin_b", "convnext_b")}
 
 
 def tiny_imagenet_world(workdir: Path) -> dict:

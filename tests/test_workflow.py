@@ -29,10 +29,15 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     table = pd.read_csv(finished_run / "results/tables/digits_c.csv")
     core = {"Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"}
     fusions = {f"{m} ({f})" for m in ("DDA", "SDA") for f in FUSION_LABELS.values()}
-    assert set(table.method) == core | fusions | {"SDA (f_c')", "SDA (1 per class)"}
+    assert set(table.method) == core | fusions | {"SDA (f_c')", "SDA (1 per class)", "MEMO"}
     assert set(table.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     test_rows = table[(table.split == "test") & (table.corruption != "mean")]
-    assert (test_rows.n == 180).all() and (table[table.corruption == "saturate"].n == 20).all()
+    memo = table.method == "MEMO"  # memo.images: 6, in two shards
+    assert (test_rows[test_rows.method != "MEMO"].n == 180).all() and (
+        table[~memo & (table.corruption == "saturate")].n == 20
+    ).all()
+    assert (table[memo & (table.corruption != "mean")].n == 6).all()
+    assert (finished_run / "results/memo/tiny_resnet/fog/shard-1.zarr").is_dir()
     assert table.top1.between(0, 100).all() and (table.ci_low <= table.top1).all()
     assert (table.top1 <= table.ci_high).all()
     sanity = pd.read_csv(finished_run / "results/tables/digits_sanity.csv")
@@ -41,9 +46,15 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     assert (finished_run / "results/plots/digits_c.png").stat().st_size > 10_000
     assert (finished_run / "results/plots/digits_preview.png").stat().st_size > 5_000
     paired = pd.read_csv(finished_run / "results/tables/digits_c_paired.csv")
-    assert {"SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source", "SDA - SDA (f_c')"} <= set(
-        paired.comparison
-    )
+    assert {
+        "SDA - DDA",
+        "DDA - Source",
+        "SDA - Source",
+        "DiffPure - Source",
+        "SDA - SDA (f_c')",
+        "MEMO - Source",
+        "SDA - MEMO",
+    } <= set(paired.comparison)
     assert set(paired.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     assert (paired.ci_low <= paired.difference).all() and (paired.difference <= paired.ci_high).all()
 
@@ -183,7 +194,12 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
         # one more validation corruption: its own store, adaptations and predictions, and the tables
         (
             lambda c: c["corruptions"].update(validation=["saturate", "spatter"]),
-            {"corrupt": 1, "adapt": 4, "predict": 1, "score": 1, "claims": 1, "gates": 1, "all": 1},
+            {"corrupt": 1, "adapt": 4, "memo": 2, "predict": 1, "score": 1, "claims": 1, "gates": 1, "all": 1},
+        ),
+        # MEMO's optimiser: its predictions and the tables, nothing else
+        (
+            lambda c: c["architectures"][0].update(memo={"lr": 1e-3}),
+            {"memo": 6, "score": 1, "claims": 1, "gates": 1, "all": 1},
         ),
     ],
 )

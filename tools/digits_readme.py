@@ -19,8 +19,9 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
-COMPARISONS = ["SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source"]
+# the paper's column order; MEMO only where the run scored it (memo.enabled)
+METHODS = ["Source", "MEMO", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
+COMPARISONS = ["SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source", "MEMO - Source", "SDA - MEMO"]
 FUSIONS = [
     "SDA",
     "SDA (entropy-weighted)",
@@ -62,24 +63,31 @@ def render(tables: Path) -> str:
     sanity = pd.read_csv(tables / "digits_sanity.csv")
     archs = list(dict.fromkeys(accuracy.arch))
     means = accuracy[(accuracy.corruption == "mean") & (accuracy.split == "test")].set_index(["arch", "method"])
-    n = int(accuracy[(accuracy.split == "test") & (accuracy.corruption != "mean")].n.iloc[0])
+    per_corruption = accuracy[(accuracy.split == "test") & (accuracy.corruption != "mean")]
+    n = int(per_corruption[per_corruption.method == "Source"].n.iloc[0])
+    methods = [m for m in METHODS if m in set(accuracy.method)]
+    comparisons = [c for c in COMPARISONS if c in set(paired.comparison)]
+    memo = ""
+    if "MEMO" in methods:
+        memo = f" (MEMO: the first {int(per_corruption[per_corruption.method == 'MEMO'].n.iloc[0])})"
     lines = [
-        f"Mean top-1 (%) over the 15 test corruptions at severity 5, {n} held-out images each, 95% interval",
-        "of the mean in brackets (`results/tables/digits_c.csv`):",
+        f"Mean top-1 (%) over the 15 test corruptions at severity 5, {n} held-out images each{memo}, 95%",
+        "interval of the mean in brackets (`results/tables/digits_c.csv`):",
         "",
-        *table_header(["arch", *METHODS]),
+        *table_header(["arch", *methods]),
     ]
     for arch in archs:
-        lines.append(table_row([arch, *(interval(means.loc[arch, m]) for m in METHODS)]))
+        lines.append(table_row([arch, *(interval(means.loc[arch, m]) for m in methods)]))
     lines += [
         "",
         "Paired differences on the 15 test corruptions (`results/tables/digits_c_paired.csv`: both methods",
-        "scored on the same images, 95% intervals from the per-image differences), in points:",
+        "scored on the same images, 95% intervals from the per-image differences), in points"
+        + (", MEMO's on the images it predicted:" if memo else ":"),
         "",
         *table_header(["difference", *archs]),
     ]
     test_pairs = paired[(paired.split == "test") & (paired.corruption == "mean")].set_index(["comparison", "arch"])
-    for comparison in COMPARISONS:
+    for comparison in comparisons:
         cells = []
         for arch in archs:
             row = test_pairs.loc[(comparison, arch)]

@@ -85,6 +85,7 @@ STAGES = [
     "train_classifier",
     "sample",
     "adapt",
+    "memo",
     "predict",
     "preview",
     "score",
