@@ -22,6 +22,8 @@ RUN = seed_folder(RESULTS, SEED)
 TEST_CORRUPTIONS = config["corruptions"]["test"]
 VALIDATION_CORRUPTIONS = config["corruptions"]["validation"]
 CORRUPTIONS = TEST_CORRUPTIONS + VALIDATION_CORRUPTIONS
+# named target sets (e.g. ImageNet-W): adapted, predicted and scored like a corruption, in tables of their own
+TARGETS = [target["name"] for target in config["targets"]]
 ARCHS = {arch["name"]: arch for arch in config["architectures"]}
 NUM_CLASSES = DIGITS_NUM_CLASSES if WORLD == "digits" else config["imagenet"]["num_classes"]
 # what the schema cannot say, all at once and before any job (sda_core.config_checks)
@@ -36,7 +38,7 @@ HAS_CLEAN = WORLD == "digits" or config["imagenet"]["val_root"] is not None
 # the studies beside the main table (sda_core.studies): their image sets, models and methods
 STUDIES = Studies.from_config(config, HAS_CLEAN)
 IMAGE_SETS = image_sets.RunImageSets(
-    tuple(CORRUPTIONS), HAS_CLEAN, STUDIES.sweep, STUDIES.matched, tuple(STUDIES.variants.values())
+    tuple(CORRUPTIONS + TARGETS), HAS_CLEAN, STUDIES.sweep, STUDIES.matched, tuple(STUDIES.variants.values())
 )
 # What a model-running rule asks of `--resources gpu=N` (harmless where no gpu limit is given).
 # Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) also carry a
@@ -78,7 +80,8 @@ if WORLD == "imagenet":
 
 wildcard_constraints:
     arch="|".join(ARCHS),
-    corruption="|".join(CORRUPTIONS + [image_sets.CLEAN]),
+    corruption="|".join(CORRUPTIONS + TARGETS + [image_sets.CLEAN]),
+    target="|".join(TARGETS) or "(?!)",  # (?!) matches nothing: no named targets
     process="|".join(IMAGE_SETS.processed()),
     model="|".join(STUDIES.finetuned_models()),
     t=r"\d+",
@@ -147,7 +150,8 @@ def target_uses_seed(corruption):
     class-balanced subset (the clean set, imagenet.images_per_class) or corrupts val itself."""
     if WORLD == "digits" or corruption == image_sets.CLEAN:
         return True
-    return config["imagenet"]["images_per_class"] is not None or config["imagenet"]["target"] == "imagenet_val"
+    corrupted_here = corruption in CORRUPTIONS and config["imagenet"]["target"] == "imagenet_val"
+    return config["imagenet"]["images_per_class"] is not None or corrupted_here
 
 
 def image_manifest(corruption):
@@ -243,10 +247,18 @@ def prediction_files():
             files[arch].update(
                 {
                     image_sets.predictions_key(image_sets.MEMO, image_sets.target(c)): memo_stores(arch, c)
-                    for c in CORRUPTIONS
+                    for c in CORRUPTIONS + TARGETS
                 }
             )
     return files
+
+
+def target_prediction_files(target):
+    """prediction_files() of the image sets of one named target only (what its tables read)."""
+    return {
+        arch: {key: paths for key, paths in files.items() if key.split("/")[-1] == target}
+        for arch, files in prediction_files().items()
+    }
 
 
 def prediction_inputs(files):
@@ -312,6 +324,7 @@ RESULT_FILES = [
 ]
 if STUDIES.fusions:
     RESULT_FILES.append(table_file("fusion"))
+RESULT_FILES += [table_file(name) for target in TARGETS for name in (target, f"{target}_paired")]
 if STUDIES.sweep:
     RESULT_FILES += [table_file("timesteps"), table_file("timesteps_gain"), plot_file("timesteps")]
 

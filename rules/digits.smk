@@ -66,6 +66,8 @@ rule corrupt:
         log_path("corrupt/{corruption}"),
     benchmark:
         benchmark_path("corrupt/{corruption}")
+    wildcard_constraints:
+        corruption="|".join(CORRUPTIONS),
     conda:
         "../environment.yml"
     params:
@@ -76,3 +78,24 @@ rule corrupt:
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/corrupt.py"
+
+
+rule shift:
+    # a named target set made here (targets[].shift): the held-out split under a shift of its own
+    input:
+        clean=rules.prepare_digits.output.test,
+    output:
+        directory(target_store("{target}")),
+    log:
+        log_path("shift/{target}"),
+    benchmark:
+        benchmark_path("shift/{target}")
+    conda:
+        "../environment.yml"
+    params:
+        shift=lambda wc: next(t["shift"] for t in config["targets"] if t["name"] == wc.target),
+        seed=SEED,
+        codec=config["storage"]["codec"],
+        device=job_device(uses_gpu=False),
+    script:
+        "../workflow_scripts/shift.py"

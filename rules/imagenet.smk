@@ -8,7 +8,7 @@
 if workflow.is_main_process:
     from sda_core.data.imagenet import folder_manifest, update_manifest
 
-    for images in IMAGE_SETS.clean + CORRUPTIONS:
+    for images in IMAGE_SETS.clean + CORRUPTIONS + TARGETS:
         update_manifest(image_manifest(images), folder_manifest(imagenet_folder(config, images)[0]))
 
 
@@ -35,9 +35,7 @@ rule import_images:
         ),
         from_imagenet_val=lambda wc: imagenet_folder(config, wc.corruption)[1],
         corruption=lambda wc: (
-            None
-            if wc.corruption == image_sets.CLEAN or config["imagenet"]["target"] == "imagenet_c"
-            else wc.corruption
+            wc.corruption if wc.corruption in CORRUPTIONS and config["imagenet"]["target"] == "imagenet_val" else None
         ),
         severity=config["corruptions"]["severity"],
         skip_unreadable=config["imagenet"]["skip_unreadable"],

@@ -26,6 +26,27 @@ rule score:
         "../workflow_scripts/score.py"
 
 
+rule score_target:
+    input:
+        lambda wc: sorted(
+            {path for files in target_prediction_files(wc.target).values() for path in prediction_inputs(files)}
+        ),
+    output:
+        table=report(table_file("{target}"), caption="../report/target.rst", category="Results"),
+        paired=report(table_file("{target}_paired"), caption="../report/target_paired.rst", category="Results"),
+    log:
+        log_path("score_target/{target}"),
+    conda:
+        "../environment.yml"
+    params:
+        prediction_files=lambda wc: target_prediction_files(wc.target),
+        variants=STUDIES.variants,
+        memo=config["memo"]["enabled"],
+        device=job_device(uses_gpu=False),
+    script:
+        "../workflow_scripts/score_target.py"
+
+
 rule score_timesteps:
     input:
         sorted({path for files in timestep_prediction_files().values() for path in files.values()}),

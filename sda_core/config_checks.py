@@ -28,6 +28,7 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             f"corruptions: {', '.join(both)} in both test and validation; a corruption tuned on "
             "must not be scored as a test corruption"
         )
+    problems += target_problems(config)
     specs = {}
     for role in ("unconditional", "generator"):
         found = spec_problems(config["denoisers"][role]["spec"], f"denoisers.{role}.spec")
@@ -79,6 +80,30 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             "studies.fusions: its tuned weight is chosen on the validation corruptions, and "
             "corruptions.validation is empty; name some, or set studies.fusions.enabled: false"
         )
+    return problems
+
+
+def target_problems(config: dict) -> list[str]:
+    """Named target sets: unique names that no corruption (or the clean set) uses, each with the source
+    its world needs (imagenet: a root folder; digits: a shift made here)."""
+    corruptions = config["corruptions"]
+    # the set names of the corruptions and of the clean set, and the names of the run's own tables
+    taken = {*corruptions["test"], *corruptions["validation"], "clean"}
+    taken |= {"c", "c_paired", "sanity", "gates", "claims", "timesteps", "timesteps_gain", "fusion", "provenance"}
+    names = Counter(target["name"] for target in config["targets"])
+    problems = [f"targets: the name {n!r} is used {count} times" for n, count in names.items() if count > 1]
+    for target in config["targets"]:
+        key = f"targets: {target['name']}"
+        if target["name"] in taken:
+            problems.append(
+                f"{key}: the name is taken (a corruption, the clean set or a table of the run); choose another"
+            )
+        if config["world"] == "imagenet" and target["root"] is None:
+            problems.append(f"{key}: world imagenet reads a named target from a folder; set its root (<root>/<wnid>/*)")
+        if config["world"] == "digits" and target["shift"] is None:
+            problems.append(f"{key}: world digits makes a named target here; set its shift (watermark)")
+        if config["world"] == "digits" and target["root"] is not None:
+            problems.append(f"{key}: world digits makes its targets here; root is for world imagenet")
     return problems
 
 

@@ -31,6 +31,10 @@ HOW_TO_OBTAIN = {
         "the ImageNet validation images sorted into one folder per wnid, <val_root>/<wnid>/*.JPEG "
         "(https://image-net.org)"
     ),
+    "target": (
+        "a folder of images as <root>/<wnid>/* (ImageNet-W: ImageNet val with the watermark of "
+        "https://github.com/facebookresearch/Whac-A-Mole); or remove the entry from `targets`"
+    ),
 }
 
 
@@ -80,9 +84,12 @@ def vae_directory(checkpoint: str | os.PathLike | None, vae: str | os.PathLike |
 
 
 def imagenet_folder(config: dict, image_set: str) -> tuple[str, bool]:
-    """The folder an ImageNet image set ("clean" or a corruption) is read from, and whether it is
-    ImageNet val, to be prepared (and corrupted) by the workflow rather than read as published."""
+    """The folder an ImageNet image set ("clean", a corruption or a named target) is read from, and
+    whether it is ImageNet val, to be prepared (and corrupted) by the workflow rather than read as published."""
     imagenet = config["imagenet"]
+    roots = {target["name"]: target["root"] for target in config["targets"]}
+    if image_set in roots:
+        return roots[image_set], False
     if image_set == "clean" or imagenet["target"] == "imagenet_val":
         return imagenet["val_root"], True
     return str(Path(imagenet["imagenet_c_root"]) / image_set / str(config["corruptions"]["severity"])), False
@@ -142,6 +149,8 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
                 HOW_TO_OBTAIN["imagenet_val"],
             )
         )
+    for target in config["targets"]:
+        required.append(Requirement(target["root"], f"target set {target['name']}", HOW_TO_OBTAIN["target"]))
     return required
 
 

@@ -88,3 +88,27 @@ def test_spec_arguments_are_the_constructors_arguments():
         required, optional = SPEC_ARGUMENTS[arch]
         assert [p.name for p in parameters] == [*required, *optional]
         assert [p.name for p in parameters if p.default is inspect.Parameter.empty] == list(required)
+
+
+@pytest.mark.parametrize(
+    "targets, needle",
+    [
+        ([{"name": "w", "shift": "watermark"}] * 2, "targets: the name 'w' is used 2 times"),
+        ([{"name": "fog", "shift": "watermark"}], "targets: fog: the name is taken"),
+        ([{"name": "c_paired", "shift": "watermark"}], "targets: c_paired: the name is taken"),
+        ([{"name": "w"}], "targets: w: world digits makes a named target here; set its shift (watermark)"),
+        ([{"name": "w", "shift": "watermark", "root": "data/w"}], "targets: w: world digits makes its targets here"),
+    ],
+)
+def test_named_target_mistakes_are_refused(targets, needle):
+    problems = checked(lambda c: c.update(targets=targets))
+    assert any(needle in problem for problem in problems), problems
+
+
+def test_an_imagenet_target_needs_its_folder():
+    paper = yaml.safe_load((ROOT / "config.yaml").read_text())
+    paper["targets"] = [{"name": "w"}]
+    validate(paper, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    assert config_problems(paper, 1000) == [
+        "targets: w: world imagenet reads a named target from a folder; set its root (<root>/<wnid>/*)"
+    ]

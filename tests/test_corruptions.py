@@ -37,3 +37,20 @@ def test_all_nineteen_corruptions_run_at_16_px(digits):
 def test_unknown_corruption_lists_the_valid_ones(digits):
     with pytest.raises(ValueError, match="gaussian_noise.*saturate"):
         corrupt_images(digits, "gausian_noise", 5, seed=0)
+
+
+def test_watermark_shift_is_seeded_per_image_and_changes_only_its_window():
+    from sda_core.data.shifts import shift_images, watermark_mask
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 60, (6, 16, 16, 3), dtype=np.uint8)
+    shifted = shift_images(images, "watermark", seed=1)
+    np.testing.assert_array_equal(shift_images(images[3:], "watermark", seed=1, first_index=3), shifted[3:])
+    assert not np.array_equal(shift_images(images, "watermark", seed=2), shifted)
+    mask = watermark_mask(16, 16)
+    assert mask.shape == (7, 15) and mask.max() > 0.9
+    changed = (shifted != images).any(-1)
+    assert all(1 <= changed[k].sum() <= mask.size for k in range(6))  # only inside the mark's window
+    assert (shifted >= images).all()  # a white mark only brightens
+    with pytest.raises(ValueError, match="unknown shift"):
+        shift_images(images, "blur", seed=0)

@@ -59,14 +59,15 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
     swept = 9 * clean  # the timestep study's levels besides the configured start (t = 505), with val_root only
     assert job_counts(result.stdout) == {
         "all": 1,
-        "import_images": 19 + clean,
+        "import_images": 19 + 1 + clean,  # the corruptions, ImageNet-W (targets: w), clean
         "import_classifier": 5,
         "sample_synthetic": 8,
         "mod": 8,
         "finetune": 5 + 5,  # f' and f_c' (studies.generated_only)
-        "adapt": (19 + 19 + 2 * clean + 2 * swept) * 8,
-        "predict": 5 * (19 + 1 + clean + clean),  # + the timestep study's group
-        "memo": 5 * 19 * 8,  # architectures x corruptions x memo.shards
+        "adapt": (20 + 20 + 2 * clean + 2 * swept) * 8,
+        "predict": 5 * (20 + 1 + clean + clean),  # + the timestep study's group
+        "memo": 5 * 20 * 8,  # architectures x (corruptions and ImageNet-W) x memo.shards
+        "score_target": 1,
         "score": 1,
         **({"score_timesteps": 1} if clean else {}),
         "claims": 1,
@@ -76,14 +77,16 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
     jobs = collections.Counter(re.findall(r"output: results/adapted/([\w-]+)/", result.stdout))
     levels = [101, 202, 303, 404, 595, 696, 797, 898, 999] if clean else []
     assert jobs == {
-        "dda": (19 + clean) * 8,
-        "diffpure": 19 * 8,
+        "dda": (20 + clean) * 8,
+        "diffpure": 20 * 8,
         **({"unguided": 8} if clean else {}),
         **{f"{process}-t{t}": 8 for t in levels for process in ("unguided", "dda")},
     }
     assert len(re.findall(r"output: results/models/finetuned-generated/", result.stdout)) == 5
     memo = collections.Counter(re.findall(r"output: results/memo/(\w+)/\w+/shard-\d\.zarr", result.stdout))
-    assert memo == {arch: 19 * 8 for arch in ("resnet50", "swin_t", "convnext_t", "swin_b", "convnext_b")}
+    assert memo == {arch: 20 * 8 for arch in ("resnet50", "swin_t", "convnext_t", "swin_b", "convnext_b")}
+    assert "output: results/target/w.zarr" in result.stdout and "results/tables/imagenet_w.csv" in result.stdout
+    assert "output: results/adapted/dda/w/shard-7.zarr" in result.stdout
 
 
 def tiny_imagenet_world(workdir: Path) -> dict:
@@ -130,6 +133,7 @@ def tiny_imagenet_world(workdir: Path) -> dict:
     corruptions = {"test": ["gaussian_noise", "fog"], "validation": ["saturate"]}
     val = make_imagenet_val(workdir / "data" / "val", num_classes=3, per_class=3)
     make_imagenet_c(workdir / "data" / "imagenet-c", val, corruptions["test"] + corruptions["validation"], 5)
+    make_imagenet_val(workdir / "data" / "imagenet-w", num_classes=3, per_class=3)  # a named target's folder
     return {
         "world": "imagenet",
         "device": "cpu",
@@ -166,6 +170,8 @@ def tiny_imagenet_world(workdir: Path) -> dict:
         },  # shard invariance: test_jobs, test_dit
         "diffpure": {"respacing": 10, "t": 150},
         "storage": {"codec": "jpeg-q85"},
+        "memo": {"views": 4, "batch_size": 3},
+        "targets": [{"name": "w", "root": "data/imagenet-w"}],
     }
 
 
@@ -188,6 +194,9 @@ def test_tiny_imagenet_world_runs_end_to_end_from_official_file_layouts(workdir)
     generated = open_store(workdir / "results/synthetic/generated/shard-0.zarr")
     assert generated.images.shape[1:] == (16, 16, 3) and generated.attrs["codec"] == "jpeg-q85"
     assert (workdir / "results/plots/imagenet_preview.png").is_file()
+    w = pd.read_csv(workdir / "results/tables/imagenet_w.csv")
+    assert {"Source", "MEMO", "DiffPure", "DDA", "SDA"} <= set(w.method) and (w.n == 6).all()
+    assert set(pd.read_csv(workdir / "results/tables/imagenet_w_paired.csv").target) == {"w"}
 
     # completing a folder re-imports it (the folder's own time stamp does not change), and only it
     nothing = snakemake(workdir, "-n", "--configfile", "tiny_imagenet.yaml", hub_cache=workdir / "empty-cache")

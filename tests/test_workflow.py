@@ -38,6 +38,12 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     ).all()
     assert (table[memo & (table.corruption != "mean")].n == 6).all()
     assert (finished_run / "results/memo/tiny_resnet/fog/shard-1.zarr").is_dir()
+    # the named target set (targets: w): its own tables, every method, not in the corruptions' means
+    w = pd.read_csv(finished_run / "results/tables/digits_w.csv")
+    assert {"Source", "MEMO", "DiffPure", "DDA", "SDA", "SDA (f_c')"} <= set(w.method) and set(w.target) == {"w"}
+    assert (w[w.method != "MEMO"].n == 180).all() and (w[w.method == "MEMO"].n == 6).all()
+    w_paired = pd.read_csv(finished_run / "results/tables/digits_w_paired.csv")
+    assert {"SDA - DDA", "MEMO - Source"} <= set(w_paired.comparison)
     assert table.top1.between(0, 100).all() and (table.ci_low <= table.top1).all()
     assert (table.top1 <= table.ci_high).all()
     sanity = pd.read_csv(finished_run / "results/tables/digits_sanity.csv")
@@ -189,7 +195,16 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
         # a fine-tuning setting: f', its study variants and what reads them, never the source classifier
         (
             lambda c: c["architectures"][0]["finetune"].update(lr=2e-3),
-            {"finetune": 5, "predict": 6, "score": 1, "score_timesteps": 1, "claims": 1, "gates": 1, "all": 1},
+            {
+                "finetune": 5,
+                "predict": 7,
+                "score": 1,
+                "score_target": 1,
+                "score_timesteps": 1,
+                "claims": 1,
+                "gates": 1,
+                "all": 1,
+            },
         ),
         # one more validation corruption: its own store, adaptations and predictions, and the tables
         (
@@ -199,7 +214,7 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
         # MEMO's optimiser: its predictions and the tables, nothing else
         (
             lambda c: c["architectures"][0].update(memo={"lr": 1e-3}),
-            {"memo": 6, "score": 1, "claims": 1, "gates": 1, "all": 1},
+            {"memo": 8, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
         ),
     ],
 )

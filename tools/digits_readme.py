@@ -114,7 +114,40 @@ def render(tables: Path) -> str:
     for arch in archs:
         cells = [f"{contrast.loc[(arch, m), 'top1']:.1f}" for m in ("Source", "DDA (adapted only)", "DDA", "SDA")]
         lines.append(table_row([arch, *cells]))
-    return "\n".join(lines)
+    return "\n".join(lines + render_targets(tables, archs))
+
+
+def render_targets(tables: Path, archs: list[str]) -> list[str]:
+    """The named target sets of the preset (its `targets:`), each table as the paper's ImageNet-W table."""
+    lines = []
+    for target in yaml.safe_load((ROOT / "presets/digits.yaml").read_text()).get("targets", []):
+        accuracy = pd.read_csv(tables / f"digits_{target['name']}.csv").set_index(["arch", "method"])
+        paired = pd.read_csv(tables / f"digits_{target['name']}_paired.csv").set_index(["comparison", "arch"])
+        methods = [m for m in METHODS[:5] if m in set(accuracy.index.get_level_values("method"))]
+        n = int(accuracy.loc[(archs[0], "Source"), "n"])
+        lines += [
+            "",
+            f"The named target set `{target['name']}` ({target['shift']}, the analogue of ImageNet-W; "
+            f"`results/tables/digits_{target['name']}.csv`),",
+            f"{n} held-out images (MEMO: its first {int(accuracy.loc[(archs[0], 'MEMO'), 'n'])}), top-1 (%) with 95% intervals,"
+            if "MEMO" in methods
+            else f"{n} held-out images, top-1 (%) with 95% intervals,",
+            "and SDA - DDA paired over the same images:",
+            "",
+            *table_header(["arch", *methods, "SDA - DDA"]),
+        ]
+        for arch in archs:
+            pair = paired.loc[("SDA - DDA", arch)]
+            lines.append(
+                table_row(
+                    [
+                        arch,
+                        *(interval(accuracy.loc[(arch, m)]) for m in methods),
+                        f"{pair.difference:+.1f} [{pair.ci_low:.1f}, {pair.ci_high:.1f}]",
+                    ]
+                )
+            )
+    return lines
 
 
 def _signed(value: float, low: float, high: float) -> str:

@@ -372,3 +372,27 @@ def score_job(
             row.inconclusive,
         )
     log.info("sanity:\n%s", sanity.round(1).to_string(index=False))
+
+
+def score_target_job(
+    prediction_files: PredictionFiles,
+    target: str,
+    table_output: str,
+    paired_output: str,
+    variants: dict[str, str] | None = None,
+    memo: bool = False,
+) -> None:
+    """The tables of a named target set: each method's accuracy (long form: arch, method, target, n,
+    top1, ci_low, ci_high) and the paired comparisons. The fusions are left out: their tuned weight
+    belongs to the corruptions' validation split."""
+    methods, comparisons = run_methods(variants or {}, False, memo)
+    correct = correctness(prediction_files, [target], methods, {})
+    table = accuracy_table(correct, [target], [], severity=0)
+    table = (
+        table[table.corruption != "mean"].drop(columns=["split", "severity"]).rename(columns={"corruption": "target"})
+    )
+    table.to_csv(table_output, index=False, float_format="%.2f")
+    paired = paired_table(correct, comparisons, [target], [])
+    paired = paired[paired.corruption != "mean"].drop(columns=["split", "corruptions"])
+    paired.rename(columns={"corruption": "target"}).to_csv(paired_output, index=False, float_format="%.2f")
+    log.info("%s, top-1:\n%s", target, table.pivot(index="arch", columns="method", values="top1").round(1).T)
