@@ -125,13 +125,12 @@ def render_targets(tables: Path, archs: list[str]) -> list[str]:
         paired = pd.read_csv(tables / f"digits_{target['name']}_paired.csv").set_index(["comparison", "arch"])
         methods = [m for m in METHODS[:5] if m in set(accuracy.index.get_level_values("method"))]
         n = int(accuracy.loc[(archs[0], "Source"), "n"])
+        memo = f" (MEMO: its first {int(accuracy.loc[(archs[0], 'MEMO'), 'n'])})" if "MEMO" in methods else ""
         lines += [
             "",
             f"The named target set `{target['name']}` ({target['shift']}, the analogue of ImageNet-W; "
             f"`results/tables/digits_{target['name']}.csv`),",
-            f"{n} held-out images (MEMO: its first {int(accuracy.loc[(archs[0], 'MEMO'), 'n'])}), top-1 (%) with 95% intervals,"
-            if "MEMO" in methods
-            else f"{n} held-out images, top-1 (%) with 95% intervals,",
+            f"{n} held-out images{memo}, top-1 (%) with 95% intervals,",
             "and SDA - DDA paired over the same images:",
             "",
             *table_header(["arch", *methods, "SDA - DDA"]),
