@@ -154,6 +154,11 @@ def target_uses_seed(corruption):
     return config["imagenet"]["images_per_class"] is not None or corrupted_here
 
 
+def subset_file(images):
+    """imagenet.subset_file, for every target set but the clean one (clean_images_per_class picks that)."""
+    return None if images == image_sets.CLEAN else config["imagenet"]["subset_file"]
+
+
 def image_manifest(corruption):
     """imagenet: the file list (names, sizes) of the folder a target set is imported from."""
     return f"{RESULTS}/manifests/{corruption}.tsv"

@@ -16,6 +16,7 @@ rule import_images:
     input:
         folder=lambda wc: imagenet_folder(config, wc.corruption)[0],
         manifest=image_manifest("{corruption}"),
+        subset=lambda wc: [] if subset_file(wc.corruption) is None else [subset_file(wc.corruption)],
     output:
         directory(target_store("{corruption}")),
     log:
@@ -40,6 +41,7 @@ rule import_images:
         severity=config["corruptions"]["severity"],
         skip_unreadable=config["imagenet"]["skip_unreadable"],
         allow_uneven_classes=config["imagenet"]["allow_uneven_classes"],
+        subset_file=lambda wc: subset_file(wc.corruption),
         seed=lambda wc: SEED if target_uses_seed(wc.corruption) else 0,  # shared by all seeds when unused
         codec=config["storage"]["codec"],
         device=job_device(uses_gpu=False),

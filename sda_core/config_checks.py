@@ -29,6 +29,10 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             "must not be scored as a test corruption"
         )
     problems += target_problems(config)
+    if config["world"] == "imagenet" and config["imagenet"]["subset_file"] and config["imagenet"]["images_per_class"]:
+        problems.append(
+            "imagenet.subset_file and imagenet.images_per_class are both set; choose one way to take a subset"
+        )
     specs = {}
     for role in ("unconditional", "generator"):
         found = spec_problems(config["denoisers"][role]["spec"], f"denoisers.{role}.spec")

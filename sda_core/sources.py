@@ -31,6 +31,10 @@ HOW_TO_OBTAIN = {
         "the ImageNet validation images sorted into one folder per wnid, <val_root>/<wnid>/*.JPEG "
         "(https://image-net.org)"
     ),
+    "subset": (
+        "a text file of image names, one per line; RobustBench's 5,000 ImageNet-C images: "
+        "robustbench/data/imagenet_test_image_ids.txt of https://github.com/RobustBench/robustbench"
+    ),
     "target": (
         "a folder of images as <root>/<wnid>/* (ImageNet-W: ImageNet val with the watermark of "
         "https://github.com/facebookresearch/Whac-A-Mole); or remove the entry from `targets`"
@@ -151,6 +155,8 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
         )
     for target in config["targets"]:
         required.append(Requirement(target["root"], f"target set {target['name']}", HOW_TO_OBTAIN["target"]))
+    if imagenet["subset_file"]:
+        required.append(Requirement(imagenet["subset_file"], "image subset file", HOW_TO_OBTAIN["subset"]))
     return required
 
 

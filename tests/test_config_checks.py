@@ -112,3 +112,10 @@ def test_an_imagenet_target_needs_its_folder():
     assert config_problems(paper, 1000) == [
         "targets: w: world imagenet reads a named target from a folder; set its root (<root>/<wnid>/*)"
     ]
+
+
+def test_a_subset_file_and_images_per_class_are_refused_together():
+    paper = yaml.safe_load((ROOT / "config.yaml").read_text())
+    paper["imagenet"].update(subset_file="data/subset.txt", images_per_class=5)
+    validate(paper, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    assert any("imagenet.subset_file and imagenet.images_per_class" in p for p in config_problems(paper, 1000))

@@ -158,3 +158,34 @@ def test_classifier_weights_from_the_hub_cache_or_an_original_release_file(tmp_p
     with pytest.raises(CheckpointError, match=r"release.pth .*missing \(\d+\): fc.weight"):
         torch.save({"model": {k: v for k, v in state.items() if not k.startswith("fc.")}}, tmp_path / "release.pth")
         load_classifier("resnet10t", 1000, None, tmp_path / "release.pth")
+
+
+def test_a_subset_file_picks_its_images_in_every_corruption_and_names_a_missing_one(imagenet_c_root, tmp_path):
+    from sda_core.data.imagenet import read_subset_file
+
+    fog = imagenet_c_root / "fog" / "5"
+    every = list_images(fog, num_classes=3)
+    chosen = [every[1], every[6], every[11]]
+    subset_file = tmp_path / "subset.txt"
+    # RobustBench's form (<wnid>/<name>) and a bare name, a comment and a blank line
+    lines = [f"{chosen[0].path.parent.name}/{chosen[0].path.name}", chosen[1].path.name, "# comment", ""]
+    subset_file.write_text("\n".join(lines + [f"{chosen[2].path.parent.name}/{chosen[2].path.name}"]) + "\n")
+    subset = read_subset_file(subset_file)
+    assert len(subset) == 3
+    for corruption in CORRUPTIONS:
+        picked = list_images(imagenet_c_root / corruption / "5", num_classes=3, subset=subset)
+        assert [(f.path.parent.name, f.path.name, f.label) for f in picked] == [
+            (f.path.parent.name, f.path.name, f.label) for f in chosen
+        ]
+    missing = subset + [f"{wnid(0)}/not_there.JPEG"]
+    with pytest.raises(FileNotFoundError, match=f"1 image.*{wnid(0)}/not_there.JPEG"):
+        list_images(fog, num_classes=3, subset=missing)
+    with pytest.raises(ValueError, match="not both"):
+        list_images(fog, num_classes=3, images_per_class=2, subset=subset)
+    subset_file.write_text("# nothing\n")
+    with pytest.raises(ValueError, match="names no images"):
+        read_subset_file(subset_file)
+    out = tmp_path / "fog.zarr"
+    subset_file.write_text("\n".join(subset) + "\n")
+    import_images_job(str(out), str(fog), num_classes=3, size=16, subset_file=str(subset_file))
+    assert open_store(out).labels[:].tolist() == [0, 1, 2]

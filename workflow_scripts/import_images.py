@@ -15,6 +15,7 @@ import_images_job(
     severity=p.severity,
     skip_unreadable=p.skip_unreadable,
     allow_uneven_classes=p.allow_uneven_classes,
+    subset_file=p.subset_file,
     seed=p.seed,
     codec=p.codec,
     workers=snakemake.threads,

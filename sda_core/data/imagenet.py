@@ -52,42 +52,93 @@ def class_folders(directory: str | os.PathLike, num_classes: int) -> list[str]:
     return wnids
 
 
+def read_subset_file(path: str | os.PathLike) -> list[str]:
+    """The entries of an image-subset file: one file name per line ("<wnid>/<name>" or "<name>"), blank
+    lines and "#" comments left out (e.g. RobustBench's list of 5,000 ImageNet-C images)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image subset file not found: {path}")
+    entries = [line.strip() for line in path.read_text().splitlines()]
+    entries = [entry for entry in entries if entry and not entry.startswith("#")]
+    if not entries:
+        raise ValueError(f"image subset file {path} names no images")
+    return entries
+
+
+def _in_subset(directory: Path, names: dict[str, list[str]], subset: list[str]) -> dict[str, list[str]]:
+    """The names of each class that `subset` lists; an entry that matches no file is an error naming it."""
+    pairs = {tuple(entry.split("/")[-2:]) for entry in subset if "/" in entry}
+    bare = {entry for entry in subset if "/" not in entry}
+    kept = {wnid: [n for n in files if (wnid, n) in pairs or n in bare] for wnid, files in names.items()}
+    found_pairs = {(wnid, n) for wnid, files in kept.items() for n in files}
+    found_names = {n for _, n in found_pairs}
+    missing = [e for e in subset if (tuple(e.split("/")[-2:]) not in found_pairs if "/" in e else e not in found_names)]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} image(s) of the subset file are not in {directory}: "
+            + ", ".join(str(directory / m) for m in missing[:5])
+            + (" ..." if len(missing) > 5 else "")
+        )
+    return kept
+
+
 def list_images(
     directory: str | os.PathLike,
     num_classes: int,
     images_per_class: int | None = None,
     seed: int = 0,
     allow_uneven_classes: bool = False,
+    subset: list[str] | None = None,
 ) -> list[LabelledFile]:
-    """Every image of `directory`, or a class-balanced subset of `images_per_class` per class.
+    """Every image of `directory`, a class-balanced subset of `images_per_class` per class, or the images
+    a subset file lists (`subset`, read_subset_file: each must be there).
 
     Hidden files (AppleDouble `._*.JPEG` from macOS archives) are not images. Classes with different
     image counts (an extraction that stopped half-way, an empty folder) are an error unless
-    `allow_uneven_classes`: the mean accuracy would silently weigh the classes differently.
+    `allow_uneven_classes`: the mean accuracy would silently weigh the classes differently. With a
+    subset file, the whole folder is checked for this, and the subset keeps the counts it lists.
 
     The subset of a class is a seeded random choice among its files in sorted order, keyed by the
     wnid only: every ImageNet-C corruption (same file names) gets the same images, and so does a run
     with another shard count. Files are listed class by class, sorted by name within a class.
     """
-    files = []
-    for label, wnid in enumerate(class_folders(directory, num_classes)):
-        names = sorted(
+    if subset is not None and images_per_class is not None:
+        raise ValueError("give a subset file or images_per_class, not both")
+    directory = Path(directory)
+    wnids = class_folders(directory, num_classes)
+    names = {
+        wnid: sorted(
             entry.name
-            for entry in os.scandir(Path(directory) / wnid)
+            for entry in os.scandir(directory / wnid)
             if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
         )
+        for wnid in wnids
+    }
+    if subset is not None:
+        _check_even([len(names[w]) for w in wnids], directory, wnids, allow_uneven_classes)
+        names = _in_subset(directory, names, subset)
+    files = []
+    for label, wnid in enumerate(wnids):
+        chosen = names[wnid]
         if images_per_class is not None:
-            if len(names) < images_per_class:
+            if len(chosen) < images_per_class:
                 raise ValueError(
-                    f"{Path(directory) / wnid} has {len(names)} images, fewer than the "
+                    f"{directory / wnid} has {len(chosen)} images, fewer than the "
                     f"{images_per_class} per class asked for"
                 )
             rng = np.random.default_rng(sample_seed(seed, f"subset/{wnid}", 0))
-            names = [names[k] for k in sorted(rng.choice(len(names), images_per_class, replace=False))]
-        files += [LabelledFile(Path(directory) / wnid / name, label) for name in names]
-    counts = np.bincount([f.label for f in files], minlength=num_classes)
+            chosen = [chosen[k] for k in sorted(rng.choice(len(chosen), images_per_class, replace=False))]
+        files += [LabelledFile(directory / wnid / name, label) for name in chosen]
+    if subset is None:
+        _check_even(
+            np.bincount([f.label for f in files], minlength=num_classes), directory, wnids, allow_uneven_classes
+        )
+    return files
+
+
+def _check_even(counts, directory: Path, wnids: list[str], allow_uneven_classes: bool) -> None:
+    counts = np.asarray(counts)
     if counts.min() != counts.max():  # e.g. an extraction that stopped half-way
-        wnids = class_folders(directory, num_classes)
         message = (
             f"{directory}: classes have {counts.min()} to {counts.max()} images ({wnids[counts.argmin()]} has "
             f"the fewest, {int((counts < counts.max()).sum())} classes fewer than {counts.max()})"
@@ -95,7 +146,6 @@ def list_images(
         if not allow_uneven_classes:
             raise ValueError(f"{message}; complete the folder, or set imagenet.allow_uneven_classes: true")
         log.warning(message)
-    return files
 
 
 def folder_manifest(directory: str | os.PathLike) -> str:

@@ -20,7 +20,14 @@ import numpy as np
 from PIL import Image
 
 from sda_core.data.corruptions import corrupt_images
-from sda_core.data.imagenet import LabelledFile, UnreadableImageError, list_images, read_rgb, resize_center_crop
+from sda_core.data.imagenet import (
+    LabelledFile,
+    UnreadableImageError,
+    list_images,
+    read_rgb,
+    read_subset_file,
+    resize_center_crop,
+)
 from sda_core.store import fill_store
 
 log = logging.getLogger(__name__)
@@ -72,6 +79,7 @@ def import_images_job(
     severity: int = 5,
     skip_unreadable: bool = False,
     allow_uneven_classes: bool = False,
+    subset_file: str | None = None,
     seed: int = 0,
     chunk_size: int = 256,
     codec: str = "zstd",
@@ -84,10 +92,12 @@ def import_images_job(
     corruptions take a second per image) give the same images as one. An unreadable file stops the
     job with an error naming it (finished chunks are kept), unless skip_unreadable, which first
     decodes every file, logs and leaves out the failures, and records them in the store's fingerprint.
+    subset_file: import only the images it lists (sda_core.data.imagenet.read_subset_file).
     """
     if corruption is not None and not from_imagenet_val:
         raise ValueError("ImageNet-C is read as published; corruptions are applied only to ImageNet val")
-    files = list_images(directory, num_classes, images_per_class, seed, allow_uneven_classes)
+    subset = read_subset_file(subset_file) if subset_file is not None else None
+    files = list_images(directory, num_classes, images_per_class, seed, allow_uneven_classes, subset)
     skipped = []
     if skip_unreadable:
         files, skipped = readable_files(files)
@@ -102,6 +112,7 @@ def import_images_job(
     fingerprint = {
         "directory": directory,
         "images_per_class": images_per_class,
+        "subset": subset,
         "size": size,
         "from_imagenet_val": from_imagenet_val,
         "corruption": corruption,
