@@ -8,7 +8,7 @@ from sda_core.data.digits import NUM_CLASSES as DIGITS_NUM_CLASSES
 from sda_core.diffusion.processes import reverse_process
 from sda_core.models.specs import resolve_spec
 from sda_core.seeds import seed_folder, table_path
-from sda_core.sources import imagenet_folder
+from sda_core.sources import adapted_folder, imagenet_folder
 from sda_core.studies import Studies
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
@@ -168,6 +168,15 @@ def adapted_store(process, corruption, shard):
     return f"{RUN}/adapted/{process}/{corruption}/shard-{shard}.zarr"
 
 
+def imported_adapted_store(corruption):
+    """imagenet: the pre-adapted DDA copy of a target set (imagenet.adapted_root, targets[].adapted_root)."""
+    return f"{RUN if target_uses_seed(corruption) else RESULTS}/adapted/dda-imported/{corruption}.zarr"
+
+
+def is_pre_adapted(corruption):
+    return WORLD == "imagenet" and adapted_folder(config, corruption) is not None
+
+
 def prediction_file(arch, group):
     return f"{RUN}/predictions/{arch}/{group}.npz"
 
@@ -203,6 +212,9 @@ def mod_stores(t=None):
 
 
 def adapted_stores(process, corruption):
+    """A reverse process's shards on a target set; the DDA set of a pre-adapted target is its import."""
+    if process == "dda" and is_pre_adapted(corruption):
+        return [imported_adapted_store(corruption)]
     return [adapted_store(process, corruption, k) for k in range(config["adaptation"]["shards"])]
 
 

@@ -10,6 +10,8 @@ if workflow.is_main_process:
 
     for images in IMAGE_SETS.clean + CORRUPTIONS + TARGETS:
         update_manifest(image_manifest(images), folder_manifest(imagenet_folder(config, images)[0]))
+        if is_pre_adapted(images):
+            update_manifest(image_manifest(f"dda-imported/{images}"), folder_manifest(adapted_folder(config, images)))
 
 
 rule import_images:
@@ -66,3 +68,21 @@ rule import_classifier:
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/import_classifier.py"
+
+
+use rule import_images as import_adapted with:
+    # a pre-adapted DDA set (imagenet.adapted_root): the adapted copies of the target set's images, in its order
+    input:
+        folder=lambda wc: imagenet_folder(config, wc.corruption)[0],
+        manifest=image_manifest("{corruption}"),
+        adapted=lambda wc: adapted_folder(config, wc.corruption),
+        adapted_manifest=image_manifest("dda-imported/{corruption}"),
+        subset=lambda wc: [] if subset_file(wc.corruption) is None else [subset_file(wc.corruption)],
+    output:
+        directory(imported_adapted_store("{corruption}")),
+    log:
+        log_path("import_adapted/{corruption}"),
+    benchmark:
+        benchmark_path("import_adapted/{corruption}")
+    wildcard_constraints:
+        corruption="|".join([c for c in CORRUPTIONS + TARGETS if is_pre_adapted(c)]) or "(?!)",

@@ -29,7 +29,13 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             "must not be scored as a test corruption"
         )
     problems += target_problems(config)
-    if config["world"] == "imagenet" and config["imagenet"]["subset_file"] and config["imagenet"]["images_per_class"]:
+    imagenet = config["imagenet"]
+    if config["world"] == "imagenet" and imagenet["adapted_root"] and imagenet["target"] == "imagenet_val":
+        problems.append(
+            "imagenet.adapted_root: pre-adapted images pair with the published ImageNet-C (imagenet.target: "
+            "imagenet_c), not with corruptions made here from val"
+        )
+    if config["world"] == "imagenet" and imagenet["subset_file"] and imagenet["images_per_class"]:
         problems.append(
             "imagenet.subset_file and imagenet.images_per_class are both set; choose one way to take a subset"
         )
@@ -106,8 +112,8 @@ def target_problems(config: dict) -> list[str]:
             problems.append(f"{key}: world imagenet reads a named target from a folder; set its root (<root>/<wnid>/*)")
         if config["world"] == "digits" and target["shift"] is None:
             problems.append(f"{key}: world digits makes a named target here; set its shift (watermark)")
-        if config["world"] == "digits" and target["root"] is not None:
-            problems.append(f"{key}: world digits makes its targets here; root is for world imagenet")
+        if config["world"] == "digits" and (target["root"] is not None or target["adapted_root"] is not None):
+            problems.append(f"{key}: world digits makes its targets here; root and adapted_root are for world imagenet")
     return problems
 
 

@@ -31,6 +31,10 @@ HOW_TO_OBTAIN = {
         "the ImageNet validation images sorted into one folder per wnid, <val_root>/<wnid>/*.JPEG "
         "(https://image-net.org)"
     ),
+    "adapted": (
+        "DDA-adapted images in the layout of the set they adapt (ImageNet-C: <root>/<corruption>/<severity>/"
+        "<wnid>/*), e.g. the DDA authors' release; or unset imagenet.adapted_root to run DDA here"
+    ),
     "subset": (
         "a text file of image names, one per line; RobustBench's 5,000 ImageNet-C images: "
         "robustbench/data/imagenet_test_image_ids.txt of https://github.com/RobustBench/robustbench"
@@ -99,6 +103,19 @@ def imagenet_folder(config: dict, image_set: str) -> tuple[str, bool]:
     return str(Path(imagenet["imagenet_c_root"]) / image_set / str(config["corruptions"]["severity"])), False
 
 
+def adapted_folder(config: dict, image_set: str) -> str | None:
+    """The folder of pre-adapted (DDA) copies of an ImageNet image set, or None where DDA runs here:
+    imagenet.adapted_root in the ImageNet-C layout for a corruption, targets[].adapted_root for a
+    named target; never for the clean set or corruptions made here from val."""
+    imagenet = config["imagenet"]
+    roots = {target["name"]: target["adapted_root"] for target in config["targets"]}
+    if image_set in roots:
+        return roots[image_set]
+    if image_set == "clean" or imagenet["target"] == "imagenet_val" or imagenet["adapted_root"] is None:
+        return None
+    return str(Path(imagenet["adapted_root"]) / image_set / str(config["corruptions"]["severity"]))
+
+
 @dataclass(frozen=True)
 class Requirement:
     path: str
@@ -155,6 +172,12 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
         )
     for target in config["targets"]:
         required.append(Requirement(target["root"], f"target set {target['name']}", HOW_TO_OBTAIN["target"]))
+    for image_set in [*config["corruptions"]["test"], *config["corruptions"]["validation"]] + [
+        target["name"] for target in config["targets"]
+    ]:
+        folder = adapted_folder(config, image_set)
+        if folder is not None:
+            required.append(Requirement(folder, f"pre-adapted (DDA) {image_set}", HOW_TO_OBTAIN["adapted"]))
     if imagenet["subset_file"]:
         required.append(Requirement(imagenet["subset_file"], "image subset file", HOW_TO_OBTAIN["subset"]))
     return required

@@ -189,3 +189,36 @@ def test_a_subset_file_picks_its_images_in_every_corruption_and_names_a_missing_
     subset_file.write_text("\n".join(subset) + "\n")
     import_images_job(str(out), str(fog), num_classes=3, size=16, subset_file=str(subset_file))
     assert open_store(out).labels[:].tolist() == [0, 1, 2]
+
+
+def test_pre_adapted_images_pair_with_their_targets_by_name_and_a_missing_one_is_named(imagenet_c_root, tmp_path):
+    from sda_core.data.imagenet import paired_images
+
+    fog = imagenet_c_root / "fog" / "5"
+    adapted = tmp_path / "adapted"
+    for path in sorted(fog.rglob("*.JPEG")):  # a release storing PNG under the same stems
+        (adapted / path.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.open(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(
+            adapted / path.parent.name / f"{path.stem}.png"
+        )
+    files = list_images(fog, num_classes=3, images_per_class=2, seed=1)
+    paired = paired_images(files, fog, adapted, num_classes=3)
+    assert [(p.path.parent.name, p.path.stem, p.label) for p in paired] == [
+        (f.path.parent.name, f.path.stem, f.label) for f in files
+    ]
+    out = tmp_path / "dda-fog.zarr"
+    import_images_job(
+        str(out), str(fog), num_classes=3, size=16, images_per_class=2, seed=1, adapted_directory=str(adapted)
+    )
+    target = tmp_path / "fog.zarr"
+    import_images_job(str(target), str(fog), num_classes=3, size=16, images_per_class=2, seed=1)
+    imported, plain = open_store(out), open_store(target)
+    assert imported.labels[:].tolist() == plain.labels[:].tolist()
+    flipped = imported.images[:][:, :, ::-1].astype(float)
+    assert np.abs(flipped - plain.images[:].astype(float)).mean() < 3  # the flipped copies, resampled alike
+    (adapted / files[0].path.parent.name / f"{files[0].path.stem}.png").unlink()
+    with pytest.raises(FileNotFoundError, match=f"1 image.*have no adapted copy.*{files[0].path.stem}"):
+        paired_images(files, fog, adapted, num_classes=3)
+    Image.new("RGB", (8, 8)).save(adapted / wnid(0) / "stray.png")
+    with pytest.raises(FileNotFoundError, match="match no image of.*stray.png"):
+        paired_images(files[1:], fog, adapted, num_classes=3)

@@ -89,6 +89,29 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
     assert "output: results/adapted/dda/w/shard-7.zarr" in result.stdout
 
 
+def test_a_pre_adapted_imagenet_c_is_imported_in_place_of_dda_and_a_subset_file_reaches_every_import(workdir):
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["imagenet"].update(adapted_root="data/dda-imagenet-c", subset_file="data/imagenet_test_image_ids.txt")
+    config["targets"] = [{"name": "w", "root": "data/imagenet-w", "adapted_root": "data/dda-imagenet-w"}]
+    (workdir / "pre.yaml").write_text(yaml.safe_dump(config))
+    missing = snakemake(workdir, "-n", "--configfile", "pre.yaml", hub_cache=workdir / "empty-cache")
+    message = missing.stdout + missing.stderr
+    assert (
+        missing.returncode != 0 and "pre-adapted (DDA) gaussian_noise: data/dda-imagenet-c/gaussian_noise/5" in message
+    )
+    assert "image subset file: data/imagenet_test_image_ids.txt" in message and "RobustBench" in message
+    hub_cache = imagenet_placeholders(workdir, "pre.yaml")
+    result = snakemake(workdir, "-n", "--configfile", "pre.yaml", hub_cache=hub_cache)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["import_adapted"] == 20 and counts["import_images"] == 20  # 19 corruptions and ImageNet-W
+    adapted = collections.Counter(re.findall(r"output: results/adapted/([\w-]+)/", result.stdout))
+    assert adapted == {"diffpure": 20 * 8, "dda-imported": 20}  # no DDA runs on a pre-adapted set
+    assert "output: results/adapted/dda-imported/w.zarr" in result.stdout
+    assert "data/dda-imagenet-c/fog/5, results/manifests/fog.tsv" not in result.stdout  # its own manifest
+    assert "data/imagenet_test_image_ids.txt" in result.stdout.split("rule import_images")[1].split("rule ")[0]
+
+
 def tiny_imagenet_world(workdir: Path) -> dict:
     """Tiny random-weight models in the official file layouts, and a 3-class ImageNet(-C) from photos."""
     from fake_imagenet import make_imagenet_c, make_imagenet_val

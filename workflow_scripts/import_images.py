@@ -16,6 +16,7 @@ import_images_job(
     skip_unreadable=p.skip_unreadable,
     allow_uneven_classes=p.allow_uneven_classes,
     subset_file=p.subset_file,
+    adapted_directory=snakemake.input.get("adapted"),
     seed=p.seed,
     codec=p.codec,
     workers=snakemake.threads,

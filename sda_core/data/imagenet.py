@@ -136,6 +136,37 @@ def list_images(
     return files
 
 
+def paired_images(
+    files: list[LabelledFile], target_root: str | os.PathLike, adapted_root: str | os.PathLike, num_classes: int
+) -> list[LabelledFile]:
+    """The adapted copy of each target file (same <wnid>/<stem>, any image suffix: a release may store
+    PNG or JPEG), in the target's order and with its labels. A target image without its adapted copy,
+    or an adapted image of no target image, is an error naming it: pairing must never shift."""
+    target_root, adapted_root = Path(target_root), Path(adapted_root)
+    adapted = {}
+    for wnid in class_folders(adapted_root, num_classes):
+        for entry in os.scandir(adapted_root / wnid):
+            if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith("."):
+                adapted[(wnid, Path(entry.name).stem)] = adapted_root / wnid / entry.name
+    complete = {
+        (folder.name, Path(entry.name).stem)
+        for folder in os.scandir(target_root)
+        if folder.is_dir() and not folder.name.startswith((".", "_"))
+        for entry in os.scandir(folder.path)
+        if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
+    }
+    keys = [(f.path.parent.name, f.path.stem) for f in files]
+    lacking = [target_root / wnid / stem for wnid, stem in keys if (wnid, stem) not in adapted]
+    extra = [adapted[key] for key in sorted(adapted) if key not in complete]
+    problems = ((f"have no adapted copy in {adapted_root}", lacking), (f"match no image of {target_root}", extra))
+    for problem, paths in problems:
+        if paths:
+            raise FileNotFoundError(
+                f"{len(paths)} image(s) {problem}: {', '.join(map(str, paths[:5]))}{' ...' if len(paths) > 5 else ''}"
+            )
+    return [LabelledFile(adapted[key], f.label) for key, f in zip(keys, files)]
+
+
 def _check_even(counts, directory: Path, wnids: list[str], allow_uneven_classes: bool) -> None:
     counts = np.asarray(counts)
     if counts.min() != counts.max():  # e.g. an extraction that stopped half-way

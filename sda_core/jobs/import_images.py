@@ -24,6 +24,7 @@ from sda_core.data.imagenet import (
     LabelledFile,
     UnreadableImageError,
     list_images,
+    paired_images,
     read_rgb,
     read_subset_file,
     resize_center_crop,
@@ -80,6 +81,7 @@ def import_images_job(
     skip_unreadable: bool = False,
     allow_uneven_classes: bool = False,
     subset_file: str | None = None,
+    adapted_directory: str | None = None,
     seed: int = 0,
     chunk_size: int = 256,
     codec: str = "zstd",
@@ -93,11 +95,17 @@ def import_images_job(
     job with an error naming it (finished chunks are kept), unless skip_unreadable, which first
     decodes every file, logs and leaves out the failures, and records them in the store's fingerprint.
     subset_file: import only the images it lists (sda_core.data.imagenet.read_subset_file).
+    adapted_directory: import, in place of each selected image of `directory`, its adapted copy there
+    (same <wnid>/<stem>; pre-adapted sets such as a released DDA ImageNet-C), in the same order.
     """
     if corruption is not None and not from_imagenet_val:
         raise ValueError("ImageNet-C is read as published; corruptions are applied only to ImageNet val")
     subset = read_subset_file(subset_file) if subset_file is not None else None
     files = list_images(directory, num_classes, images_per_class, seed, allow_uneven_classes, subset)
+    if adapted_directory is not None:
+        if from_imagenet_val:
+            raise ValueError("pre-adapted images pair with a published set, not with ImageNet val prepared here")
+        files = paired_images(files, directory, adapted_directory, num_classes)
     skipped = []
     if skip_unreadable:
         files, skipped = readable_files(files)
@@ -113,6 +121,7 @@ def import_images_job(
         "directory": directory,
         "images_per_class": images_per_class,
         "subset": subset,
+        "adapted_directory": adapted_directory,
         "size": size,
         "from_imagenet_val": from_imagenet_val,
         "corruption": corruption,
