@@ -66,13 +66,23 @@ def read_subset_file(path: str | os.PathLike) -> list[str]:
 
 
 def _in_subset(directory: Path, names: dict[str, list[str]], subset: list[str]) -> dict[str, list[str]]:
-    """The names of each class that `subset` lists; an entry that matches no file is an error naming it."""
-    pairs = {tuple(entry.split("/")[-2:]) for entry in subset if "/" in entry}
-    bare = {entry for entry in subset if "/" not in entry}
-    kept = {wnid: [n for n in files if (wnid, n) in pairs or n in bare] for wnid, files in names.items()}
-    found_pairs = {(wnid, n) for wnid, files in kept.items() for n in files}
-    found_names = {n for _, n in found_pairs}
-    missing = [e for e in subset if (tuple(e.split("/")[-2:]) not in found_pairs if "/" in e else e not in found_names)]
+    """The names of each class that `subset` lists, matched by file stem (a set stored as PNG matches a
+    list of JPEG names); an entry that matches no file is an error naming it."""
+
+    def key(entry: str) -> tuple[str | None, str]:
+        wnid, _, name = entry.rpartition("/")
+        return (wnid.rpartition("/")[2] or None), Path(name).stem
+
+    wanted = [key(entry) for entry in subset]
+    pairs = {k for k in wanted if k[0] is not None}
+    bare = {stem for wnid, stem in wanted if wnid is None}
+    kept = {
+        wnid: [n for n in files if (wnid, Path(n).stem) in pairs or Path(n).stem in bare]
+        for wnid, files in names.items()
+    }
+    found = {(wnid, Path(n).stem) for wnid, files in kept.items() for n in files}
+    found_stems = {stem for _, stem in found}
+    missing = [e for e, k in zip(subset, wanted) if (k not in found if k[0] is not None else k[1] not in found_stems)]
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} image(s) of the subset file are not in {directory}: "
