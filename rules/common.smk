@@ -147,11 +147,12 @@ def target_store(corruption):
 
 def target_uses_seed(corruption):
     """Whether a target set depends on the seed: always on digits; on ImageNet when the import draws a
-    class-balanced subset (the clean set, imagenet.images_per_class) or corrupts val itself."""
+    class-balanced subset (the clean set, imagenet.images_per_class) or corrupts val itself. Apart from
+    the clean set the answer must not depend on the name: rule import_images spells its output with the
+    "{corruption}" wildcard (named targets of an imagenet_val run are therefore kept per seed too)."""
     if WORLD == "digits" or corruption == image_sets.CLEAN:
         return True
-    corrupted_here = corruption in CORRUPTIONS and config["imagenet"]["target"] == "imagenet_val"
-    return config["imagenet"]["images_per_class"] is not None or corrupted_here
+    return config["imagenet"]["images_per_class"] is not None or config["imagenet"]["target"] == "imagenet_val"
 
 
 def subset_file(images):
@@ -268,6 +269,14 @@ def prediction_files():
                 }
             )
     return files
+
+
+def corruption_prediction_files():
+    """prediction_files() without the named targets' sets (the corruptions' tables never read them)."""
+    return {
+        arch: {key: paths for key, paths in files.items() if key.split("/")[-1] not in TARGETS}
+        for arch, files in prediction_files().items()
+    }
 
 
 def target_prediction_files(target):

@@ -3,7 +3,7 @@
 
 rule score:
     input:
-        sorted({path for files in prediction_files().values() for path in prediction_inputs(files)}),
+        sorted({path for files in corruption_prediction_files().values() for path in prediction_inputs(files)}),
     output:
         **score_outputs(),
     log:
@@ -11,7 +11,7 @@ rule score:
     conda:
         "../environment.yml"
     params:
-        prediction_files=prediction_files(),
+        prediction_files=corruption_prediction_files(),
         test=TEST_CORRUPTIONS,
         validation=VALIDATION_CORRUPTIONS,
         severity=config["corruptions"]["severity"],

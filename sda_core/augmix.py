@@ -8,7 +8,8 @@ with Dirichlet(1, 1, 1) weights and blended with the original by m ~ Beta(1, 1).
 The views of an image are made together, as one batch, with every random draw taken from that
 image's own generator (sda_core.seeding), so they depend only on (seed, stream, index). Operations work
 on values in [0, 255] rounded to integers after each one, as the PIL operations of the reference do;
-geometric ones resample bilinearly and fill with grey (128) where they leave the image.
+geometric ones resample bilinearly and fill with (128, 0, 0) where they leave the image: the reference
+passes fillcolor=128 to PIL for RGB images, which PIL takes as red 128, green and blue 0.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ MAX_DEPTH = 3  # operations per chain: uniform in 1..MAX_DEPTH
 SEVERITY = 1  # the reference's setting: every magnitude below is drawn at it
 CROP_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults
 CROP_RATIO = (3 / 4, 4 / 3)
-FILL = 128.0
+FILL = (128.0, 0.0, 0.0)  # PIL's reading of the reference's fillcolor=128 on an RGB image
 
 
 def _uniform(generator: torch.Generator, n: int, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
@@ -72,13 +73,18 @@ def _crop_boxes(generator: torch.Generator, n: int, height: int, width: int) -> 
     return torch.where(fits.any(1, keepdim=True), torch.stack([top, left, h, w], 1), fallback)
 
 
-def _resample(x: torch.Tensor, theta: torch.Tensor, size: int, fill: float | None) -> torch.Tensor:
+def _resample(x: torch.Tensor, theta: torch.Tensor, size: int, fill: tuple[float, ...] | None) -> torch.Tensor:
     """Bilinear resampling of (n, C, H, W) at the points theta (n, 2, 3) maps each output point to,
     in grid_sample's normalised coordinates; outside points take `fill` (None: the edge value)."""
     grid = F.affine_grid(theta.to(x), (x.shape[0], x.shape[1], size, size), align_corners=False)
     if fill is None:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+    # PIL's rule: a point inside the image's extent is interpolated from the nearest pixels (edge pixels
+    # repeated), a point outside it takes the fill
+    inside = (grid >= -1).all(-1) & (grid < 1).all(-1)
+    sampled = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    fill = torch.tensor(fill, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return torch.where(inside.unsqueeze(1), sampled, fill)
 
 
 def resized_crops(x: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, size: int) -> torch.Tensor:

@@ -30,6 +30,18 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
         )
     problems += target_problems(config)
     imagenet = config["imagenet"]
+    for key in ("adapted_root", "subset_file"):
+        if config["world"] == "digits" and imagenet[key] is not None:
+            problems.append(f"imagenet.{key}: world digits makes its target sets here; it applies to world imagenet")
+    pre_adapted = imagenet["adapted_root"] is not None or any(t["adapted_root"] for t in config["targets"])
+    if config["world"] == "imagenet" and pre_adapted and imagenet["skip_unreadable"]:
+        problems.append(
+            "imagenet.skip_unreadable with pre-adapted sets: a file skipped on one side only would shift every "
+            "pair after it; replace the unreadable files, or set skip_unreadable: false"
+        )
+    for arch in config["architectures"]:
+        if arch["memo"]["optimizer"] == "adamw" and arch["memo"]["momentum"] != 0:
+            problems.append(f"architectures: {arch['name']}: memo.momentum applies to sgd, not adamw")
     if config["world"] == "imagenet" and imagenet["adapted_root"] and imagenet["target"] == "imagenet_val":
         problems.append(
             "imagenet.adapted_root: pre-adapted images pair with the published ImageNet-C (imagenet.target: "
@@ -100,7 +112,9 @@ def target_problems(config: dict) -> list[str]:
     # the set names of the corruptions and of the clean set, and the names of the run's own tables
     taken = {*corruptions["test"], *corruptions["validation"], "clean"}
     taken |= {"c", "c_paired", "sanity", "gates", "claims", "timesteps", "timesteps_gain", "fusion", "provenance"}
+    taken.add("mean")  # the tables' row of the mean over corruptions
     names = Counter(target["name"] for target in config["targets"])
+    taken |= {f"{name}_paired" for name in names}  # each target's second table
     problems = [f"targets: the name {n!r} is used {count} times" for n, count in names.items() if count > 1]
     for target in config["targets"]:
         key = f"targets: {target['name']}"
@@ -110,6 +124,8 @@ def target_problems(config: dict) -> list[str]:
             )
         if config["world"] == "imagenet" and target["root"] is None:
             problems.append(f"{key}: world imagenet reads a named target from a folder; set its root (<root>/<wnid>/*)")
+        if config["world"] == "imagenet" and target["shift"] is not None:
+            problems.append(f"{key}: shift makes a digits target; world imagenet reads it from root")
         if config["world"] == "digits" and target["shift"] is None:
             problems.append(f"{key}: world digits makes a named target here; set its shift (watermark)")
         if config["world"] == "digits" and (target["root"] is not None or target["adapted_root"] is not None):

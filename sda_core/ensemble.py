@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from sda_core.image_sets import MEMO, SOURCE, adapted, finetuned, labels_key, predictions_key, target
+from sda_core.image_sets import MEMO, SOURCE, adapted, covered_images, finetuned, labels_key, predictions_key, target
 
 ImageSetOf = Callable[[str], str]  # corruption -> image set name
 dda = partial(adapted, "dda")
@@ -126,12 +126,12 @@ def method_correct(
 ) -> np.ndarray:
     """Per-image correctness (bool) of `method` on `corruption`; `predictions` maps the predict stage's keys
     (sda_core.image_sets) to arrays; `weight` is the tuned weight of a tuned_weight method. A method whose
-    rows cover only the first n images of the set (MEMO with memo.images) is scored on those n."""
+    rows cover only n images of the set (MEMO with memo.images: image_sets.covered_images) is scored on those."""
     fused = fuse(method.fusion, method_terms(predictions, method, corruption), weight)
     labels = method_labels(predictions, method, corruption)
     if len(fused) > len(labels):
         raise ValueError(f"{len(fused)} prediction rows for {len(labels)} labels on {corruption}")
-    return fused.argmax(1) == labels[: len(fused)]
+    return fused.argmax(1) == labels[covered_images(len(labels), len(fused))]
 
 
 def weight_hits(terms: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
@@ -179,13 +179,14 @@ def mean_interval(accuracies: list[float], counts: list[int], z: float = 1.96) -
 def paired_difference(first: list[np.ndarray], second: list[np.ndarray], z: float = 1.96) -> tuple[float, float, float]:
     """Mean over corruptions of the accuracy difference of two methods scored on the same images,
     with a 95% normal interval from the per-image paired differences (tighter than comparing two
-    unpaired intervals, since both methods see the same images). Where one method covers only the
-    first n images of a set (MEMO with memo.images), the pair is those n."""
-    differences = [
-        a[:n].astype(np.float64) - b[:n].astype(np.float64)
-        for a, b in zip(first, second)
-        for n in [min(a.size, b.size)]
-    ]
+    unpaired intervals, since both methods see the same images). Where one method covers only n of a
+    set's images (MEMO with memo.images), the other's rows are taken on those n
+    (image_sets.covered_images)."""
+    differences = []
+    for a, b in zip(first, second):
+        n = min(a.size, b.size)
+        a, b = a[covered_images(a.size, n)], b[covered_images(b.size, n)]
+        differences.append(a.astype(np.float64) - b.astype(np.float64))
     k = len(differences)
     mean = sum(d.mean() for d in differences) / k
     se = math.sqrt(sum(d.var(ddof=1) / d.size for d in differences)) / k

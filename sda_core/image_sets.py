@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 CLEAN = "clean"
 SYNTHETIC_GENERATED = "synthetic/generated"
 SYNTHETIC_MOD = "synthetic/mod"
@@ -39,6 +41,16 @@ GENERATED_ONLY = "generated"  # the variant of f' fine-tuned on the generated im
 # MEMO: f adapted to each target image on its own (sda_core.memo); its predictions of a target set are
 # stored by its own stage (prediction stores), under predictions_key(MEMO, target(corruption))
 MEMO = "memo"
+
+
+def covered_images(num_images: int, count: int | None) -> np.ndarray:
+    """The positions in a set of `num_images` of the `count` images a method limited to that many covers
+    (MEMO with memo.images; None: all): evenly spaced over the set's order, so that a set stored class by
+    class (ImageNet) keeps every class in proportion. The memo stage predicts these, and the scoring pairs
+    the other methods' rows on them."""
+    if count is None or count >= num_images:
+        return np.arange(num_images)
+    return np.arange(count) * num_images // count
 
 
 def finetuned(variant: str | None = None) -> str:

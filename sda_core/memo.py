@@ -129,15 +129,15 @@ class MemoAdapter:
         std = torch.tensor(self.preprocess.std, device=x.device).view(1, -1, 1, 1)
         return (x - mean) / std
 
-    def adapted_parameters(self, views: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The weights after the steps on the views (V, C, crop, crop) in [0, 1]: fresh copies of the source
-        weights and a fresh optimiser, so no image sees another's state."""
+    def adapted_parameters(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The weights after one step on each of `views` (per step: V, C, crop, crop in [0, 1]; fresh views
+        every step, as the reference draws them): fresh copies of the source weights and a fresh
+        optimiser, so no image sees another's state."""
         parameters = {name: p.clone().requires_grad_(True) for name, p in self.parameters.items()}
         optimizer = self._optimizer(list(parameters.values()))
-        x = self._normalise(views)
-        for _ in range(self.settings.steps):
+        for step_views in views:
             with torch.enable_grad():
-                logits = functional_call(self.model, {**parameters, **self.buffers}, (x,))
+                logits = functional_call(self.model, {**parameters, **self.buffers}, (self._normalise(step_views),))
                 loss = marginal_entropy(logits.float())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -146,11 +146,12 @@ class MemoAdapter:
 
     def probabilities(self, images: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """MEMO's softmax rows (B, classes) for images (B, C, H, W) in [0, 1], image k's views drawn from
-        generators[k]."""
-        views = augmix_views(images, self.settings.views, self.preprocess.crop, generators)
+        generators[k] (each step's after the previous step's)."""
+        v = self.settings.views
+        views = [augmix_views(images, v, self.preprocess.crop, generators) for _ in range(self.settings.steps)]
         rows = []
         for k in range(len(images)):
-            parameters = self.adapted_parameters(views[k * self.settings.views : (k + 1) * self.settings.views])
+            parameters = self.adapted_parameters([step[k * v : (k + 1) * v] for step in views])
             with torch.no_grad():
                 logits = functional_call(
                     self.model, {**parameters, **self.buffers}, (self.preprocess(images[k : k + 1]),)

@@ -96,6 +96,11 @@ def test_spec_arguments_are_the_constructors_arguments():
         ([{"name": "w", "shift": "watermark"}] * 2, "targets: the name 'w' is used 2 times"),
         ([{"name": "fog", "shift": "watermark"}], "targets: fog: the name is taken"),
         ([{"name": "c_paired", "shift": "watermark"}], "targets: c_paired: the name is taken"),
+        ([{"name": "mean", "shift": "watermark"}], "targets: mean: the name is taken"),
+        (
+            [{"name": "w", "shift": "watermark"}, {"name": "w_paired", "shift": "watermark"}],
+            "targets: w_paired: the name",
+        ),
         ([{"name": "w"}], "targets: w: world digits makes a named target here; set its shift (watermark)"),
         ([{"name": "w", "shift": "watermark", "root": "data/w"}], "targets: w: world digits makes its targets here"),
     ],
@@ -119,3 +124,27 @@ def test_a_subset_file_and_images_per_class_are_refused_together():
     paper["imagenet"].update(subset_file="data/subset.txt", images_per_class=5)
     validate(paper, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
     assert any("imagenet.subset_file and imagenet.images_per_class" in p for p in config_problems(paper, 1000))
+
+
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda c: c["imagenet"].update(skip_unreadable=True), "imagenet.skip_unreadable with pre-adapted sets"),
+        (
+            lambda c: c["architectures"][1]["memo"].update(momentum=0.9),
+            "architectures: swin_t: memo.momentum applies to sgd, not adamw",
+        ),
+        (lambda c: c["targets"][0].update(shift="watermark"), "targets: w: shift makes a digits target"),
+    ],
+)
+def test_imagenet_config_mistakes_of_memo_and_pre_adapted_sets_are_refused(mutate, needle):
+    paper = yaml.safe_load((ROOT / "config.yaml").read_text())
+    paper["imagenet"]["adapted_root"] = "data/dda-imagenet-c"
+    mutate(paper)
+    validate(paper, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    assert any(needle in problem for problem in config_problems(paper, 1000)), config_problems(paper, 1000)
+
+
+def test_imagenet_only_keys_are_refused_on_digits():
+    problems = checked(lambda c: c.update(imagenet={"adapted_root": "data/x", "subset_file": "data/y.txt"}))
+    assert sum("world digits makes its target sets here" in p for p in problems) == 2

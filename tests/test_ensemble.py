@@ -59,29 +59,32 @@ def test_mean_interval_stays_in_the_unit_range():
     assert low == pytest.approx(0, abs=1e-12) and 0 < high < 0.1  # the pooled 40 images
 
 
-def test_memo_rows_cover_the_first_images_and_pair_with_those(tmp_path):
-    """MEMO with memo.images: its rows are the first n images of the target set, scored and paired on those."""
+def test_memo_rows_cover_evenly_spaced_images_and_pair_with_those(tmp_path):
+    """MEMO with memo.images: its rows are images 0, 1, 3 of a 5-image set (image_sets.covered_images),
+    scored and paired on those."""
     from sda_core.ensemble import MEMO_METHOD, paired_difference
+    from sda_core.image_sets import covered_images
     from sda_core.jobs.score import PredictionReader
     from sda_core.store import PROBABILITIES, fill_store
 
+    assert covered_images(5, 3).tolist() == [0, 1, 3] and covered_images(5, None).tolist() == [0, 1, 2, 3, 4]
     labels = np.array([0, 1, 1, 0, 1])
     npz = tmp_path / "fog.npz"
     np.savez(npz, **{"labels/target/fog": labels, "source/target/fog": np.eye(2)[[0, 0, 1, 1, 1]]})
-    rows = np.eye(2, dtype=np.float16)[[0, 1, 0]]  # the first 3 images: right, right, wrong
+    rows = np.eye(2, dtype=np.float16)[[0, 1, 1]]  # on images 0, 1, 3: right, right, wrong
 
     def memo_store(path, store_labels):
         fill_store(path, 3, (2,), 2, {}, lambda lo, hi: (rows[lo:hi], store_labels[lo:hi]), array=PROBABILITIES)
         return [str(path)]
 
-    files = {"target/fog": str(npz), "memo/target/fog": memo_store(tmp_path / "memo.zarr", labels[:3])}
+    files = {"target/fog": str(npz), "memo/target/fog": memo_store(tmp_path / "memo.zarr", labels[[0, 1, 3]])}
     with PredictionReader(files) as arrays:
         memo = method_correct(arrays, MEMO_METHOD, "fog")
         source = method_correct(arrays, METHODS["Source"], "fog")
         assert "memo/target/fog" in arrays.keys_available()
     assert memo.tolist() == [True, True, False] and source.tolist() == [True, False, True, False, True]
     diff, _, _ = paired_difference([memo], [source])
-    assert diff == pytest.approx(0.0)  # 2 of 3 each on the first three images (not 2/3 - 3/5)
-    files["memo/target/fog"] = memo_store(tmp_path / "shuffled.zarr", labels[[1, 0, 2]])
+    assert diff == pytest.approx(1 / 3)  # 2 of 3 against Source's 1 of 3 on images 0, 1, 3 (not 2/3 - 3/5)
+    files["memo/target/fog"] = memo_store(tmp_path / "shifted.zarr", labels[:3])  # images 0, 1, 2: not its rows
     with PredictionReader(files) as arrays, pytest.raises(ValueError, match="not those of target/fog"):
         method_correct(arrays, MEMO_METHOD, "fog")

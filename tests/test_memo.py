@@ -78,7 +78,7 @@ def test_adaptation_equals_the_module_and_optimizer_path(resnet, settings):
     ours = adapter.probabilities(images, _generators([3, 4]))
     for k, seed in enumerate([3, 4]):
         model = configure_model(copy.deepcopy(resnet), settings.prior)
-        views = augmix_views(images[k : k + 1], settings.views, 8, _generators([seed]))
+        generator = _generators([seed])  # each step draws new views from the image's generator
         if settings.optimizer == "sgd":
             optimizer = torch.optim.SGD(
                 model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
@@ -86,6 +86,7 @@ def test_adaptation_equals_the_module_and_optimizer_path(resnet, settings):
         else:
             optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         for _ in range(settings.steps):
+            views = augmix_views(images[k : k + 1], settings.views, 8, generator)
             optimizer.zero_grad()
             marginal_entropy(model(adapter._normalise(views))).backward()
             optimizer.step()
@@ -153,7 +154,7 @@ def _memo(job_inputs, output, shard, num_shards, images=None):
     )
 
 
-def test_memo_stage_does_not_depend_on_the_shard_count_and_limits_images(tmp_path, job_inputs):
+def test_memo_stage_does_not_depend_on_the_shard_count_and_spreads_a_limited_count(tmp_path, job_inputs):
     _memo(job_inputs, tmp_path / "one.zarr", 0, 1)
     for k in range(2):
         _memo(job_inputs, tmp_path / f"two-{k}.zarr", k, 2)
@@ -162,8 +163,10 @@ def test_memo_stage_does_not_depend_on_the_shard_count_and_limits_images(tmp_pat
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], StoreSequence([job_inputs[0]]).read(0, 9)[1])
     assert one[0].dtype == np.float16 and one[0].shape == (9, 5)
-    _memo(job_inputs, tmp_path / "first5.zarr", 0, 1, images=5)
-    np.testing.assert_array_equal(read_predictions([tmp_path / "first5.zarr"])[0], one[0][:5])
+    _memo(job_inputs, tmp_path / "five.zarr", 0, 1, images=5)  # evenly spaced over the set: 0, 1, 3, 5, 7
+    five = read_predictions([tmp_path / "five.zarr"])
+    np.testing.assert_array_equal(five[0], one[0][[0, 1, 3, 5, 7]])
+    np.testing.assert_array_equal(five[1], one[1][[0, 1, 3, 5, 7]])
     with pytest.raises(Exception, match="not prediction stores"):
         read_predictions([job_inputs[0]])
 

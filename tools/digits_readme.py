@@ -69,7 +69,7 @@ def render(tables: Path) -> str:
     comparisons = [c for c in COMPARISONS if c in set(paired.comparison)]
     memo = ""
     if "MEMO" in methods:
-        memo = f" (MEMO: the first {int(per_corruption[per_corruption.method == 'MEMO'].n.iloc[0])})"
+        memo = f" (MEMO: {int(per_corruption[per_corruption.method == 'MEMO'].n.iloc[0])} of them)"
     lines = [
         f"Mean top-1 (%) over the 15 test corruptions at severity 5, {n} held-out images each{memo}, 95%",
         "interval of the mean in brackets (`results/tables/digits_c.csv`):",
@@ -125,7 +125,7 @@ def render_targets(tables: Path, archs: list[str]) -> list[str]:
         paired = pd.read_csv(tables / f"digits_{target['name']}_paired.csv").set_index(["comparison", "arch"])
         methods = [m for m in METHODS[:5] if m in set(accuracy.index.get_level_values("method"))]
         n = int(accuracy.loc[(archs[0], "Source"), "n"])
-        memo = f" (MEMO: its first {int(accuracy.loc[(archs[0], 'MEMO'), 'n'])})" if "MEMO" in methods else ""
+        memo = f" (MEMO: {int(accuracy.loc[(archs[0], 'MEMO'), 'n'])} of them)" if "MEMO" in methods else ""
         lines += [
             "",
             f"The named target set `{target['name']}` ({target['shift']}, the analogue of ImageNet-W; "

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from sda_core.finite import check_finite
+from sda_core.image_sets import covered_images
 from sda_core.images import to_unit
 from sda_core.memo import MemoAdapter, MemoSettings, configure_model
 from sda_core.models.classifiers import Preprocess, load_classifier
@@ -20,11 +21,6 @@ from sda_core.seeding import sample_generators
 from sda_core.store import PROBABILITIES, StoreSequence, fill_store, shard_range
 
 log = logging.getLogger(__name__)
-
-
-def memo_images(num_images: int, limit: int | None) -> int:
-    """How many images of a target set MEMO predicts: the first `limit` (memo.images), else all."""
-    return num_images if limit is None else min(num_images, limit)
 
 
 def memo_job(
@@ -44,20 +40,34 @@ def memo_job(
     seed: int,
     device: torch.device,
 ) -> None:
-    """MEMO on images [start, stop) of shard `shard` of the first `images` images of `inputs`."""
+    """MEMO on shard `shard` of the images of `inputs` it covers (all, or `images` of them evenly spaced:
+    sda_core.image_sets.covered_images), each seeded by its position in the set."""
     source = StoreSequence(inputs)
-    start, stop = shard_range(memo_images(len(source), images), num_shards, shard, batch_size)
+    covered = covered_images(len(source), images)
+    start, stop = shard_range(len(covered), num_shards, shard, batch_size)
     model = configure_model(load_classifier(timm_name, num_classes, timm_kwargs, weights).to(device), settings.prior)
     adapter = MemoAdapter(model, settings, Preprocess(**preprocess))
-    log.info("%s: images %d..%d of %d, %s, %s", stream, start, stop, len(source), timm_name, settings)
+    log.info(
+        "%s: covered images %d..%d (%d of the set's %d), %s, %s",
+        stream,
+        start,
+        stop,
+        len(covered),
+        len(source),
+        timm_name,
+        settings,
+    )
 
     def compute(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        batch, labels = source.read(start + lo, start + hi)
-        generators = sample_generators(seed, stream, range(start + lo, start + hi))
+        positions = covered[start + lo : start + hi]
+        span, span_labels = source.read(int(positions[0]), int(positions[-1]) + 1)
+        batch, labels = span[positions - positions[0]], span_labels[positions - positions[0]]
+        generators = sample_generators(seed, stream, positions)
         probabilities = adapter.probabilities(to_unit(batch, device), generators)
-        check_finite(probabilities, f"MEMO {stream}, images {start + lo}..{start + hi} (shard {shard}), {weights}")
+        where = f"images {positions[0]}..{positions[-1]} (shard {shard})"
+        check_finite(probabilities, f"MEMO {stream}, {where}, {weights}")
         correct = int((probabilities.argmax(1).cpu().numpy() == labels).sum())
-        log.info("images %d..%d: %d of %d correct", start + lo, start + hi, correct, hi - lo)
+        log.info("%s: %d of %d correct", where, correct, hi - lo)
         return probabilities.cpu().numpy().astype(np.float16), labels
 
     fingerprint = {
@@ -67,6 +77,7 @@ def memo_job(
         "settings": settings,
         "preprocess": preprocess,
         "range": [start, stop],
+        "images": images,
         "stream": stream,
         "seed": seed,
     }

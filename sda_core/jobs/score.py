@@ -26,6 +26,7 @@ from sda_core.image_sets import (
     SYNTHETIC_GENERATED,
     SYNTHETIC_MOD,
     adapted,
+    covered_images,
     image_set_of,
     labels_key,
     predictions_key,
@@ -67,7 +68,8 @@ class PredictionReader(Mapping):
     Only the arrays asked for are decompressed: at ImageNet scale a group file holds ~0.6 GB of softmax
     outputs, and with predict.jobs: per_architecture every set is in the same file. A key whose set or
     array is missing raises, naming both: a renamed set must not drop a row silently. The labels of
-    prediction stores must be those of the set's first images, else the rows do not belong to it.
+    prediction stores must be those of the set's images they cover (image_sets.covered_images), else
+    the rows do not belong to those images.
     """
 
     def __init__(self, files: dict[str, str | list[str]]):
@@ -78,8 +80,9 @@ class PredictionReader(Mapping):
     def _from_stores(self, key: str) -> np.ndarray:
         if key not in self._stores:
             probabilities, labels = read_predictions(self.files[key])
-            expected = self[labels_key(image_set_of(key))][: len(labels)]
-            if len(labels) > len(self[labels_key(image_set_of(key))]) or not np.array_equal(labels, expected):
+            every = self[labels_key(image_set_of(key))]
+            expected = every[covered_images(len(every), len(labels))]
+            if len(labels) > len(every) or not np.array_equal(labels, expected):
                 raise ValueError(f"the labels of {', '.join(self.files[key])} are not those of {image_set_of(key)}")
             self._stores[key] = probabilities
         return self._stores[key]
