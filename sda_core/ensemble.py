@@ -158,7 +158,8 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
 def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+    # at p = 0 or 1 an end equals p in exact arithmetic; keep float rounding from putting p outside
+    return max(0.0, min(centre - half, p)), min(1.0, max(centre + half, p))
 
 
 def mean_interval(accuracies: list[float], counts: list[int], z: float = 1.96) -> tuple[float, float]:

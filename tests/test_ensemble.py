@@ -88,3 +88,13 @@ def test_memo_rows_cover_evenly_spaced_images_and_pair_with_those(tmp_path):
     files["memo/target/fog"] = memo_store(tmp_path / "shifted.zarr", labels[:3])  # images 0, 1, 2: not its rows
     with PredictionReader(files) as arrays, pytest.raises(ValueError, match="not those of target/fog"):
         method_correct(arrays, MEMO_METHOD, "fog")
+
+
+def test_wilson_interval_contains_its_proportion_at_the_ends():
+    """At 6 of 6 the upper end is 1 in exact arithmetic; rounding must not put it below (a plot's error
+    bar of negative length failed the run)."""
+    for n in range(1, 300):
+        low, high = wilson_interval(n, n)
+        assert low <= 1.0 == high
+        low, high = wilson_interval(0, n)
+        assert low == 0.0 <= high

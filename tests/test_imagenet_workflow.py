@@ -23,7 +23,7 @@ def test_missing_inputs_are_listed_in_one_message_with_how_to_obtain_them(workdi
     result = snakemake(workdir, "-n", hub_cache=workdir / "empty-cache")
     assert result.returncode != 0
     message = result.stdout + result.stderr
-    assert "27 input(s) of the ImageNet experiment are missing" in message
+    assert "28 input(s) of the ImageNet experiment are missing" in message
     for expected in (
         "checkpoints/256x256_diffusion_uncond.pt",
         "openaipublic.blob.core.windows.net",
@@ -33,6 +33,8 @@ def test_missing_inputs_are_listed_in_one_message_with_how_to_obtain_them(workdi
         "data/imagenet-c/jpeg_compression/5",
         "data/imagenet-c/saturate/5",
         "zenodo.org",
+        "target set w: data/imagenet-w",
+        "facebookresearch/Whac-A-Mole",
     ):
         assert expected in message
 
