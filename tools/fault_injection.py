@@ -100,7 +100,7 @@ def kills(workdir: Path, wanted: int, rng: random.Random, max_delay: float) -> t
     time recovering with `--unlock` and the same command, until `wanted` kills (another pass from
     scratch if the run finishes first); then let it finish."""
     done, recoveries, stages = 0, 0, collections.Counter()
-    per_stage = -(-wanted // len(STAGES)) + 1
+    per_stage = -(-wanted // len(STAGES))  # a stage missed (done before its kill) is made up by another pass
     targets = [stage for stage in STAGES for _ in range(per_stage)]
     while True:
         process = subprocess.Popen(
