@@ -160,6 +160,12 @@ def subset_file(images):
     return None if images == image_sets.CLEAN else config["imagenet"]["subset_file"]
 
 
+def subset_inputs(wildcards):
+    """The subset file an import of a target set reads, as a rule input (none without one)."""
+    path = subset_file(wildcards.corruption)
+    return [] if path is None else [path]
+
+
 def image_manifest(corruption):
     """imagenet: the file list (names, sizes) of the folder a target set is imported from."""
     return f"{RESULTS}/manifests/{corruption}.tsv"
@@ -271,20 +277,22 @@ def prediction_files():
     return files
 
 
-def corruption_prediction_files():
-    """prediction_files() without the named targets' sets (the corruptions' tables never read them)."""
+def prediction_files_of(keep):
+    """prediction_files() of the image sets whose target set (the key's last part) `keep` accepts."""
     return {
-        arch: {key: paths for key, paths in files.items() if key.split("/")[-1] not in TARGETS}
+        arch: {key: paths for key, paths in files.items() if keep(key.split("/")[-1])}
         for arch, files in prediction_files().items()
     }
+
+
+def corruption_prediction_files():
+    """prediction_files() without the named targets' sets (the corruptions' tables never read them)."""
+    return prediction_files_of(lambda images: images not in TARGETS)
 
 
 def target_prediction_files(target):
     """prediction_files() of the image sets of one named target only (what its tables read)."""
-    return {
-        arch: {key: paths for key, paths in files.items() if key.split("/")[-1] == target}
-        for arch, files in prediction_files().items()
-    }
+    return prediction_files_of(lambda images: images == target)
 
 
 def prediction_inputs(files):

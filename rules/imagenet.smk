@@ -18,7 +18,7 @@ rule import_images:
     input:
         folder=lambda wc: imagenet_folder(config, wc.corruption)[0],
         manifest=image_manifest("{corruption}"),
-        subset=lambda wc: [] if subset_file(wc.corruption) is None else [subset_file(wc.corruption)],
+        subset=subset_inputs,
     output:
         directory(target_store("{corruption}")),
     log:
@@ -77,7 +77,7 @@ use rule import_images as import_adapted with:
         manifest=image_manifest("{corruption}"),
         adapted=lambda wc: adapted_folder(config, wc.corruption),
         adapted_manifest=image_manifest("dda-imported/{corruption}"),
-        subset=lambda wc: [] if subset_file(wc.corruption) is None else [subset_file(wc.corruption)],
+        subset=subset_inputs,
     output:
         directory(imported_adapted_store("{corruption}")),
     log:
