@@ -45,7 +45,7 @@ def _uniform(generator: torch.Generator, n: int, low: float = 0.0, high: float =
     return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
 
 
-def _crop_boxes(generator: torch.Generator, n: int, height: int, width: int) -> torch.Tensor:
+def crop_boxes(generator: torch.Generator, n: int, height: int, width: int) -> torch.Tensor:
     """(n, 4) boxes (top, left, h, w) drawn as torchvision's RandomResizedCrop.get_params does: ten
     tries of an area fraction and a log-uniform aspect ratio, the first that fits, else the centre crop
     clamped to the ratios. All ten tries are drawn for every box, so the draws never depend on the image."""
@@ -168,7 +168,7 @@ class AugMixDraws:
 
     @classmethod
     def draw(cls, generator: torch.Generator, views: int, height: int, width: int) -> AugMixDraws:
-        boxes = _crop_boxes(generator, views, height, width)
+        boxes = crop_boxes(generator, views, height, width)
         flips = _uniform(generator, views) < 0.5
         exp = -torch.log1p(-_uniform(generator, views * WIDTH).view(views, WIDTH))  # Exp(1)
         m = _uniform(generator, views)
@@ -212,29 +212,41 @@ def _chain(x: torch.Tensor, draws: AugMixDraws, chain: int) -> torch.Tensor:
     return x
 
 
-def augmix_views(images: torch.Tensor, views: int, size: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
+def augmix_views(
+    images: torch.Tensor,
+    views: int,
+    size: int,
+    generators: Sequence[torch.Generator],
+    differentiable: bool = False,
+) -> torch.Tensor:
     """`views` AugMix views of each image of (B, C, H, W) in [0, 1], image k's from generators[k]:
     (B * views, C, size, size) in [0, 1], image k's views at rows k * views ... (k + 1) * views - 1.
     Made together so each operation runs once over every view that drew it, on the images' device (the
-    draws are made on the CPU, so a GPU run draws the same views up to float rounding)."""
+    draws are made on the CPU, so a GPU run draws the same views up to float rounding).
+
+    MEMO's views (the default) start from the crop rounded to 8 bits, as PIL images are. differentiable:
+    GDA's views, whose gradient flows to the images through the crop's share m of the blend, as in GDA's
+    code: the crop is blended as it is, and the chains run on its 8-bit copy (truncated, as ToPILImage
+    does) and are constants for the gradient."""
     height, width = images.shape[-2:]
     draws = AugMixDraws.stack([AugMixDraws.draw(g, views, height, width) for g in generators]).to(images.device)
-    originals = (
-        torch.cat(
-            [
-                resized_crops(
-                    image.float() * 255,
-                    draws.boxes[k * views : (k + 1) * views],
-                    draws.flips[k * views : (k + 1) * views],
-                    size,
-                )
-                for k, image in enumerate(images)
-            ]
-        )
-        .round()
-        .clamp(0, 255)
+    crops = torch.cat(
+        [
+            resized_crops(
+                image.float() * 255,
+                draws.boxes[k * views : (k + 1) * views],
+                draws.flips[k * views : (k + 1) * views],
+                size,
+            )
+            for k, image in enumerate(images)
+        ]
     )
+    if differentiable:
+        originals = crops.detach().floor().clamp(0, 255)
+        blended = crops
+    else:
+        originals = blended = crops.round().clamp(0, 255)
     weights = draws.weights.to(originals.dtype)
     mixed = sum(weights[:, i].view(-1, 1, 1, 1) * _chain(originals, draws, i) for i in range(WIDTH))
     m = draws.m.to(originals.dtype).view(-1, 1, 1, 1)
-    return ((m * originals + (1 - m) * mixed) / 255).to(images.dtype)
+    return ((m * blended + (1 - m) * mixed) / 255).to(images.dtype)

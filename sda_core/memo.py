@@ -124,11 +124,6 @@ class MemoAdapter:
             return torch.optim.SGD(parameters, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
         return torch.optim.AdamW(parameters, lr=s.lr, weight_decay=s.weight_decay)
 
-    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.preprocess.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.preprocess.std, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
-
     def adapted_parameters(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """The weights after one step on each of `views` (per step: V, C, crop, crop in [0, 1]; fresh views
         every step, as the reference draws them): fresh copies of the source weights and a fresh
@@ -137,7 +132,9 @@ class MemoAdapter:
         optimizer = self._optimizer(list(parameters.values()))
         for step_views in views:
             with torch.enable_grad():
-                logits = functional_call(self.model, {**parameters, **self.buffers}, (self._normalise(step_views),))
+                logits = functional_call(
+                    self.model, {**parameters, **self.buffers}, (self.preprocess.normalise(step_views),)
+                )
                 loss = marginal_entropy(logits.float())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -3,6 +3,7 @@
 One loop serves every use of the reverse process in this workflow:
 - DDA and MoD: noise the reference image to step N, denoise with low-pass guidance towards it;
 - DiffPure: the same with a smaller N and no guidance;
+- GDA (sda_core.gda): the same loop with its own guidance, returning the last x0 estimate;
 - class-conditional generation (DiT sampling): start from pure noise at the last step, no guidance.
 
 Like tent, the denoiser is configured once (`configure_denoiser`: eval mode, parameters frozen so the
@@ -17,7 +18,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from sda_core.diffusion.guidance import LowPassGuidance, low_pass
+from sda_core.diffusion.guidance import Guidance, LowPassGuidance
 from sda_core.diffusion.respacing import noise_level
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
 from sda_core.seeding import randn_per_sample
@@ -54,41 +55,39 @@ def reverse_diffusion(
     first_index: int,
     generators: Sequence[torch.Generator],
     labels: torch.Tensor | None = None,
-    guidance: LowPassGuidance | None = None,
-    reference: torch.Tensor | None = None,
+    guidance: Guidance | None = None,
     precision: str = "fp32",
     clip_x0: bool = True,
+    return_x0: bool = False,
 ) -> torch.Tensor:
     """Ancestral steps i = first_index, ..., 0 from x (taken to be x_{first_index}), x0 clamped to [-1, 1]
-    unless clip_x0 is False (latents, which are not bounded).
+    unless clip_x0 is False (latents, which are not bounded; GDA).
 
-    With guidance, each step is x_{i-1} = mu + sigma z - scale * d L(A(reference), A(x0_hat(x_i))) / d x_i.
+    With guidance, each step is x_{i-1} = mu + sigma z + guidance.shift(dL/dx_i), L = guidance.loss(...).
+    return_x0: the last step's x0 estimate instead of its sample (GDA's output); that estimate does not
+    depend on the last step's guidance, which is therefore not computed.
     Each step draws one noise tensor per sample from that sample's generator, the last step included,
     so a sample's random stream never depends on its batch.
     """
     check_denoiser(model)
-    guided = guidance is not None and guidance.scale != 0
-    if guided and reference is None:
-        raise ValueError("guided denoising needs the reference images")
-    reference_low_pass = low_pass(reference.float(), guidance.downsample) if guided else None
     batch = x.shape[0]
     for i in range(first_index, -1, -1):
         t = schedule.model_timesteps(i, batch, x.device)
         noise = randn_per_sample(generators, x.shape[1:], device=x.device)
-        if guided:
+        if guidance is not None and not (return_x0 and i == 0):
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)
                 with _autocast(x.device, precision):
                     model_output = model(x_in, t, labels)
                 out = schedule.p_mean_variance(model_output.float(), x_in, i, clip_x0)
-                (gradient,) = torch.autograd.grad(guidance.loss(out.pred_x0, reference_low_pass), x_in)
+                (gradient,) = torch.autograd.grad(guidance.loss(out, x_in, i), x_in)
             out = DiffusionOutput(out.mean.detach(), out.log_variance.detach(), out.pred_x0.detach())
-            x = schedule.ancestral_step(out, i, noise) - guidance.scale * gradient
+            x = schedule.ancestral_step(out, i, noise) + guidance.shift(gradient, out)
         else:
             with torch.no_grad(), _autocast(x.device, precision):
                 model_output = model(x, t, labels)
             out = schedule.p_mean_variance(model_output.float(), x, i, clip_x0)
-            x = schedule.ancestral_step(out, i, noise)
+            x = out.pred_x0 if return_x0 and i == 0 else schedule.ancestral_step(out, i, noise)
     return x.detach()
 
 
@@ -113,9 +112,8 @@ def renoise_denoise(
         raise ValueError(f"start step {steps} ({noise_index}) does not fit a schedule of {schedule.num_steps} steps")
     noise = randn_per_sample(generators, reference.shape[1:], device=reference.device)
     x = schedule.q_sample(reference, level, noise)
-    return reverse_diffusion(
-        model, schedule, x, steps - 1, generators, guidance=guidance, reference=reference, precision=precision
-    )
+    bound = guidance.towards(reference) if guidance is not None and guidance.scale != 0 else None
+    return reverse_diffusion(model, schedule, x, steps - 1, generators, guidance=bound, precision=precision)
 
 
 def generate(

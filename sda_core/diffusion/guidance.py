@@ -1,6 +1,11 @@
-"""DDA's low-pass image guidance (Gao et al., CVPR 2023, eq. 5-6).
+"""Guidance of the reverse loop (sda_core.diffusion.adapt.reverse_diffusion), and DDA's low-pass guidance.
 
-A(x) is a low-pass filter: antialiased bicubic resize of the image down by a factor D and back up.
+A guidance is a loss of a step's model output and x_t; the loop takes its gradient with respect to x_t
+and adds `shift(gradient, out)` to the ancestral step. Two are composed with the same loop: DDA's
+low-pass image guidance (below) and GDA's classifier and content guidance (sda_core.gda).
+
+DDA's low-pass image guidance (Gao et al., CVPR 2023, eq. 5-6): A(x) is a low-pass filter: antialiased
+bicubic resize of the image down by a factor D and back up.
 The loss compares the low frequencies of the reference image with those of the current x_0
 estimate; its gradient with respect to x_t steers the sample back towards the reference's
 structure while the diffusion model replaces the high frequencies (where corruptions live).
@@ -9,9 +14,21 @@ structure while the diffusion model replaces the high frequencies (where corrupt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+
+from sda_core.diffusion.schedule import DiffusionOutput
+
+
+class Guidance(Protocol):
+    """What reverse_diffusion asks of a guidance at step i: a scalar loss (summed over the samples, so
+    that each sample's gradient is its own) and how its gradient dL/dx_t moves the step."""
+
+    def loss(self, out: DiffusionOutput, x_t: torch.Tensor, i: int) -> torch.Tensor: ...
+
+    def shift(self, gradient: torch.Tensor, out: DiffusionOutput) -> torch.Tensor: ...
 
 
 def low_pass(x: torch.Tensor, downsample: int) -> torch.Tensor:
@@ -45,3 +62,21 @@ class LowPassGuidance:
         if self.norm == "batch":
             return torch.linalg.vector_norm(residual)
         return torch.linalg.vector_norm(residual.flatten(1), dim=1).sum()
+
+    def towards(self, reference: torch.Tensor) -> LowPassTowards:
+        """This guidance bound to its reference images (the loop's Guidance)."""
+        return LowPassTowards(self, low_pass(reference.float(), self.downsample))
+
+
+@dataclass(frozen=True)
+class LowPassTowards:
+    """LowPassGuidance towards fixed reference images: x_{t-1} = mu + sigma z - scale * dL/dx_t (DDA eq. 6)."""
+
+    settings: LowPassGuidance
+    reference_low_pass: torch.Tensor
+
+    def loss(self, out: DiffusionOutput, x_t: torch.Tensor, i: int) -> torch.Tensor:
+        return self.settings.loss(out.pred_x0, self.reference_low_pass)
+
+    def shift(self, gradient: torch.Tensor, out: DiffusionOutput) -> torch.Tensor:
+        return -self.settings.scale * gradient

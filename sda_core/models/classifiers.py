@@ -66,7 +66,10 @@ class Preprocess:
         x = resize(x, (int(height * scale), int(width * scale)))
         height, width = x.shape[-2:]
         top, left = round((height - self.crop) / 2), round((width - self.crop) / 2)
-        x = x[..., top : top + self.crop, left : left + self.crop]
+        return self.normalise(x[..., top : top + self.crop, left : left + self.crop])
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) / std per channel, for inputs already at the classifier's size (e.g. AugMix views)."""
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x - mean) / std
