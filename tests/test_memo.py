@@ -88,7 +88,7 @@ def test_adaptation_equals_the_module_and_optimizer_path(resnet, settings):
         for _ in range(settings.steps):
             views = augmix_views(images[k : k + 1], settings.views, 8, generator)
             optimizer.zero_grad()
-            marginal_entropy(model(adapter._normalise(views))).backward()
+            marginal_entropy(model(adapter.preprocess.normalise(views))).backward()
             optimizer.step()
         with torch.no_grad():
             expected = model(PREPROCESS(images[k : k + 1])).softmax(1)
