@@ -34,6 +34,7 @@ else:
 
 include: "rules/predict.smk"
 include: "rules/memo.smk"
+include: "rules/gda.smk"
 include: "rules/score.smk"
 
 

@@ -44,6 +44,12 @@ IMAGE_SETS = image_sets.RunImageSets(
 # Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) also carry a
 # `priority:` so that they start before the many independent adaptation jobs.
 GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
+# the architectures GDA runs for (gda.architectures; none when gda.enabled is false)
+GDA_ARCHS = (
+    [name for name in ARCHS if config["gda"]["architectures"] is None or name in config["gda"]["architectures"]]
+    if config["gda"]["enabled"]
+    else []
+)
 JOB_THREADS = config["threads"]
 
 
@@ -197,6 +203,15 @@ def memo_stores(arch, images):
     return [memo_store(arch, images, k) for k in range(config["memo"]["shards"])]
 
 
+def gda_store(arch, images, shard):
+    """GDA's predictions (a prediction store) on one shard of a target set."""
+    return f"{RUN}/gda/{arch}/{images}/shard-{shard}.zarr"
+
+
+def gda_stores(arch, images):
+    return [gda_store(arch, images, k) for k in range(config["gda"]["shards"])]
+
+
 def table_file(name):
     return table_path(RESULTS, SEED, WORLD, name)
 
@@ -262,8 +277,8 @@ def prediction_weights(arch, group):
 
 
 def prediction_files():
-    """arch -> image set -> the prediction file holding it; and MEMO's predictions key of each target
-    set -> its prediction stores (sda_core.jobs.score.PredictionReader reads both)."""
+    """arch -> image set -> the prediction file holding it; and MEMO's and GDA's predictions key of each
+    target set -> its prediction stores (sda_core.jobs.score.PredictionReader reads both)."""
     group_of = {name: group for group, names in prediction_groups().items() for name in names}
     files = {arch: {name: prediction_file(arch, group) for name, group in group_of.items()} for arch in ARCHS}
     if config["memo"]["enabled"]:
@@ -274,6 +289,13 @@ def prediction_files():
                     for c in CORRUPTIONS + TARGETS
                 }
             )
+    for arch in GDA_ARCHS:
+        files[arch].update(
+            {
+                image_sets.predictions_key(image_sets.GDA, image_sets.target(c)): gda_stores(arch, c)
+                for c in CORRUPTIONS + TARGETS
+            }
+        )
     return files
 
 
@@ -304,6 +326,26 @@ def memo_settings(arch):
     """MEMO's settings for an architecture (sda_core.memo.MemoSettings): the method's, its optimiser."""
     method = {key: config["memo"][key] for key in ("views", "steps", "prior_strength")}
     return {**method, **ARCHS[arch]["memo"]}
+
+
+def gda_settings():
+    """GDA's settings (sda_core.gda.GdaSettings)."""
+    keys = ("respacing", "steps", "objective", "views", "entropy_weight", "pixel_weight", "vgg_weight", "clip_weight")
+    return {key: config["gda"][key] for key in keys} | {
+        "clip_cutouts": config["gda"]["clip"]["cutouts"],
+        "clip_prompt": config["gda"]["clip"]["prompt"],
+    }
+
+
+def gda_weights(wildcards):
+    """The weights GDA's job reads: the denoiser, the architecture's source classifier, and VGG-19 and
+    CLIP where their terms are on."""
+    weights = {"checkpoint": denoiser_weights("unconditional"), "classifier": source_weights(wildcards.arch)}
+    if config["gda"]["vgg_weight"]:
+        weights["vgg"] = config["gda"]["vgg"]
+    if config["gda"]["clip_weight"]:
+        weights["clip"] = config["gda"]["clip"]["weights"]
+    return weights
 
 
 def preview_sets():

@@ -19,6 +19,7 @@ rule score:
         variants=STUDIES.variants,
         fusions=STUDIES.fusions,
         memo=config["memo"]["enabled"],
+        gda_archs=GDA_ARCHS,
         config=config,
         title=f"{WORLD}-C, severity {config['corruptions']['severity']}",
         device=job_device(uses_gpu=False),
@@ -42,6 +43,7 @@ rule score_target:
         prediction_files=lambda wc: target_prediction_files(wc.target),
         variants=STUDIES.variants,
         memo=config["memo"]["enabled"],
+        gda_archs=GDA_ARCHS,
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/score_target.py"

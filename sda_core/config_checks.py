@@ -29,6 +29,7 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             "must not be scored as a test corruption"
         )
     problems += target_problems(config)
+    problems += gda_problems(config)
     imagenet = config["imagenet"]
     for key in ("adapted_root", "subset_file"):
         if config["world"] == "digits" and imagenet[key] is not None:
@@ -101,6 +102,38 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
         problems.append(
             "studies.fusions: its tuned weight is chosen on the validation corruptions, and "
             "corruptions.validation is empty; name some, or set studies.fusions.enabled: false"
+        )
+    return problems
+
+
+def gda_problems(config: dict) -> list[str]:
+    """GDA: its architectures exist, its steps fit its respacing, and each term with a weight has the
+    model it needs (VGG-19 needs images of 32 px or more)."""
+    gda = config["gda"]
+    if not gda["enabled"]:
+        return []
+    problems = []
+    names = {arch["name"] for arch in config["architectures"]}
+    unknown = [name for name in gda["architectures"] or [] if name not in names]
+    if unknown:
+        problems.append(f"gda.architectures: {', '.join(unknown)} not among the architectures ({', '.join(names)})")
+    if gda["steps"] > gda["respacing"]:
+        problems.append(f"gda.steps: {gda['steps']} steps do not fit a respacing of {gda['respacing']}")
+    if gda["vgg_weight"] and gda["vgg"] is None:
+        problems.append(
+            f"gda.vgg_weight: {gda['vgg_weight']} with no gda.vgg weights file; set gda.vgg (torchvision's "
+            "vgg19-dcbb9e9d.pth), or gda.vgg_weight: 0 to run without the term (a deviation)"
+        )
+    if gda["clip_weight"] and gda["clip"]["weights"] is None:
+        problems.append(
+            f"gda.clip_weight: {gda['clip_weight']} with no gda.clip.weights file; set it (OpenAI's ViT-B/16 in "
+            "open_clip's format), or gda.clip_weight: 0 to run without the term (a deviation)"
+        )
+    unconditional = config["denoisers"]["unconditional"]["spec"]
+    if gda["vgg_weight"] and not spec_problems(unconditional, "") and image_size(unconditional) < 32:
+        problems.append(
+            f"gda.vgg_weight: VGG-19's relu5_2 needs images of at least 32 px, the unconditional model makes "
+            f"{image_size(unconditional)} px; set gda.vgg_weight: 0"
         )
     return problems
 

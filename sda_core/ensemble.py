@@ -22,7 +22,17 @@ from functools import partial
 
 import numpy as np
 
-from sda_core.image_sets import MEMO, SOURCE, adapted, covered_images, finetuned, labels_key, predictions_key, target
+from sda_core.image_sets import (
+    GDA,
+    MEMO,
+    SOURCE,
+    adapted,
+    covered_images,
+    finetuned,
+    labels_key,
+    predictions_key,
+    target,
+)
 
 ImageSetOf = Callable[[str], str]  # corruption -> image set name
 dda = partial(adapted, "dda")
@@ -62,19 +72,29 @@ COMPARISONS = [("SDA", "DDA"), ("DDA", "Source"), ("SDA", "Source"), ("DiffPure"
 # MEMO's predictions of the raw target image (sda_core.memo), where the run has them
 MEMO_METHOD = Method(((MEMO, target),))
 MEMO_COMPARISONS = [("MEMO", "Source"), ("SDA", "MEMO")]
+# GDA's predictions of the target image after its guided diffusion (sda_core.gda), and its code's
+# optional ensemble: of the raw image's and the adapted image's predictions, the one of lower entropy
+GDA_METHODS = {
+    "GDA": Method(((GDA, target),)),
+    "GDA (ensemble)": Method(((SOURCE, target), (GDA, target)), "entropy_select"),
+}
+GDA_COMPARISONS = [("GDA", "Source"), ("SDA", "GDA"), ("GDA (ensemble)", "GDA")]
 
 
 def run_methods(
-    variants: Mapping[str, str], fusions: bool, memo: bool = False
+    variants: Mapping[str, str], fusions: bool, memo: bool = False, gda: bool = False
 ) -> tuple[dict[str, Method], list[tuple[str, str]]]:
-    """The methods and comparisons of a run: the reference ones (with `memo`, MEMO too); an SDA row per
-    fine-tuning variant (label -> model, e.g. "SDA (f_c')" -> the model fine-tuned on the generated
-    images), compared with SDA and with DDA; with `fusions`, DDA and SDA under every other fusion, each
-    compared with its sum."""
+    """The methods and comparisons of a run: the reference ones (with `memo`, MEMO too; with `gda`, GDA
+    and its ensemble); an SDA row per fine-tuning variant (label -> model, e.g. "SDA (f_c')" -> the model
+    fine-tuned on the generated images), compared with SDA and with DDA; with `fusions`, DDA and SDA
+    under every other fusion, each compared with its sum."""
     methods, comparisons = dict(METHODS), list(COMPARISONS)
     if memo:
         methods["MEMO"] = MEMO_METHOD
         comparisons += MEMO_COMPARISONS
+    if gda:
+        methods.update(GDA_METHODS)
+        comparisons += GDA_COMPARISONS
     for label, model in variants.items():
         methods[label] = _ensemble(model)
         comparisons += [("SDA", label), (label, "DDA")]
@@ -112,9 +132,13 @@ def fuse(fusion: str, terms: list[np.ndarray], weight: float | None = None) -> n
 
 
 def method_terms(predictions: Mapping[str, np.ndarray], method: Method, corruption: str) -> list[np.ndarray]:
-    return [
+    """The method's probability rows on `corruption`, each term's; where a term covers only n of the set's
+    images (MEMO, GDA: image_sets.covered_images), every term's rows on those n."""
+    terms = [
         predictions[predictions_key(model, images(corruption))].astype(np.float32) for model, images in method.terms
     ]
+    n = min(len(term) for term in terms)
+    return [term[covered_images(len(term), n)] for term in terms]
 
 
 def method_labels(predictions: Mapping[str, np.ndarray], method: Method, corruption: str) -> np.ndarray:
@@ -126,7 +150,7 @@ def method_correct(
 ) -> np.ndarray:
     """Per-image correctness (bool) of `method` on `corruption`; `predictions` maps the predict stage's keys
     (sda_core.image_sets) to arrays; `weight` is the tuned weight of a tuned_weight method. A method whose
-    rows cover only n images of the set (MEMO with memo.images: image_sets.covered_images) is scored on those."""
+    rows cover only n images of the set (MEMO, GDA with images: image_sets.covered_images) is scored on those."""
     fused = fuse(method.fusion, method_terms(predictions, method, corruption), weight)
     labels = method_labels(predictions, method, corruption)
     if len(fused) > len(labels):

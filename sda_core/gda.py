@@ -42,6 +42,7 @@ from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
 from sda_core.memo import marginal_entropy
 from sda_core.models.classifiers import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from sda_core.seeding import randn_per_sample
+from sda_core.sources import HOW_TO_OBTAIN
 
 OBJECTIVES = ("weighted_marginal", "marginal")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -111,7 +112,7 @@ class VggFeatures(nn.Module):
         super().__init__()
         self.features = make_layers(cfgs["E"])[: VGG_LAYERS[-1] + 1]
         if weights is not None:
-            state = read_state_dict(weights, HOW_TO_OBTAIN_VGG)
+            state = read_state_dict(weights, HOW_TO_OBTAIN["vgg"])
             prefix = "features."
             used = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             used = {k: v for k, v in used.items() if int(k.split(".")[0]) <= VGG_LAYERS[-1]}
@@ -127,17 +128,6 @@ class VggFeatures(nn.Module):
         return outputs
 
 
-HOW_TO_OBTAIN_VGG = (
-    "torchvision's VGG-19 weights (vgg19-dcbb9e9d.pth, from torchvision.models.VGG19_Weights.IMAGENET1K_V1), "
-    "fetched once where there is network access; or set gda.vgg_weight: 0 (a named deviation)."
-)
-HOW_TO_OBTAIN_CLIP = (
-    "OpenAI's CLIP ViT-B/16 in open_clip's format (open_clip_model.safetensors of the Hugging Face repository "
-    "timm/vit_base_patch16_clip_224.openai), fetched once where there is network access; or set "
-    "gda.clip_weight: 0 (a named deviation)."
-)
-
-
 def load_clip(model_name: str, weights: str) -> nn.Module:
     """An open_clip model built by name (e.g. ViT-B-16-quickgelu, OpenAI's ViT-B/16) with local weights."""
     import open_clip
@@ -145,7 +135,7 @@ def load_clip(model_name: str, weights: str) -> nn.Module:
     from sda_core.checkpoints import load_weights
 
     model = open_clip.create_model(model_name, pretrained=None)
-    return load_weights(model, weights, HOW_TO_OBTAIN_CLIP).requires_grad_(False).eval()
+    return load_weights(model, weights, HOW_TO_OBTAIN["clip"]).requires_grad_(False).eval()
 
 
 def clip_cutouts(image: torch.Tensor, count: int, size: int, generator: torch.Generator) -> torch.Tensor:

@@ -10,7 +10,9 @@ A set name is a path-like key:
 The models scored are f ("source"), f' ("finetuned", fine-tuned on the MoD set) and the study variants
 of f' ("finetuned-<variant>": on the generated images alone, on a class-balanced subset of the MoD
 set, on MoD made at another timestep); `models_of` says which model scores which set. "memo" is f
-adapted per image by MEMO; its predictions come from the memo stage, not from the predict stage.
+adapted per image by MEMO, "gda" is f on each target image adapted by GDA (whose guidance uses f, so
+its images differ per architecture); their predictions come from their own stages, not from the
+predict stage.
 
 The predict stage stores a model's softmax outputs on a set under `predictions_key(model, set)` and
 the set's labels under `labels_key(set)`; the score and preview stages read them by the same keys.
@@ -41,13 +43,16 @@ GENERATED_ONLY = "generated"  # the variant of f' fine-tuned on the generated im
 # MEMO: f adapted to each target image on its own (sda_core.memo); its predictions of a target set are
 # stored by its own stage (prediction stores), under predictions_key(MEMO, target(corruption))
 MEMO = "memo"
+# GDA: f's predictions of the target images after GDA's guided diffusion (sda_core.gda), stored by its
+# own stage (prediction stores), under predictions_key(GDA, target(corruption))
+GDA = "gda"
 
 
 def covered_images(num_images: int, count: int | None) -> np.ndarray:
     """The positions in a set of `num_images` of the `count` images a method limited to that many covers
-    (MEMO with memo.images; None: all): evenly spaced over the set's order, so that a set stored class by
-    class (ImageNet) keeps every class in proportion. The memo stage predicts these, and the scoring pairs
-    the other methods' rows on them."""
+    (MEMO with memo.images, GDA with gda.images; None: all): evenly spaced over the set's order, so that
+    a set stored class by class (ImageNet) keeps every class in proportion. The memo and gda stages
+    predict these, and the scoring pairs the other methods' rows on them."""
     if count is None or count >= num_images:
         return np.arange(num_images)
     return np.arange(count) * num_images // count

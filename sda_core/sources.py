@@ -43,6 +43,15 @@ HOW_TO_OBTAIN = {
         "a folder of images as <root>/<wnid>/* (ImageNet-W: ImageNet val with the watermark of "
         "https://github.com/facebookresearch/Whac-A-Mole); or remove the entry from `targets`"
     ),
+    "vgg": (
+        "torchvision's VGG-19 weights, vgg19-dcbb9e9d.pth (https://download.pytorch.org/models/vgg19-dcbb9e9d.pth); "
+        "or set gda.vgg_weight: 0 to run GDA without its VGG term (a deviation)"
+    ),
+    "clip": (
+        "OpenAI's CLIP ViT-B/16 in open_clip's format: huggingface-cli download "
+        "timm/vit_base_patch16_clip_224.openai open_clip_model.safetensors --local-dir <dir>; or set "
+        "gda.clip_weight: 0 to run GDA without its CLIP term (a deviation)"
+    ),
 }
 
 
@@ -180,6 +189,11 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
             required.append(Requirement(folder, f"pre-adapted (DDA) {image_set}", HOW_TO_OBTAIN["adapted"]))
     if imagenet["subset_file"]:
         required.append(Requirement(imagenet["subset_file"], "image subset file", HOW_TO_OBTAIN["subset"]))
+    gda = config["gda"]
+    if gda["enabled"] and gda["vgg_weight"] and gda["vgg"]:
+        required.append(Requirement(gda["vgg"], "GDA's VGG-19 weights", HOW_TO_OBTAIN["vgg"]))
+    if gda["enabled"] and gda["clip_weight"] and gda["clip"]["weights"]:
+        required.append(Requirement(gda["clip"]["weights"], "GDA's CLIP ViT-B/16 weights", HOW_TO_OBTAIN["clip"]))
     return required
 
 

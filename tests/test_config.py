@@ -95,6 +95,17 @@ def test_facts_spelled_in_the_schema_agree_with_their_owner_in_sda_core():
     preset_name, with_overrides, full = schema["definitions"]["denoiser"]["properties"]["spec"]["oneOf"]
     assert preset_name["enum"] == with_overrides["properties"]["preset"]["enum"] == list(DENOISER_PRESETS)
     assert full["properties"]["arch"]["enum"] == list(DENOISER_ARCHS)
+    # GDA's defaults are its public code's, owned by sda_core.gda.GdaSettings
+    from sda_core.gda import OBJECTIVES, GdaSettings
+
+    gda = schema["properties"]["gda"]["properties"]
+    assert gda["objective"]["enum"] == list(OBJECTIVES)
+    defaults = GdaSettings()
+    for key in ("respacing", "steps", "objective", "views", "entropy_weight", "pixel_weight", "vgg_weight"):
+        assert gda[key]["default"] == getattr(defaults, key), key
+    assert gda["clip_weight"]["default"] == defaults.clip_weight
+    assert gda["clip"]["properties"]["cutouts"]["default"] == defaults.clip_cutouts
+    assert gda["clip"]["properties"]["prompt"]["default"] == defaults.clip_prompt
 
 
 def test_paper_config_names_the_official_presets_and_they_resolve_to_the_official_models():

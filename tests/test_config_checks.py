@@ -63,6 +63,11 @@ def test_the_tiny_and_shipped_configs_have_no_problems():
             lambda c: c["corruptions"].update(validation=[]),
             "studies.fusions: its tuned weight is chosen on the validation corruptions, and corruptions.validation",
         ),
+        (lambda c: c["gda"].update(architectures=["resnet50"]), "gda.architectures: resnet50 not among"),
+        (lambda c: c["gda"].update(steps=51), "gda.steps: 51 steps do not fit a respacing of 50"),
+        (lambda c: c["gda"].update(vgg_weight=100), "gda.vgg_weight: 100 with no gda.vgg weights file"),
+        (lambda c: c["gda"].update(vgg_weight=100, vgg="vgg.pth"), "VGG-19's relu5_2 needs images of at least 32"),
+        (lambda c: c["gda"].update(clip_weight=5000), "gda.clip_weight: 5000 with no gda.clip.weights file"),
     ],
 )
 def test_each_mistake_is_named(mutate, needle):

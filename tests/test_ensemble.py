@@ -98,3 +98,18 @@ def test_wilson_interval_contains_its_proportion_at_the_ends():
         assert low <= 1.0 == high
         low, high = wilson_interval(0, n)
         assert low == 0.0 <= high
+
+
+def test_gda_ensemble_selects_the_lower_entropy_prediction_on_the_images_gda_covers():
+    """GDA's code's ensemble: the raw image's prediction where its entropy is lower than the adapted
+    image's, else the adapted one; with gda.images, on GDA's images only (rows 0, 1, 3 of 5)."""
+    from sda_core.ensemble import GDA_METHODS
+
+    labels = np.array([0, 1, 1, 0, 1])
+    raw = np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5], [0.3, 0.7], [0.5, 0.5]])
+    gda = np.array([[0.4, 0.6], [0.2, 0.8], [0.55, 0.45]])  # on images 0, 1, 3
+    predictions = {"labels/target/fog": labels, "source/target/fog": raw, "gda/target/fog": gda}
+    # image 0: raw confident and right (H 0.33 < 0.67); image 1: GDA more confident (0.50 < 0.67), right;
+    # image 3: GDA right but less confident (H 0.688) than raw (H 0.611), so raw's wrong answer
+    assert method_correct(predictions, GDA_METHODS["GDA (ensemble)"], "fog").tolist() == [True, True, False]
+    assert method_correct(predictions, GDA_METHODS["GDA"], "fog").tolist() == [False, True, True]

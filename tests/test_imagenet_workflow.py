@@ -69,6 +69,7 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
         "adapt": (20 + 20 + 2 * clean + 2 * swept) * 8,
         "predict": 5 * (20 + 1 + clean + clean),  # + the timestep study's group
         "memo": 5 * 20 * 8,  # architectures x (corruptions and ImageNet-W) x memo.shards
+        "gda": 3 * 20 * 8,  # gda.architectures (the paper's GDA column) x the same sets x gda.shards
         "score_target": 1,
         "score": 1,
         **({"score_timesteps": 1} if clean else {}),
@@ -87,6 +88,10 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
     assert len(re.findall(r"output: results/models/finetuned-generated/", result.stdout)) == 5
     memo = collections.Counter(re.findall(r"output: results/memo/(\w+)/\w+/shard-\d\.zarr", result.stdout))
     assert memo == {arch: 20 * 8 for arch in ("resnet50", "swin_t", "convnext_t", "swin_b", "convnext_b")}
+    gda = collections.Counter(re.findall(r"output: results/gda/(\w+)/\w+/shard-\d\.zarr", result.stdout))
+    assert gda == {arch: 20 * 8 for arch in ("resnet50", "swin_t", "convnext_t")}
+    assert "checkpoints/vgg19-dcbb9e9d.pth" in result.stdout  # GDA's VGG and CLIP are inputs of its jobs
+    assert "checkpoints/clip-vit-b-16/open_clip_model.safetensors" in result.stdout
     assert "output: results/target/w.zarr" in result.stdout and "results/tables/imagenet_w.csv" in result.stdout
     assert "output: results/adapted/dda/w/shard-7.zarr" in result.stdout
 
@@ -196,6 +201,8 @@ def tiny_imagenet_world(workdir: Path) -> dict:
         "diffpure": {"respacing": 10, "t": 150},
         "storage": {"codec": "jpeg-q85"},
         "memo": {"views": 4, "batch_size": 3},
+        # no VGG or CLIP weights exist for this world (and VGG-19 needs 32 px): GDA without them
+        "gda": {"steps": 2, "views": 4, "vgg_weight": 0, "clip_weight": 0, "batch_size": 3},
         "targets": [{"name": "w", "root": "data/imagenet-w"}],
     }
 
@@ -220,7 +227,7 @@ def test_tiny_imagenet_world_runs_end_to_end_from_official_file_layouts(workdir)
     assert generated.images.shape[1:] == (16, 16, 3) and generated.attrs["codec"] == "jpeg-q85"
     assert (workdir / "results/plots/imagenet_preview.png").is_file()
     w = pd.read_csv(workdir / "results/tables/imagenet_w.csv")
-    assert {"Source", "MEMO", "DiffPure", "DDA", "SDA"} <= set(w.method) and (w.n == 6).all()
+    assert {"Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA"} <= set(w.method) and (w.n == 6).all()
     assert set(pd.read_csv(workdir / "results/tables/imagenet_w_paired.csv").target) == {"w"}
 
     # completing a folder re-imports it (the folder's own time stamp does not change), and only it

@@ -29,21 +29,24 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     table = pd.read_csv(finished_run / "results/tables/digits_c.csv")
     core = {"Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"}
     fusions = {f"{m} ({f})" for m in ("DDA", "SDA") for f in FUSION_LABELS.values()}
-    assert set(table.method) == core | fusions | {"SDA (f_c')", "SDA (1 per class)", "MEMO"}
+    baselines = {"MEMO", "GDA", "GDA (ensemble)"}
+    assert set(table.method) == core | fusions | {"SDA (f_c')", "SDA (1 per class)"} | baselines
     assert set(table.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     test_rows = table[(table.split == "test") & (table.corruption != "mean")]
-    memo = table.method == "MEMO"  # memo.images: 6, in two shards
-    assert (test_rows[test_rows.method != "MEMO"].n == 180).all() and (
-        table[~memo & (table.corruption == "saturate")].n == 20
+    limited = table.method.isin(baselines)  # memo.images, gda.images: 6, in two shards
+    assert (test_rows[~test_rows.method.isin(baselines)].n == 180).all() and (
+        table[~limited & (table.corruption == "saturate")].n == 20
     ).all()
-    assert (table[memo & (table.corruption != "mean")].n == 6).all()
+    assert (table[limited & (table.corruption != "mean")].n == 6).all()
     assert (finished_run / "results/memo/tiny_resnet/fog/shard-1.zarr").is_dir()
+    assert (finished_run / "results/gda/tiny_resnet/fog/shard-1.zarr").is_dir()
     # the named target set (targets: w): its own tables, every method, not in the corruptions' means
     w = pd.read_csv(finished_run / "results/tables/digits_w.csv")
-    assert {"Source", "MEMO", "DiffPure", "DDA", "SDA", "SDA (f_c')"} <= set(w.method) and set(w.target) == {"w"}
-    assert (w[w.method != "MEMO"].n == 180).all() and (w[w.method == "MEMO"].n == 6).all()
+    assert {"Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA", "SDA (f_c')"} <= set(w.method)
+    assert set(w.target) == {"w"}
+    assert (w[~w.method.isin(baselines)].n == 180).all() and (w[w.method.isin(baselines)].n == 6).all()
     w_paired = pd.read_csv(finished_run / "results/tables/digits_w_paired.csv")
-    assert {"SDA - DDA", "MEMO - Source"} <= set(w_paired.comparison)
+    assert {"SDA - DDA", "MEMO - Source", "GDA - Source"} <= set(w_paired.comparison)
     assert table.top1.between(0, 100).all() and (table.ci_low <= table.top1).all()
     assert (table.top1 <= table.ci_high).all()
     sanity = pd.read_csv(finished_run / "results/tables/digits_sanity.csv")
@@ -60,6 +63,9 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
         "SDA - SDA (f_c')",
         "MEMO - Source",
         "SDA - MEMO",
+        "GDA - Source",
+        "SDA - GDA",
+        "GDA (ensemble) - GDA",
     } <= set(paired.comparison)
     assert set(paired.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     assert (paired.ci_low <= paired.difference).all() and (paired.difference <= paired.ci_high).all()
@@ -209,12 +215,27 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
         # one more validation corruption: its own store, adaptations and predictions, and the tables
         (
             lambda c: c["corruptions"].update(validation=["saturate", "spatter"]),
-            {"corrupt": 1, "adapt": 4, "memo": 2, "predict": 1, "score": 1, "claims": 1, "gates": 1, "all": 1},
+            {
+                "corrupt": 1,
+                "adapt": 4,
+                "memo": 2,
+                "gda": 2,
+                "predict": 1,
+                "score": 1,
+                "claims": 1,
+                "gates": 1,
+                "all": 1,
+            },
         ),
         # MEMO's optimiser: its predictions and the tables, nothing else
         (
             lambda c: c["architectures"][0].update(memo={"lr": 1e-3}),
             {"memo": 8, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
+        ),
+        # GDA's objective: its predictions (4 target sets x 2 shards) and the tables, nothing else
+        (
+            lambda c: c["gda"].update(objective="marginal"),
+            {"gda": 8, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
         ),
     ],
 )

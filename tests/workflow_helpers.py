@@ -96,7 +96,7 @@ def imagenet_placeholders(workdir: Path, configfile: str = "config.yaml") -> Pat
     validate(config, str(workdir / "schemas" / "config.schema.yaml"), set_default=True)
     for requirement in imagenet_requirements(config, {a["name"]: "hub" for a in config["architectures"]}):
         path = workdir / requirement.path
-        if path.suffix in (".pt", ".safetensors", ".txt"):
+        if path.suffix in (".pt", ".pth", ".safetensors", ".txt"):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
         elif requirement.path != "hub":

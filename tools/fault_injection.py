@@ -86,6 +86,7 @@ STAGES = [
     "sample",
     "adapt",
     "memo",
+    "gda",
     "predict",
     "preview",
     "score",

@@ -21,6 +21,7 @@ score_job(
     variants=p.variants,
     fusions=p.fusions,
     memo=p.memo,
+    gda_archs=p.gda_archs,
     fusion_output=snakemake.output.get("fusion"),
 )
 write_provenance(snakemake.output.provenance, p.config, Path(snakemake.scriptdir).parent)

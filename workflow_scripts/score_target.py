@@ -11,4 +11,5 @@ score_target_job(
     paired_output=snakemake.output.paired,
     variants=p.variants,
     memo=p.memo,
+    gda_archs=p.gda_archs,
 )

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sda_core.ensemble import (
+    GDA_METHODS,
     WEIGHT_GRID,
     Method,
     mean_interval,
@@ -164,22 +165,34 @@ def tuned_weights(
 
 
 def correctness(
-    prediction_files: PredictionFiles, corruptions: list[str], methods: dict[str, Method], weights: Weights
+    prediction_files: PredictionFiles,
+    corruptions: list[str],
+    methods: dict[str, Method],
+    weights: Weights,
+    not_run: dict[str, set[str]] | None = None,
 ) -> Correctness:
     """Per-image correctness of every method on every corruption, computed once for all tables
-    (files opened per corruption, so at most one corruption's arrays are held at a time)."""
+    (files opened per corruption, so at most one corruption's arrays are held at a time). not_run:
+    arch -> methods the run does not make for it (GDA outside gda.architectures); the tables leave
+    their rows and comparisons out."""
     correct: Correctness = {}
     for arch, files in prediction_files.items():
         correct[arch] = {}
+        run = {name: method for name, method in methods.items() if name not in (not_run or {}).get(arch, set())}
         for c in corruptions:
             with PredictionReader(files) as arrays:
                 correct[arch].update(
                     {
                         (name, c): method_correct(arrays, method, c, weights.get(arch, {}).get(name))
-                        for name, method in methods.items()
+                        for name, method in run.items()
                     }
                 )
     return correct
+
+
+def gda_not_run(archs: list[str], gda_archs: list[str]) -> dict[str, set[str]]:
+    """arch -> the GDA methods not made for it (gda.architectures)."""
+    return {arch: set(GDA_METHODS) for arch in archs if arch not in gda_archs}
 
 
 def accuracy_table(correct: Correctness, test: list[str], validation: list[str], severity: int) -> pd.DataFrame:
@@ -227,8 +240,8 @@ def paired_table(
     for arch, by_method in correct.items():
         for first, second in comparisons:
             for split, corruptions in (("test", test), ("validation", validation)):
-                if not corruptions:
-                    continue
+                if not corruptions or not {(first, corruptions[0]), (second, corruptions[0])} <= by_method.keys():
+                    continue  # not both run for this architecture (correctness' not_run)
                 for corruption, members in [*((c, [c]) for c in corruptions), ("mean", corruptions)]:
                     diff, low, high = paired_difference(
                         [by_method[first, c] for c in members], [by_method[second, c] for c in members]
@@ -285,7 +298,7 @@ def sanity_table(prediction_files: PredictionFiles, has_clean: bool) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-PLOTTED_METHODS = ["Source", "MEMO", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
+PLOTTED_METHODS = ["Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
 
 
 def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
@@ -338,15 +351,18 @@ def score_job(
     fusions: bool = False,
     fusion_output: str | None = None,
     memo: bool = False,
+    gda_archs: list[str] = (),
 ) -> None:
     """variants: method label -> fine-tuned model of a study (sda_core.studies); fusions: add the
     fusion methods, whose tuned weight (and its grid, to fusion_output) comes from `validation` only;
-    memo: score MEMO's predictions (prediction_files holds their stores)."""
-    methods, comparisons = run_methods(variants or {}, fusions, memo)
+    memo: score MEMO's predictions, gda_archs: GDA's of these architectures (prediction_files holds
+    their stores)."""
+    methods, comparisons = run_methods(variants or {}, fusions, memo, bool(gda_archs))
     weights, grid = tuned_weights(prediction_files, methods, validation)
     if fusion_output is not None:
         grid.to_csv(fusion_output, index=False, float_format="%.2f")
-    correct = correctness(prediction_files, test + validation, methods, weights)
+    not_run = gda_not_run(list(prediction_files), list(gda_archs))
+    correct = correctness(prediction_files, test + validation, methods, weights, not_run)
     table = accuracy_table(correct, test, validation, severity)
     table.to_csv(table_output, index=False, float_format="%.2f")
     paired = paired_table(correct, comparisons, test, validation)
@@ -384,12 +400,14 @@ def score_target_job(
     paired_output: str,
     variants: dict[str, str] | None = None,
     memo: bool = False,
+    gda_archs: list[str] = (),
 ) -> None:
     """The tables of a named target set: each method's accuracy (long form: arch, method, target, n,
     top1, ci_low, ci_high) and the paired comparisons. The fusions are left out: their tuned weight
     belongs to the corruptions' validation split."""
-    methods, comparisons = run_methods(variants or {}, False, memo)
-    correct = correctness(prediction_files, [target], methods, {})
+    methods, comparisons = run_methods(variants or {}, False, memo, bool(gda_archs))
+    not_run = gda_not_run(list(prediction_files), list(gda_archs))
+    correct = correctness(prediction_files, [target], methods, {}, not_run)
     table = accuracy_table(correct, [target], [], severity=0)
     table = (
         table[table.corruption != "mean"].drop(columns=["split", "severity"]).rename(columns={"corruption": "target"})
