@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import yaml
 from record import write_results
 
 from sda_core.diffusion.processes import reverse_process
+from sda_core.gda import GdaSettings
 from sda_core.store import open_store
 
 
@@ -53,6 +55,8 @@ def main() -> None:
     dda_steps = reverse_process("dda", adaptation, diffpure).steps
     diffpure_steps = reverse_process("diffpure", adaptation, diffpure).steps
     views = config.get("memo", {}).get("views", 64)
+    defaults = asdict(GdaSettings())
+    gda = {**defaults, **{k: v for k, v in config.get("gda", {}).items() if k in defaults}}
     results = args.results
     archs = [arch["name"] for arch in config["architectures"]]
 
@@ -60,9 +64,9 @@ def main() -> None:
         _, process, images, shard = path.parts
         return results / "adapted" / process / images / f"shard-{shard}.zarr"
 
-    def memo(path: Path) -> Path:  # memo/<arch>/<set>/<shard>
-        _, arch, images, shard = path.parts
-        return results / "memo" / arch / images / f"shard-{shard}.zarr"
+    def prediction_store(path: Path) -> Path:  # memo|gda/<arch>/<set>/<shard>
+        stage, arch, images, shard = path.parts
+        return results / stage / arch / images / f"shard-{shard}.zarr"
 
     corruptions = [p.name for p in sorted((results / "target").glob("*.zarr"))]
     dda_seconds, dda_images = 0.0, 0
@@ -80,11 +84,11 @@ def main() -> None:
             with np.load(npz) as arrays:
                 rows_predicted += sum(len(arrays[k]) for k in arrays.files if not k.startswith("labels/"))
         forward[arch] = seconds / rows_predicted
-    memo_seconds = defaultdict(float)
-    memo_images = defaultdict(int)
+    memo_seconds, memo_images = defaultdict(float), defaultdict(int)
+    gda_seconds, gda_images = defaultdict(float), defaultdict(int)
     for arch in archs:
-        s, n = per_image(results, f"memo/{arch}/*/*.tsv", memo)
-        memo_seconds[arch], memo_images[arch] = s, n
+        memo_seconds[arch], memo_images[arch] = per_image(results, f"memo/{arch}/*/*.tsv", prediction_store)
+        gda_seconds[arch], gda_images[arch] = per_image(results, f"gda/{arch}/*/*.tsv", prediction_store)
     once = {
         name: sum(job_seconds(results / "benchmarks", pattern).values())
         for name, pattern in (
@@ -122,6 +126,21 @@ def main() -> None:
             "seconds_per_image": round(diffpure_seconds / diffpure_images, 3),
             "images": diffpure_images,
         },
+        *(
+            {
+                "method": "GDA",
+                "passes": f"{gda['steps'] - 1} UNet forward + input-gradient backward through the loss "
+                f"({gda['views']} AugMix views through the classifier"
+                + (", VGG-19" if gda["vgg_weight"] else "")
+                + (f", CLIP on {gda['clip_cutouts']} cut-outs" if gda["clip_weight"] else "")
+                + "), then 1 UNet forward and 2 classifier forward",
+                "arch": arch,
+                "seconds_per_image": round(gda_seconds[arch], 3),
+                "images": gda_images[arch],
+            }
+            for arch in archs
+            if gda_images[arch]
+        ),
         {
             "method": "DDA",
             "passes": f"{unet}, 2 classifier forward",

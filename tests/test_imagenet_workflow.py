@@ -23,7 +23,7 @@ def test_missing_inputs_are_listed_in_one_message_with_how_to_obtain_them(workdi
     result = snakemake(workdir, "-n", hub_cache=workdir / "empty-cache")
     assert result.returncode != 0
     message = result.stdout + result.stderr
-    assert "28 input(s) of the ImageNet experiment are missing" in message
+    assert "30 input(s) of the ImageNet experiment are missing" in message
     for expected in (
         "checkpoints/256x256_diffusion_uncond.pt",
         "openaipublic.blob.core.windows.net",
@@ -35,6 +35,10 @@ def test_missing_inputs_are_listed_in_one_message_with_how_to_obtain_them(workdi
         "zenodo.org",
         "target set w: data/imagenet-w",
         "facebookresearch/Whac-A-Mole",
+        "GDA's VGG-19 weights: checkpoints/vgg19-dcbb9e9d.pth",
+        "GDA's CLIP ViT-B/16 weights: checkpoints/clip-vit-b-16/open_clip_model.safetensors",
+        "timm/vit_base_patch16_clip_224.openai",
+        "gda.clip_weight: 0",
     ):
         assert expected in message
 

@@ -19,9 +19,12 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# the paper's column order; MEMO only where the run scored it (memo.enabled)
-METHODS = ["Source", "MEMO", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
+# the paper's column order (its six columns first); MEMO and GDA only where the run scored them
+PAPER_COLUMNS = ["Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA"]
+METHODS = PAPER_COLUMNS + ["GDA (ensemble)", "DDA (adapted only)", "SDA (adapted only)"]
 COMPARISONS = ["SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source", "MEMO - Source", "SDA - MEMO"]
+COMPARISONS += ["GDA - Source", "SDA - GDA"]
+LIMITED = ["MEMO", "GDA"]  # the methods that may cover n images of each set (memo.images, gda.images)
 FUSIONS = [
     "SDA",
     "SDA (entropy-weighted)",
@@ -67,9 +70,7 @@ def render(tables: Path) -> str:
     n = int(per_corruption[per_corruption.method == "Source"].n.iloc[0])
     methods = [m for m in METHODS if m in set(accuracy.method)]
     comparisons = [c for c in COMPARISONS if c in set(paired.comparison)]
-    memo = ""
-    if "MEMO" in methods:
-        memo = f" (MEMO: {int(per_corruption[per_corruption.method == 'MEMO'].n.iloc[0])} of them)"
+    memo = limited_note(per_corruption.groupby("method").n.first(), methods)
     lines = [
         f"Mean top-1 (%) over the 15 test corruptions at severity 5, {n} held-out images each{memo}, 95%",
         "interval of the mean in brackets (`results/tables/digits_c.csv`):",
@@ -77,12 +78,14 @@ def render(tables: Path) -> str:
         *table_header(["arch", *methods]),
     ]
     for arch in archs:
-        lines.append(table_row([arch, *(interval(means.loc[arch, m]) for m in methods)]))
+        lines.append(
+            table_row([arch, *(interval(means.loc[arch, m]) if (arch, m) in means.index else "-" for m in methods)])
+        )
     lines += [
         "",
         "Paired differences on the 15 test corruptions (`results/tables/digits_c_paired.csv`: both methods",
         "scored on the same images, 95% intervals from the per-image differences), in points"
-        + (", MEMO's on the images it predicted:" if memo else ":"),
+        + (", MEMO's and GDA's on the images they predicted:" if memo else ":"),
         "",
         *table_header(["difference", *archs]),
     ]
@@ -90,6 +93,9 @@ def render(tables: Path) -> str:
     for comparison in comparisons:
         cells = []
         for arch in archs:
+            if (comparison, arch) not in test_pairs.index:  # a method not run for it (gda.architectures)
+                cells.append("-")
+                continue
             row = test_pairs.loc[(comparison, arch)]
             cells.append(f"{row.difference:+.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]")
         lines.append(table_row([comparison, *cells]))
@@ -117,15 +123,21 @@ def render(tables: Path) -> str:
     return "\n".join(lines + render_targets(tables, archs))
 
 
+def limited_note(counts: pd.Series, methods: list[str]) -> str:
+    """' (MEMO: 60, GDA: 60 of them)' for the methods of LIMITED among `methods` (counts: method -> n)."""
+    limited = [f"{m}: {int(counts[m])}" for m in LIMITED if m in methods]
+    return f" ({', '.join(limited)} of them)" if limited else ""
+
+
 def render_targets(tables: Path, archs: list[str]) -> list[str]:
     """The named target sets of the preset (its `targets:`), each table as the paper's ImageNet-W table."""
     lines = []
     for target in yaml.safe_load((ROOT / "presets/digits.yaml").read_text()).get("targets", []):
         accuracy = pd.read_csv(tables / f"digits_{target['name']}.csv").set_index(["arch", "method"])
         paired = pd.read_csv(tables / f"digits_{target['name']}_paired.csv").set_index(["comparison", "arch"])
-        methods = [m for m in METHODS[:5] if m in set(accuracy.index.get_level_values("method"))]
+        methods = [m for m in PAPER_COLUMNS if m in set(accuracy.index.get_level_values("method"))]
         n = int(accuracy.loc[(archs[0], "Source"), "n"])
-        memo = f" (MEMO: {int(accuracy.loc[(archs[0], 'MEMO'), 'n'])} of them)" if "MEMO" in methods else ""
+        memo = limited_note(accuracy.loc[archs[0]].n, methods)
         lines += [
             "",
             f"The named target set `{target['name']}` ({target['shift']}, the analogue of ImageNet-W; "
