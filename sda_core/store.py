@@ -377,6 +377,12 @@ class StoreSequence:
             return np.zeros((0, *self.image_shape), np.uint8), np.zeros((0,), np.int64)
         return np.concatenate(images), np.concatenate(labels)
 
+    def read_positions(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The images and labels at increasing `positions` (e.g. a chunk of the images a limited method
+        covers), read as the one span from the first to the last."""
+        span, span_labels = self.read(int(positions[0]), int(positions[-1]) + 1)
+        return span[positions - positions[0]], span_labels[positions - positions[0]]
+
     def batches(
         self, batch_size: int, start: int = 0, stop: int | None = None
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

@@ -60,8 +60,7 @@ def memo_job(
 
     def compute(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         positions = covered[start + lo : start + hi]
-        span, span_labels = source.read(int(positions[0]), int(positions[-1]) + 1)
-        batch, labels = span[positions - positions[0]], span_labels[positions - positions[0]]
+        batch, labels = source.read_positions(positions)
         generators = sample_generators(seed, stream, positions)
         probabilities = adapter.probabilities(to_unit(batch, device), generators)
         where = f"images {positions[0]}..{positions[-1]} (shard {shard})"
