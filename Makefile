@@ -3,13 +3,14 @@
 #   make test   set up .venv and run the test suite
 #   make lint   the lint and format checks CI runs (ruff, snakefmt, snakemake --lint of both configs)
 #   make seeds  the digits world with seeds 0, 1 and 2, and the claims summarised over them
+#   make gpu-check  on a GPU machine: the real ADM/DiT steps, fp32 against bf16 (benchmarks/diffusion_step.py)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: demo seeds test lint setup lock clean
+.PHONY: demo seeds test lint setup lock clean gpu-check
 
 setup: $(STAMP)
 
@@ -39,6 +40,10 @@ seeds: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
+
+# one prepared command for a lent GPU machine: figures to benchmarks/results/ with the date and hardware
+gpu-check: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/diffusion_step.py --batch 16
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
