@@ -119,6 +119,8 @@ def gda_problems(config: dict) -> list[str]:
         problems.append(f"gda.architectures: {', '.join(unknown)} not among the architectures ({', '.join(names)})")
     if gda["steps"] > gda["respacing"]:
         problems.append(f"gda.steps: {gda['steps']} steps do not fit a respacing of {gda['respacing']}")
+    if not any(gda[f"{term}_weight"] for term in ("entropy", "pixel", "vgg", "clip")):
+        problems.append("gda: every loss weight is 0, so nothing guides it; set a weight, or gda.enabled: false")
     if gda["vgg_weight"] and gda["vgg"] is None:
         problems.append(
             f"gda.vgg_weight: {gda['vgg_weight']} with no gda.vgg weights file; set gda.vgg (torchvision's "

@@ -40,7 +40,7 @@ from sda_core.augmix import augmix_views, crop_boxes, resized_crops
 from sda_core.diffusion.adapt import check_denoiser, reverse_diffusion
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
 from sda_core.memo import marginal_entropy
-from sda_core.models.classifiers import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from sda_core.models.classifiers import IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalise
 from sda_core.seeding import randn_per_sample
 from sda_core.sources import HOW_TO_OBTAIN
 
@@ -48,7 +48,7 @@ OBJECTIVES = ("weighted_marginal", "marginal")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # torchvision's vgg19().features: the outputs of the ReLUs after conv4_2 and conv5_2. GDA's code reads
-# the conv outputs, which the in-place ReLU that follows each overwrites before the loss is taken.
+# layer 21 (conv4_2, which the in-place ReLU 22 then overwrites) and layer 31 (the ReLU after conv5_2).
 VGG_LAYERS = (22, 31)
 
 
@@ -72,6 +72,17 @@ class GdaSettings:
             raise ValueError(f"GDA objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if not 1 <= self.steps <= self.respacing or self.views < 1 or self.clip_cutouts < 1:
             raise ValueError(f"GDA needs 1 <= steps <= respacing and at least one view and cut-out, got {self}")
+        if not any(self.weights().values()):
+            raise ValueError("GDA with every loss weight 0 has no guidance; it would be DiffPure from t = 82")
+
+    def weights(self) -> dict[str, float]:
+        """Each term's weight, by the name GdaGuidance.terms gives it."""
+        return {
+            "entropy": self.entropy_weight,
+            "pixel": self.pixel_weight,
+            "vgg": self.vgg_weight,
+            "clip": self.clip_weight,
+        }
 
 
 def weighted_marginal_entropy(view_logits: torch.Tensor, raw_log_probs: torch.Tensor) -> torch.Tensor:
@@ -196,17 +207,13 @@ class ClipStyle:
     def losses(self, images: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """(B,) for images (B, C, H, W) in [0, 1], image k's cut-outs drawn from generators[k]."""
         cutouts = torch.cat([clip_cutouts(x, self.cutouts, self.size, g) for x, g in zip(images, generators)])
-        mean = torch.tensor(CLIP_MEAN, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(CLIP_STD, device=images.device).view(1, -1, 1, 1)
-        embeddings = F.normalize(self.model.encode_image((cutouts - mean) / std).float(), dim=-1)
+        embeddings = F.normalize(self.model.encode_image(normalise(cutouts, CLIP_MEAN, CLIP_STD)).float(), dim=-1)
         return (1 - embeddings @ self.text.T).view(len(images), self.cutouts).mean(1)
 
 
 def vgg_input(x: torch.Tensor) -> torch.Tensor:
     """GDA's code normalises images in [-1, 1] with ImageNet's [0, 1] statistics before VGG; kept as it is."""
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return normalise(x, IMAGENET_MEAN, IMAGENET_STD)
 
 
 class GdaGuidance:
@@ -264,12 +271,7 @@ class GdaGuidance:
         fac = float(self.fac[i])
         blend = out.pred_x0 * fac + x_t * (1 - fac)
         terms = self.terms(blend)
-        weights = {
-            "entropy": self.settings.entropy_weight,
-            "pixel": self.settings.pixel_weight,
-            "vgg": self.settings.vgg_weight,
-            "clip": self.settings.clip_weight,
-        }
+        weights = self.settings.weights()
         self.last_terms = {name: float(value.detach().mean()) for name, value in terms.items()}
         return sum(weights[name] * value.sum() for name, value in terms.items())
 

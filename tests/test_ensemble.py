@@ -113,3 +113,18 @@ def test_gda_ensemble_selects_the_lower_entropy_prediction_on_the_images_gda_cov
     # image 3: GDA right but less confident (H 0.688) than raw (H 0.611), so raw's wrong answer
     assert method_correct(predictions, GDA_METHODS["GDA (ensemble)"], "fog").tolist() == [True, True, False]
     assert method_correct(predictions, GDA_METHODS["GDA"], "fog").tolist() == [False, True, True]
+
+
+def test_the_score_plot_leaves_out_a_method_an_architecture_does_not_run(tmp_path):
+    """gda.architectures may name some architectures only (config.yaml: three of five): the plot of the
+    score job must draw the others without GDA, not fail after the tables are written."""
+    from sda_core.jobs.score import accuracy_table, plot_accuracy
+
+    rng = np.random.default_rng(0)
+    correct = {
+        arch: {(method, c): rng.random(20) < 0.5 for method in methods for c in ("fog", "snow")}
+        for arch, methods in (("a", ("Source", "GDA", "DDA")), ("b", ("Source", "DDA")))
+    }
+    table = accuracy_table(correct, ["fog", "snow"], [], severity=5)
+    plot_accuracy(table, str(tmp_path / "plot.png"), "test")
+    assert (tmp_path / "plot.png").stat().st_size > 5_000

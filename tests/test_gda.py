@@ -64,6 +64,8 @@ def test_the_code_settings_start_at_timestep_82(tiny_adm, classifier):
     assert adapter.start_timestep == 82  # guided-diffusion's respacing "50", skip_timesteps 45
     with pytest.raises(ValueError, match="objective"):
         GdaSettings(objective="supervised")  # the code's default uses the label: an oracle
+    with pytest.raises(ValueError, match="every loss weight 0"):
+        GdaSettings(entropy_weight=0, pixel_weight=0, vgg_weight=0, clip_weight=0)
 
 
 def test_a_guided_step_moves_the_mean_by_minus_variance_times_the_loss_gradient(tiny_adm, classifier):
@@ -176,13 +178,35 @@ def test_clip_term_is_one_minus_the_cosine_over_seeded_cutouts(tiny_clip):
         )
 
 
-def test_reverse_loop_returns_the_x0_estimate_of_the_last_step(tiny_adm):
-    """return_x0 at the last step is its x0 estimate; unguided and unclipped that equals the sample."""
+def test_reverse_loop_returns_the_last_x0_estimate_which_the_last_guidance_does_not_change(tiny_adm):
+    """return_x0: the last step's x0 estimate, without computing that step's guidance (it moves only the
+    sample). Expected: the loop run with a guidance whose last shift is zero, at i = 0 its mean = x0."""
+    from sda_core.diffusion.guidance import LowPassGuidance
+
+    class SilentAtLastStep:
+        def __init__(self, bound):
+            self.bound, self.i = bound, None
+
+        def loss(self, out, x_t, i):
+            self.i = i
+            return self.bound.loss(out, x_t, i)
+
+        def shift(self, gradient, out):
+            return torch.zeros_like(gradient) if self.i == 0 else self.bound.shift(gradient, out)
+
     schedule = DiffusionSchedule(respacing=10)
+    torch.manual_seed(7)
+    reference = torch.rand(2, 3, 8, 8) * 2 - 1
     x = torch.randn(2, 3, 8, 8)
-    sample = reverse_diffusion(tiny_adm, schedule, x, 3, sample_generators(0, "s", [0, 1]), clip_x0=False)
-    x0 = reverse_diffusion(tiny_adm, schedule, x, 3, sample_generators(0, "s", [0, 1]), clip_x0=False, return_x0=True)
-    torch.testing.assert_close(x0, sample)
+    guidance = LowPassGuidance(scale=5.0, downsample=2, norm="sample").towards(reference)
+
+    def run(guide, return_x0):
+        generators = sample_generators(0, "s", [0, 1])
+        return reverse_diffusion(tiny_adm, schedule, x, 3, generators, guidance=guide, return_x0=return_x0)
+
+    x0 = run(guidance, True)
+    torch.testing.assert_close(x0, run(SilentAtLastStep(guidance), False), atol=1e-6, rtol=1e-6)
+    assert (x0 - run(guidance, False)).abs().max() > 1e-3  # the last guidance moves the sample, not x0
 
 
 @pytest.fixture

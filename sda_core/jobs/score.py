@@ -315,13 +315,17 @@ def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
     width = 0.8 / len(methods)
     for ax, arch in zip(axes[:, 0], archs):
         for k, method in enumerate(methods):
-            part = test[(test.arch == arch) & (test.method == method)].set_index("corruption").loc[corruptions]
+            part = test[(test.arch == arch) & (test.method == method)].set_index("corruption")
+            if part.empty:  # not run for this architecture (GDA outside gda.architectures)
+                continue
+            part = part.loc[corruptions]
             x = np.arange(len(corruptions)) + (k - (len(methods) - 1) / 2) * width
             ax.bar(
                 x,
                 part.top1,
                 width,
                 label=method,
+                color=f"C{k}",  # one colour per method in every panel, also where a method is left out
                 yerr=[part.top1 - part.ci_low, part.ci_high - part.top1],
                 error_kw={"elinewidth": 0.6},
             )
@@ -330,7 +334,11 @@ def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
         ax.set_ylim(0, 100)
         ax.set_title(f"{title}: {arch}")
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].legend(ncol=len(methods), fontsize=7, loc="upper left")
+    legend = {}  # every method once, also one the first panel's architecture does not run
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    axes[0, 0].legend(legend.values(), legend.keys(), ncol=len(methods), fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(output, dpi=110)
     plt.close(fig)

@@ -70,6 +70,11 @@ class Preprocess:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std per channel, for inputs already at the classifier's size (e.g. AugMix views)."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        return normalise(x, self.mean, self.std)
+
+
+def normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """(x - mean) / std per channel of an (N, C, H, W) batch, on its device."""
+    return (x - torch.tensor(mean, device=x.device).view(1, -1, 1, 1)) / torch.tensor(std, device=x.device).view(
+        1, -1, 1, 1
+    )
