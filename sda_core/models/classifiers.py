@@ -75,6 +75,6 @@ class Preprocess:
 
 def normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """(x - mean) / std per channel of an (N, C, H, W) batch, on its device."""
-    return (x - torch.tensor(mean, device=x.device).view(1, -1, 1, 1)) / torch.tensor(std, device=x.device).view(
-        1, -1, 1, 1
-    )
+    mean_ = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    std_ = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x - mean_) / std_
