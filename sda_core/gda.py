@@ -25,7 +25,6 @@ Every loss is per sample and summed over the batch, so each image's gradient is 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,7 +38,7 @@ from torchvision.transforms.v2 import functional as TF
 from sda_core.augmix import augmix_views, crop_boxes, resized_crops
 from sda_core.diffusion.adapt import check_denoiser, reverse_diffusion
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
-from sda_core.memo import marginal_entropy
+from sda_core.memo import marginal_entropy, mean_log_probs
 from sda_core.models.classifiers import IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalise
 from sda_core.seeding import randn_per_sample
 from sda_core.sources import HOW_TO_OBTAIN
@@ -89,9 +88,7 @@ def weighted_marginal_entropy(view_logits: torch.Tensor, raw_log_probs: torch.Te
     """GDA's "weighted-marginal" entropy of one image: the views' mean log-probabilities l (as in MEMO's
     marginal entropy) and the raw image's log-probabilities r fused as u = (l H(r) + r H(l)) / (H(l) + H(r)),
     then -sum(exp(u) u). The weights carry gradient through H(l), as in the code."""
-    log_probs = view_logits.log_softmax(dim=1)
-    log_mean = torch.logsumexp(log_probs, dim=0) - math.log(view_logits.shape[0])
-    log_mean = log_mean.clamp(min=torch.finfo(log_mean.dtype).min)
+    log_mean = mean_log_probs(view_logits)
     views_entropy = -(log_mean.softmax(0) * log_mean.log_softmax(0)).sum()
     raw_entropy = -(raw_log_probs.softmax(0) * raw_log_probs.log_softmax(0)).sum()
     fused = (log_mean * raw_entropy + raw_log_probs * views_entropy) / (raw_entropy + views_entropy)

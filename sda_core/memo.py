@@ -98,12 +98,16 @@ def check_model(model: nn.Module) -> None:
         raise RuntimeError(f"batch norm layers without the MEMO prior: {', '.join(unmixed[:5])}")
 
 
+def mean_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """log p_bar = logsumexp_v log_softmax(logits_v) - log V: the views' (rows') mean probability, taken
+    in log space as MEMO's and GDA's code do, clamped so that a class with p = 0 gives 0 * finite."""
+    log_mean = torch.logsumexp(logits.log_softmax(dim=1), dim=0) - math.log(logits.shape[0])
+    return log_mean.clamp(min=torch.finfo(log_mean.dtype).min)
+
+
 def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """H(mean_v softmax(logits_v)), the mean taken in log space over the views (rows) as the reference
-    does: log p_bar = logsumexp_v log_softmax(logits_v) - log V."""
-    log_probs = logits.log_softmax(dim=1)
-    log_mean = torch.logsumexp(log_probs, dim=0) - math.log(logits.shape[0])
-    log_mean = log_mean.clamp(min=torch.finfo(log_mean.dtype).min)  # 0 * -inf where a class has p = 0
+    """H(mean_v softmax(logits_v)), the mean over the views (rows) taken by mean_log_probs."""
+    log_mean = mean_log_probs(logits)
     return -(log_mean.exp() * log_mean).sum()
 
 
