@@ -28,5 +28,6 @@ rule finetune:
         preprocess=config["classifier_input"],
         seed=SEED,
         device=job_device(uses_gpu=True),
+        precision=config["precision"],
     script:
         "../workflow_scripts/train_classifier.py"

@@ -25,5 +25,6 @@ rule predict:
         num_classes=NUM_CLASSES,
         preprocess=config["classifier_input"],
         device=job_device(uses_gpu=True),
+        precision=config["precision"],
     script:
         "../workflow_scripts/predict.py"

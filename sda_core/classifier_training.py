@@ -21,6 +21,7 @@ from tqdm import tqdm
 from sda_core.finite import NonFiniteError
 from sda_core.images import to_unit
 from sda_core.models.classifiers import Preprocess
+from sda_core.precision import autocast
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,14 @@ def train_classifier(
     preprocess: Preprocess,
     device: torch.device,
     name: str = "classifier",
+    precision: str = "fp32",
 ) -> nn.Module:
     """Train all layers with cross-entropy; returns the model in eval mode. A non-finite loss stops the
     training (NonFiniteError naming `name`, the epoch and the step).
+
+    precision: a resolved one (sda_core.precision), the forward pass's autocast; the weights, the
+    optimiser state and the loss stay float32. fp16 scales the loss against gradient underflow
+    (torch.amp.GradScaler; its skipped steps on overflow are logged); bf16 needs no scaling.
 
     With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
     models without batch norm, and batch-norm statistics per slice, as on several GPUs.
@@ -145,6 +151,7 @@ def train_classifier(
     steps_per_epoch = math.ceil(len(images) / settings.batch_size)
     rng = np.random.default_rng(settings.seed)
     batch_transform = make_batch_transform(settings.augment, preprocess, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     progress = tqdm(total=epochs * steps_per_epoch, desc="train", mininterval=5)
     for epoch in range(epochs):
         order = rng.permutation(len(images))
@@ -159,19 +166,22 @@ def train_classifier(
             for start in range(0, len(index), micro):  # the mean loss of the batch, one slice at a time
                 part = index[start : start + micro]
                 y = torch.from_numpy(labels[part]).to(device)
-                logits = model(batch_transform(images[part]))
+                with autocast(device, precision):
+                    logits = model(batch_transform(images[part])).float()
                 loss = criterion(logits, y) * (len(part) / len(index))
                 if not torch.isfinite(loss):
                     raise NonFiniteError(
                         f"training {name}: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
                         f"(lr {lr:.3g}); the model diverged or its input is broken, nothing was saved"
                     )
-                loss.backward()
+                scaler.scale(loss).backward()
                 total_loss += loss.item() * len(index)
                 correct += (logits.argmax(1) == y).sum().item()
             if settings.grad_clip:
+                scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)  # without fp16: optimizer.step()
+            scaler.update()
             progress.update()
         log.info(
             "epoch %d/%d: loss %.4f, train top-1 %.2f%%, lr %.3g",

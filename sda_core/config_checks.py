@@ -30,6 +30,11 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
         )
     problems += target_problems(config)
     problems += gda_problems(config)
+    if config["device"] == "cpu" and config["precision"] in ("bf16", "fp16"):
+        problems.append(
+            f"precision: {config['precision']} with device: cpu is refused (slower than fp32 without AMX, and "
+            "oneDNN's half-precision kernels returned NaN in training with torch 2.14.1); use auto or fp32"
+        )
     imagenet = config["imagenet"]
     for key in ("adapted_root", "subset_file"):
         if config["world"] == "digits" and imagenet[key] is not None:

@@ -214,7 +214,11 @@ def vgg_input(x: torch.Tensor) -> torch.Tensor:
 
 
 class GdaGuidance:
-    """GDA's loss towards a batch of target images x in [-1, 1] (the reverse loop's Guidance)."""
+    """GDA's loss towards a batch of target images x in [-1, 1] (the reverse loop's Guidance): every
+    step, through the denoiser, as its code does."""
+
+    every = 1
+    jacobian = "full"
 
     def __init__(
         self,

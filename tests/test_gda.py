@@ -184,6 +184,8 @@ def test_reverse_loop_returns_the_last_x0_estimate_which_the_last_guidance_does_
     from sda_core.diffusion.guidance import LowPassGuidance
 
     class SilentAtLastStep:
+        every, jacobian = 1, "full"
+
         def __init__(self, bound):
             self.bound, self.i = bound, None
 

@@ -101,3 +101,83 @@ def test_unconfigured_denoiser_is_refused(tiny_adm):
         _adapt(tiny_adm, torch.zeros(1, 3, 8, 8), range(1), 1.0)
     tiny_adm.requires_grad_(False)
     check_denoiser(tiny_adm)
+
+
+# The fast modes: guidance on every k-th step, and the diagonal Jacobian ---------------------------
+
+
+class Recording:
+    """A guidance that records the steps it is asked about and the gradient it receives; its loss is
+    the weighted sum of x0_hat, so dL/dx0_hat = weight everywhere."""
+
+    def __init__(self, weight, every=1, jacobian="full"):
+        self.weight, self.every, self.jacobian = weight, every, jacobian
+        self.steps, self.gradients = [], []
+
+    def loss(self, out, x_t, i):
+        self.steps.append(i)
+        return (out.pred_x0 * self.weight).sum()
+
+    def shift(self, gradient, out):
+        self.gradients.append(gradient)
+        return torch.zeros_like(gradient)
+
+
+def _reverse(model, guidance, first_index=6):
+    from sda_core.diffusion.adapt import reverse_diffusion
+
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 8, 8) * 0.3
+    schedule = DiffusionSchedule(respacing=10)
+    return schedule, reverse_diffusion(
+        model, schedule, x, first_index, sample_generators(0, "fast", range(2)), guidance=guidance
+    )
+
+
+@pytest.mark.parametrize("every, guided", [(1, [6, 5, 4, 3, 2, 1, 0]), (2, [6, 4, 2, 0]), (3, [6, 3, 0]), (9, [6])])
+def test_guidance_every_k_steps_guides_the_first_and_every_kth_step(tiny_adm, every, guided):
+    recording = Recording(torch.ones(1), every=every)
+    _reverse(tiny_adm, recording)
+    assert recording.steps == guided
+
+
+def test_guidance_every_step_and_zero_shift_leave_the_plain_reverse_process(tiny_adm):
+    """A guidance that never moves the step: every k and either Jacobian give the unguided samples."""
+    _, plain = _reverse(tiny_adm, None)
+    for every, jacobian in ((1, "full"), (2, "diagonal")):
+        _, guided = _reverse(tiny_adm, Recording(torch.ones(1), every, jacobian))
+        torch.testing.assert_close(guided, plain, atol=1e-6, rtol=0)
+
+
+def test_diagonal_jacobian_is_the_x0_gradient_over_sqrt_alpha_bar_and_skips_the_unet_backward(tiny_adm):
+    """Expected from DDPM eq. 15 with eps held fixed: dL/dx_t = dL/dx0_hat / sqrt(alpha_bar_t), zero
+    where x0_hat is clamped; and no backward pass through the denoiser (its hook never fires)."""
+    backward_calls = []
+    hook = tiny_adm.out.register_full_backward_hook(lambda *args: backward_calls.append(1))
+    try:
+        weight = torch.randn(1, 3, 8, 8)
+        diagonal = Recording(weight, jacobian="diagonal")
+        schedule, _ = _reverse(tiny_adm, diagonal, first_index=3)
+        assert not backward_calls
+        full = Recording(weight, jacobian="full")
+        _reverse(tiny_adm, full, first_index=3)
+        assert backward_calls
+    finally:
+        hook.remove()
+    for i, gradient in zip([3, 2, 1, 0], diagonal.gradients):
+        expected = weight / schedule.alphas_cumprod[i] ** 0.5
+        inside = gradient != 0  # x0_hat clamped to [-1, 1] passes no gradient
+        assert inside.float().mean() > 0.3
+        torch.testing.assert_close(gradient[inside], expected.expand_as(gradient)[inside], rtol=1e-5, atol=1e-6)
+    # the full gradient has the same leading term plus the UNet's part: close, not equal
+    first_full, first_diagonal = full.gradients[0], diagonal.gradients[0]
+    assert not torch.allclose(first_full, first_diagonal)
+    cosine = torch.nn.functional.cosine_similarity(first_full.flatten(), first_diagonal.flatten(), dim=0)
+    assert cosine > 0.5, cosine
+
+
+def test_fast_mode_settings_are_checked():
+    with pytest.raises(ValueError, match="every"):
+        LowPassGuidance(every=0)
+    with pytest.raises(ValueError, match="jacobian"):
+        LowPassGuidance(jacobian="none")

@@ -14,4 +14,5 @@ predict_job(
     models=p.models,
     preprocess=p.preprocess,
     device=device,
+    precision=p.precision,
 )

@@ -14,6 +14,7 @@ train_classifier_job(
     preprocess=p.preprocess,
     seed=p.seed,
     device=device,
+    precision=p.precision,
     init_weights=snakemake.input.get("init"),
     images_per_class=p.images_per_class,
 )

@@ -13,7 +13,6 @@ guidance backward computes the input gradient only) and checked before use.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -21,6 +20,7 @@ from torch import nn
 from sda_core.diffusion.guidance import Guidance, LowPassGuidance
 from sda_core.diffusion.respacing import noise_level
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
+from sda_core.precision import autocast
 from sda_core.seeding import randn_per_sample
 
 
@@ -40,14 +40,6 @@ def check_denoiser(model: nn.Module) -> None:
         raise RuntimeError("denoiser must be configured with configure_denoiser() (eval mode, frozen weights)")
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-
-
 def reverse_diffusion(
     model: nn.Module,
     schedule: DiffusionSchedule,
@@ -63,7 +55,9 @@ def reverse_diffusion(
     """Ancestral steps i = first_index, ..., 0 from x (taken to be x_{first_index}), x0 clamped to [-1, 1]
     unless clip_x0 is False (latents, which are not bounded; GDA).
 
-    With guidance, each step is x_{i-1} = mu + sigma z + guidance.shift(dL/dx_i), L = guidance.loss(...).
+    With guidance, each guided step is x_{i-1} = mu + sigma z + guidance.shift(dL/dx_i), L = guidance.loss(...);
+    the guidance says which steps it guides (every) and whether dL/dx_i runs back through the model
+    (jacobian). precision: a resolved one (sda_core.precision), the models' autocast.
     return_x0: the last step's x0 estimate instead of its sample (GDA's output); that estimate does not
     depend on the last step's guidance, which is therefore not computed.
     Each step draws one noise tensor per sample from that sample's generator, the last step included,
@@ -71,20 +65,23 @@ def reverse_diffusion(
     """
     check_denoiser(model)
     batch = x.shape[0]
-    for i in range(first_index, -1, -1):
+    for step, i in enumerate(range(first_index, -1, -1)):
         t = schedule.model_timesteps(i, batch, x.device)
         noise = randn_per_sample(generators, x.shape[1:], device=x.device)
-        if guidance is not None and not (return_x0 and i == 0):
+        if guidance is not None and step % guidance.every == 0 and not (return_x0 and i == 0):
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)
-                with _autocast(x.device, precision):
-                    model_output = model(x_in, t, labels)
+                # "diagonal": the model output enters as a constant, so the gradient reaches x_t only
+                # through x0_hat = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar) (DDPM eq. 15)
+                through_model = guidance.jacobian == "full"
+                with torch.set_grad_enabled(through_model), autocast(x.device, precision):
+                    model_output = model(x_in if through_model else x, t, labels)
                 out = schedule.p_mean_variance(model_output.float(), x_in, i, clip_x0)
                 (gradient,) = torch.autograd.grad(guidance.loss(out, x_in, i), x_in)
             out = DiffusionOutput(out.mean.detach(), out.log_variance.detach(), out.pred_x0.detach())
             x = schedule.ancestral_step(out, i, noise) + guidance.shift(gradient, out)
         else:
-            with torch.no_grad(), _autocast(x.device, precision):
+            with torch.no_grad(), autocast(x.device, precision):
                 model_output = model(x, t, labels)
             out = schedule.p_mean_variance(model_output.float(), x, i, clip_x0)
             x = out.pred_x0 if return_x0 and i == 0 else schedule.ancestral_step(out, i, noise)

@@ -21,10 +21,21 @@ import torch.nn.functional as F
 
 from sda_core.diffusion.schedule import DiffusionOutput
 
+JACOBIANS = ("full", "diagonal")
+
 
 class Guidance(Protocol):
     """What reverse_diffusion asks of a guidance at step i: a scalar loss (summed over the samples, so
-    that each sample's gradient is its own) and how its gradient dL/dx_t moves the step."""
+    that each sample's gradient is its own) and how its gradient dL/dx_t moves the step; and how the loop
+    applies it:
+    - every: guide the first step and every `every`-th one after it (1: every step, the reference);
+    - jacobian: "full" differentiates through the denoiser (a backward pass per guided step); "diagonal"
+      holds the model output fixed, so that d x0_hat / d x_t is its leading term 1 / sqrt(alpha_bar_t)
+      (DDPM eq. 15 with eps constant) and the step costs one forward pass, a third of a full one.
+    """
+
+    every: int
+    jacobian: str
 
     def loss(self, out: DiffusionOutput, x_t: torch.Tensor, i: int) -> torch.Tensor: ...
 
@@ -47,15 +58,22 @@ class LowPassGuidance:
     norm="batch" takes one L2 norm over the whole batch, as the reference code does: each sample's
     gradient is then scaled by 1/||residual of the batch||, so the strength depends on batch size and
     batch content. norm="sample" sums per-sample norms, which makes every sample independent.
+    every and jacobian: the cheaper modes of the loop (Guidance); the defaults are the reference's.
     """
 
     scale: float = 6.0
     downsample: int = 4
     norm: str = "batch"
+    every: int = 1
+    jacobian: str = "full"
 
     def __post_init__(self):
         if self.norm not in ("batch", "sample"):
             raise ValueError(f"guidance norm must be 'batch' or 'sample', got {self.norm!r}")
+        if self.every < 1:
+            raise ValueError(f"guidance every must be at least 1, got {self.every}")
+        if self.jacobian not in JACOBIANS:
+            raise ValueError(f"guidance jacobian must be one of {', '.join(JACOBIANS)}, got {self.jacobian!r}")
 
     def loss(self, pred_x0: torch.Tensor, reference_low_pass: torch.Tensor) -> torch.Tensor:
         residual = (reference_low_pass - low_pass(pred_x0, self.downsample)).float()
@@ -74,6 +92,14 @@ class LowPassTowards:
 
     settings: LowPassGuidance
     reference_low_pass: torch.Tensor
+
+    @property
+    def every(self) -> int:
+        return self.settings.every
+
+    @property
+    def jacobian(self) -> str:
+        return self.settings.jacobian
 
     def loss(self, out: DiffusionOutput, x_t: torch.Tensor, i: int) -> torch.Tensor:
         return self.settings.loss(out.pred_x0, self.reference_low_pass)

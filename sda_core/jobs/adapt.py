@@ -14,6 +14,7 @@ from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.finite import check_finite
 from sda_core.images import from_model_range, resize, to_model_range
 from sda_core.models.denoisers import load_denoiser
+from sda_core.precision import set_up_precision
 from sda_core.seeding import sample_generators
 from sda_core.store import StoreSequence, fill_store, shard_range
 
@@ -32,7 +33,7 @@ def adapt_job(
     stream: str,
     seed: int,
     device: torch.device,
-    precision: str = "fp32",
+    precision: str = "auto",
     codec: str = "zstd",
 ) -> None:
     """Re-noise and denoise images [start, stop) of the concatenated `inputs`, written at the model's size.
@@ -40,6 +41,7 @@ def adapt_job(
     `process` (sda_core.diffusion.processes) gives the respacing, the start index, the noise index and
     the guidance. Noise is seeded per (seed, stream, index).
     """
+    precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
     source = StoreSequence(inputs)
     start, stop = shard_range(len(source), num_shards, shard, batch_size)
     respacing, steps, noise_index, guidance = process.respacing, process.steps, process.noise_index, process.guidance

@@ -21,6 +21,7 @@ from sda_core.image_sets import covered_images
 from sda_core.images import resize, to_model_range
 from sda_core.models.classifiers import Preprocess, load_classifier
 from sda_core.models.denoisers import load_denoiser
+from sda_core.precision import set_up_precision
 from sda_core.seeding import sample_generators
 from sda_core.store import PROBABILITIES, StoreSequence, fill_store, shard_range
 
@@ -48,11 +49,12 @@ def gda_job(
     vgg_weights: str | None = None,
     clip_model: str | None = None,
     clip_weights: str | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
 ) -> None:
     """GDA on shard `shard` of the images of `inputs` it covers (all, or `images` of them evenly spaced:
     sda_core.image_sets.covered_images), each seeded by its position in the set. VGG and CLIP are loaded
     where their weights in `settings` are non-zero."""
+    precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
     source = StoreSequence(inputs)
     covered = covered_images(len(source), images)
     start, stop = shard_range(len(covered), num_shards, shard, batch_size)

@@ -20,6 +20,7 @@ from sda_core.finite import check_finite
 from sda_core.image_sets import labels_key, predictions_key
 from sda_core.images import to_unit
 from sda_core.models.classifiers import Preprocess, load_classifier
+from sda_core.precision import autocast, set_up_precision
 from sda_core.store import StoreSequence
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,12 @@ def predict_job(
     preprocess: dict,
     device: torch.device,
     batch_size: int = 256,
+    precision: str = "auto",
 ) -> None:
     """weights maps a model name (sda_core.image_sets: source, finetuned, ...) to its checkpoint;
-    image_sets a set name to its stores; models a set name to the models that score it."""
+    image_sets a set name to its stores; models a set name to the models that score it.
+    precision (sda_core.precision): the classifiers' autocast; softmax is taken in float32."""
+    precision = set_up_precision(precision, device)
     preprocess = Preprocess(**preprocess)
     unknown = sorted({model for names in models.values() for model in names} - set(weights))
     if unknown:
@@ -54,7 +58,7 @@ def predict_job(
         labels = []
         for start, images, batch_labels in StoreSequence(stores).batches(batch_size):
             x = preprocess(to_unit(images, device))
-            with torch.no_grad():
+            with torch.no_grad(), autocast(device, precision):
                 for name, model in scoring.items():
                     logits = model(x).float()
                     check_finite(

@@ -14,6 +14,7 @@ from sda_core.images import from_model_range
 from sda_core.models.denoisers import load_denoiser
 from sda_core.models.dit import decode_latents, load_dit, load_vae, vae_image_size
 from sda_core.models.specs import is_latent
+from sda_core.precision import set_up_precision
 from sda_core.seeding import sample_generators
 from sda_core.store import fill_store, shard_range
 
@@ -37,7 +38,7 @@ def sample_job(
     num_shards: int,
     seed: int,
     device: torch.device,
-    precision: str = "fp32",
+    precision: str = "auto",
     vae: str | None = None,
     latent_scale: float = 0.18215,
     codec: str = "zstd",
@@ -49,6 +50,7 @@ def sample_job(
     directory) on latents, sampled like DiT's own sampler, x0 unclipped, and decoded by the VAE directory
     `vae` as decode(latents / latent_scale).
     """
+    precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
     size = spec.get("sample_size") or spec["image_size"]
     total = num_classes * images_per_class
     start, stop = shard_range(total, num_shards, shard, batch_size)

@@ -11,6 +11,7 @@ import torch
 from sda_core.checkpoints import save_weights
 from sda_core.classifier_training import TrainSettings, train_classifier
 from sda_core.models.classifiers import Preprocess, create_classifier, load_classifier
+from sda_core.precision import set_up_precision
 from sda_core.store import StoreSequence
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,11 @@ def train_classifier_job(
     device: torch.device,
     init_weights: str | None = None,
     images_per_class: int | None = None,
+    precision: str = "auto",
 ) -> None:
     """Train all layers on the images of `stores`; SDA's fine-tuning starts from `init_weights`.
     With images_per_class, on the first that many images of each class (the set-size study)."""
+    precision = set_up_precision(precision, device)
     data = StoreSequence(stores)
     images, labels = data.read(0, len(data))
     if images_per_class is not None:
@@ -55,7 +58,13 @@ def train_classifier_job(
         if init_weights is None
         else load_classifier(timm_name, num_classes, timm_kwargs, init_weights)
     )
-    log.info("%s on %d images (%s)", timm_name, len(images), "fine-tuning" if init_weights else "from scratch")
+    log.info(
+        "%s on %d images (%s), precision %s",
+        timm_name,
+        len(images),
+        "fine-tuning" if init_weights else "from scratch",
+        precision,
+    )
     train_classifier(
         model,
         images,
@@ -64,5 +73,6 @@ def train_classifier_job(
         Preprocess(**preprocess),
         device,
         name=f"{timm_name} ({output})",
+        precision=precision,
     )
-    save_weights(model, output, metadata={"timm_name": timm_name})
+    save_weights(model, output, metadata={"timm_name": timm_name, "precision": precision})
