@@ -26,6 +26,7 @@ rule adapt:
         seed=SEED,
         device=job_device(uses_gpu=True),
         precision=config["precision"],
+        compile_mode=config["compile"],
         codec=config["storage"]["codec"],
     script:
         "../workflow_scripts/adapt.py"

@@ -32,5 +32,6 @@ rule gda:
         seed=SEED,
         device=job_device(uses_gpu=True),
         precision=config["precision"],
+        compile_mode=config["compile"],
     script:
         "../workflow_scripts/gda.py"

@@ -26,6 +26,7 @@ rule sample_synthetic:
         seed=SEED,
         device=job_device(uses_gpu=True),
         precision=config["precision"],
+        compile_mode=config["compile"],
         latent_scale=config["denoisers"]["generator"]["latent_scale"],
         codec=config["storage"]["codec"],
     script:

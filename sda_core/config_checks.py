@@ -30,6 +30,8 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
         )
     problems += target_problems(config)
     problems += gda_problems(config)
+    if config["device"] == "cpu" and config["compile"] == "cudagraphs":
+        problems.append("compile: cudagraphs needs CUDA, and device is cpu; use inductor or none")
     if config["device"] == "cpu" and config["precision"] in ("bf16", "fp16"):
         problems.append(
             f"precision: {config['precision']} with device: cpu is refused (slower than fp32 without AMX, and "

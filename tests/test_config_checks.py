@@ -70,6 +70,7 @@ def test_the_tiny_and_shipped_configs_have_no_problems():
         (lambda c: c["gda"].update(clip_weight=5000), "gda.clip_weight: 5000 with no gda.clip.weights file"),
         (lambda c: c["gda"].update(entropy_weight=0, pixel_weight=0), "gda: every loss weight is 0"),
         (lambda c: c.update(device="cpu", precision="bf16"), "precision: bf16 with device: cpu is refused"),
+        (lambda c: c.update(device="cpu", compile="cudagraphs"), "compile: cudagraphs needs CUDA"),
     ],
 )
 def test_each_mistake_is_named(mutate, needle):

@@ -18,5 +18,6 @@ adapt_job(
     seed=p.seed,
     device=device,
     precision=p.precision,
+    compile_mode=p.compile_mode,
     codec=p.codec,
 )

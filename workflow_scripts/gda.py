@@ -27,4 +27,5 @@ gda_job(
     clip_model=p.clip_model,
     clip_weights=snakemake.input.get("clip"),
     precision=p.precision,
+    compile_mode=p.compile_mode,
 )

@@ -17,6 +17,7 @@ sample_job(
     seed=p.seed,
     device=device,
     precision=p.precision,
+    compile_mode=p.compile_mode,
     vae=snakemake.input.get("vae"),
     latent_scale=p.latent_scale,
     codec=p.codec,

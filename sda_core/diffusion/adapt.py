@@ -66,6 +66,7 @@ def reverse_diffusion(
     check_denoiser(model)
     batch = x.shape[0]
     for step, i in enumerate(range(first_index, -1, -1)):
+        torch.compiler.cudagraph_mark_step_begin()  # compile: cudagraphs; the last step's outputs are not reused
         t = schedule.model_timesteps(i, batch, x.device)
         noise = randn_per_sample(generators, x.shape[1:], device=x.device)
         if guidance is not None and step % guidance.every == 0 and not (return_x0 and i == 0):

@@ -6,6 +6,7 @@ import logging
 
 import torch
 
+from sda_core.compilation import compile_denoiser
 from sda_core.diffusion.adapt import configure_denoiser, renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance
 from sda_core.diffusion.processes import ReverseProcess
@@ -34,6 +35,7 @@ def adapt_job(
     seed: int,
     device: torch.device,
     precision: str = "auto",
+    compile_mode: str = "none",
     codec: str = "zstd",
 ) -> None:
     """Re-noise and denoise images [start, stop) of the concatenated `inputs`, written at the model's size.
@@ -48,7 +50,7 @@ def adapt_job(
     schedule = DiffusionSchedule(respacing=respacing)
     low_pass = LowPassGuidance(**guidance) if guidance else None
     size = spec["image_size"]
-    model = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
+    model = compile_denoiser(configure_denoiser(load_denoiser(spec, checkpoint).to(device)), compile_mode, device)
     log.info(
         "%s: images %d..%d of %d, respacing %d, %d steps from t=%d, guidance %s",
         stream,
@@ -83,5 +85,6 @@ def adapt_job(
         "stream": stream,
         "seed": seed,
         "precision": precision,
+        "compile": compile_mode,
     }
     fill_store(output, stop - start, (size, size, 3), batch_size, fingerprint, compute, desc=stream, codec=codec)

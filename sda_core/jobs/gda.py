@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import torch
 
+from sda_core.compilation import compile_denoiser
 from sda_core.diffusion.adapt import configure_denoiser
 from sda_core.finite import check_finite
 from sda_core.gda import ClipStyle, GdaAdapter, GdaSettings, VggFeatures, configure_classifier, load_clip
@@ -50,6 +51,7 @@ def gda_job(
     clip_model: str | None = None,
     clip_weights: str | None = None,
     precision: str = "auto",
+    compile_mode: str = "none",
 ) -> None:
     """GDA on shard `shard` of the images of `inputs` it covers (all, or `images` of them evenly spaced:
     sda_core.image_sets.covered_images), each seeded by its position in the set. VGG and CLIP are loaded
@@ -59,7 +61,7 @@ def gda_job(
     covered = covered_images(len(source), images)
     start, stop = shard_range(len(covered), num_shards, shard, batch_size)
     size = spec["image_size"]
-    denoiser = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
+    denoiser = compile_denoiser(configure_denoiser(load_denoiser(spec, checkpoint).to(device)), compile_mode, device)
     classifier = configure_classifier(load_classifier(timm_name, num_classes, timm_kwargs, weights).to(device))
     vgg = VggFeatures(vgg_weights).to(device) if settings.vgg_weight else None
     clip = None
@@ -109,5 +111,6 @@ def gda_job(
         "stream": stream,
         "seed": seed,
         "precision": precision,
+        "compile": compile_mode,
     }
     fill_store(output, stop - start, (num_classes,), batch_size, fingerprint, compute, desc=stream, array=PROBABILITIES)

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import torch
 
+from sda_core.compilation import compile_denoiser
 from sda_core.diffusion.adapt import configure_denoiser, generate
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.finite import check_finite
@@ -39,6 +40,7 @@ def sample_job(
     seed: int,
     device: torch.device,
     precision: str = "auto",
+    compile_mode: str = "none",
     vae: str | None = None,
     latent_scale: float = 0.18215,
     codec: str = "zstd",
@@ -64,7 +66,7 @@ def sample_job(
     else:
         model, decoder = load_dit(spec, checkpoint), load_vae(vae).to(device)
         image_size = vae_image_size(decoder, size)
-    model = configure_denoiser(model.to(device))
+    model = compile_denoiser(configure_denoiser(model.to(device)), compile_mode, device)
     schedule = DiffusionSchedule(respacing=respacing)
 
     def compute(lo: int, hi: int):
@@ -95,6 +97,7 @@ def sample_job(
         "range": [start, stop],
         "seed": seed,
         "precision": precision,
+        "compile": compile_mode,
         "vae": vae,
         "latent_scale": latent_scale,
     }
