@@ -30,6 +30,12 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
         )
     problems += target_problems(config)
     problems += gda_problems(config)
+    adaptation = config["adaptation"]
+    if adaptation["batch_size"] == "auto" and adaptation["guidance"]["norm"] == "batch":
+        problems.append(
+            "adaptation.batch_size: auto with guidance.norm: batch would make the images depend on the GPU's "
+            "free memory (the norm is taken over the batch); set guidance.norm: sample or a fixed batch_size"
+        )
     if config["device"] == "cpu" and config["compile"] == "cudagraphs":
         problems.append("compile: cudagraphs needs CUDA, and device is cpu; use inductor or none")
     if config["device"] == "cpu" and config["precision"] in ("bf16", "fp16"):

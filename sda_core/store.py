@@ -309,14 +309,34 @@ def fill_store(
     desc: str | None = None,
     codec: str = "zstd",
     array: str = IMAGES,
+    chunks_per_call: int = 1,
 ) -> None:
     """Create `output` chunk by chunk with storage codec `codec`, resuming a matching partial store;
     compute(start, stop) gives the uint8 images (array=PROBABILITIES: float16 rows) and labels of items
-    [start, stop) of this store."""
+    [start, stop) of this store. Each call covers up to `chunks_per_call` consecutive pending chunks (a
+    batch larger than the store's chunk: adaptation.batch_size auto); each is written as soon as the
+    call returns, so a kill loses at most one call's chunks."""
     store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec, array)
-    for chunk in tqdm(store.pending_chunks(), desc=desc or Path(output).name, mininterval=10):
-        store.write_chunk(chunk, *compute(*store.chunk_bounds(chunk)))
+    with tqdm(total=len(store.pending_chunks()), desc=desc or Path(output).name, mininterval=10) as progress:
+        for run in consecutive_runs(store.pending_chunks(), chunks_per_call):
+            start, stop = store.chunk_bounds(run[0])[0], store.chunk_bounds(run[-1])[1]
+            images, labels = compute(start, stop)
+            for chunk in run:
+                lo, hi = (bound - start for bound in store.chunk_bounds(chunk))
+                store.write_chunk(chunk, images[lo:hi], labels[lo:hi])
+            progress.update(len(run))
     finalize(store, output)
+
+
+def consecutive_runs(chunks: Sequence[int], longest: int) -> list[list[int]]:
+    """`chunks` (increasing) cut into runs of consecutive indices, each at most `longest` long."""
+    runs: list[list[int]] = []
+    for chunk in chunks:
+        if runs and chunk == runs[-1][-1] + 1 and len(runs[-1]) < longest:
+            runs[-1].append(chunk)
+        else:
+            runs.append([chunk])
+    return runs
 
 
 def write_store(

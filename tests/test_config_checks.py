@@ -71,6 +71,10 @@ def test_the_tiny_and_shipped_configs_have_no_problems():
         (lambda c: c["gda"].update(entropy_weight=0, pixel_weight=0), "gda: every loss weight is 0"),
         (lambda c: c.update(device="cpu", precision="bf16"), "precision: bf16 with device: cpu is refused"),
         (lambda c: c.update(device="cpu", compile="cudagraphs"), "compile: cudagraphs needs CUDA"),
+        (
+            lambda c: c["adaptation"].update(batch_size="auto", guidance={"norm": "batch"}),
+            "adaptation.batch_size: auto with guidance.norm: batch",
+        ),
     ],
 )
 def test_each_mistake_is_named(mutate, needle):

@@ -9,6 +9,7 @@ from sda_core.store import (
     STORAGE_CODECS,
     StoreError,
     StoreSequence,
+    consecutive_runs,
     fill_store,
     finalize,
     open_partial,
@@ -63,6 +64,38 @@ def test_killed_fill_resumes_without_recomputing_finished_chunks(tmp_path):
     stored = open_store(output)
     np.testing.assert_array_equal(stored.read()[0], images)
     np.testing.assert_array_equal(stored.read()[1], labels)
+
+
+def test_consecutive_runs_are_cut_at_gaps_and_at_the_longest():
+    assert consecutive_runs([0, 1, 2, 3, 4], 2) == [[0, 1], [2, 3], [4]]
+    assert consecutive_runs([0, 1, 3, 4, 5, 9], 3) == [[0, 1], [3, 4, 5], [9]]
+    assert consecutive_runs([2, 5], 1) == [[2], [5]]
+    assert consecutive_runs([], 4) == []
+
+
+def test_calls_over_several_chunks_write_the_same_store_and_resume_per_call(tmp_path):
+    """A batch of three chunks (batch_size auto): one compute call per run of pending chunks; a kill in
+    the second call keeps the first call's chunks, and the resumed store equals a chunk-by-chunk one."""
+    images, labels = _images(20)
+    calls = []
+
+    def compute(start, stop):
+        calls.append((start, stop))
+        if len(calls) == 2 and not resumed:
+            raise KeyboardInterrupt
+        return images[start:stop], labels[start:stop]
+
+    resumed = False
+    with pytest.raises(KeyboardInterrupt):
+        fill_store(tmp_path / "wide.zarr", 20, (4, 4, 3), 3, {}, compute, chunks_per_call=3)
+    assert calls == [(0, 9), (9, 18)]
+    resumed, calls = True, []
+    fill_store(tmp_path / "wide.zarr", 20, (4, 4, 3), 3, {}, compute, chunks_per_call=3)
+    assert calls == [(9, 18), (18, 20)]
+    write_store(tmp_path / "narrow.zarr", images, labels, 3, {})
+    wide, narrow = open_store(tmp_path / "wide.zarr").read(), open_store(tmp_path / "narrow.zarr").read()
+    np.testing.assert_array_equal(wide[0], narrow[0])
+    np.testing.assert_array_equal(wide[1], narrow[1])
 
 
 def test_all_zero_chunks_count_as_done(tmp_path):

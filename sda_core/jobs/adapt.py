@@ -6,6 +6,7 @@ import logging
 
 import torch
 
+from sda_core.batching import AUTO, chunk_size, resolve_batch_size
 from sda_core.compilation import compile_denoiser
 from sda_core.diffusion.adapt import configure_denoiser, renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance
@@ -28,7 +29,7 @@ def adapt_job(
     spec: dict,
     checkpoint: str,
     process: ReverseProcess,
-    batch_size: int,
+    batch_size: int | str,
     shard: int,
     num_shards: int,
     stream: str,
@@ -41,12 +42,16 @@ def adapt_job(
     """Re-noise and denoise images [start, stop) of the concatenated `inputs`, written at the model's size.
 
     `process` (sda_core.diffusion.processes) gives the respacing, the start index, the noise index and
-    the guidance. Noise is seeded per (seed, stream, index).
+    the guidance. Noise is seeded per (seed, stream, index). batch_size "auto" (sda_core.batching) lays the
+    store out in fixed chunks and runs the batch that fits the GPU's free memory.
     """
     precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
     source = StoreSequence(inputs)
-    start, stop = shard_range(len(source), num_shards, shard, batch_size)
+    chunk = chunk_size(batch_size)
+    start, stop = shard_range(len(source), num_shards, shard, chunk)
     respacing, steps, noise_index, guidance = process.respacing, process.steps, process.noise_index, process.guidance
+    if batch_size == AUTO and guidance and guidance.get("norm", "batch") == "batch" and guidance.get("scale", 1):
+        raise ValueError("batch_size auto with the batch-wide guidance norm would make the images depend on the GPU")
     schedule = DiffusionSchedule(respacing=respacing)
     low_pass = LowPassGuidance(**guidance) if guidance else None
     size = spec["image_size"]
@@ -87,4 +92,21 @@ def adapt_job(
         "precision": precision,
         "compile": compile_mode,
     }
-    fill_store(output, stop - start, (size, size, 3), batch_size, fingerprint, compute, desc=stream, codec=codec)
+
+    def one_guided_step(n: int):
+        x = torch.zeros(n, 3, size, size, device=device)
+        generators = sample_generators(seed, "probe", range(n))
+        return renoise_denoise(model, schedule, x, 1, generators, low_pass, noise_index, precision)
+
+    batch = resolve_batch_size(batch_size, device, one_guided_step, stop - start, stream)
+    fill_store(
+        output,
+        stop - start,
+        (size, size, 3),
+        chunk,
+        fingerprint,
+        compute,
+        desc=stream,
+        codec=codec,
+        chunks_per_call=batch // chunk,
+    )
