@@ -3,7 +3,7 @@
 #   make test   set up .venv and run the test suite
 #   make lint   the lint and format checks CI runs (ruff, snakefmt, snakemake --lint of both configs)
 #   make seeds  the digits world with seeds 0, 1 and 2, and the claims summarised over them
-#   make gpu-check  on a GPU machine: the real ADM/DiT steps, fp32 against bf16 (benchmarks/diffusion_step.py)
+#   make gpu-check  on a GPU machine (~5 min): the speed benchmark at the real ADM/DiT, then the CUDA tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -41,9 +41,13 @@ seeds: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
 
-# one prepared command for a lent GPU machine: figures to benchmarks/results/ with the date and hardware
-gpu-check: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/diffusion_step.py --batch 16
+# one prepared command for a lent GPU machine (~5 min): the benchmark's rows at the real ADM-256 and
+# DiT-XL/2 (to benchmarks/results/ with the date and hardware), then the CUDA tests (pytest -m gpu).
+# GPU_PYTHON: an interpreter with this package and a CUDA torch, where .venv cannot be built offline.
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check:
+	HF_HUB_OFFLINE=1 $(GPU_PYTHON) benchmarks/diffusion_step.py --batch 16 --steps 3 --repeats 2
+	HF_HUB_OFFLINE=1 $(GPU_PYTHON) -m pytest -m gpu -v tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -189,7 +189,12 @@ def main():
     results, reference_rate = [], None
     for row in rows:
         row_batch = row.batch or batch
-        seconds, per_image = time_guided(adm, row, row_batch, steps, repeats, device)
+        try:
+            seconds, per_image = time_guided(adm, row, row_batch, steps, repeats, device)
+        except torch.OutOfMemoryError:
+            print(f"{row.name:11s} {row.precision} batch {row_batch:3d}: out of memory", flush=True)
+            results.append({"row": row.name, "precision": row.precision, "batch": row_batch, "note": "out of memory"})
+            continue
         rate = row_batch / seconds
         reference_rate = reference_rate or (rate if row.name == "reference" else None)
         tflop = GUIDED_STEP_TFLOP / (3 if row.jacobian == "diagonal" else 1)

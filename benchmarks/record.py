@@ -30,7 +30,8 @@ def write_results(benchmark: str, rows: list[dict], device: torch.device | None 
     RESULTS.mkdir(exist_ok=True)
     rows = [{"date": today, "hardware": where, **row} for row in rows]
     with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's, first seen first
+        writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     print(f"\nwritten: {path.relative_to(RESULTS.parents[1])}")
