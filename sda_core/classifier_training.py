@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +19,7 @@ from tqdm import tqdm
 
 from sda_core.finite import NonFiniteError
 from sda_core.images import to_unit
+from sda_core.loading import ArrayRows, StoreRows, TrainingImages, WaitClock, training_loader
 from sda_core.models.classifiers import Preprocess
 from sda_core.precision import autocast
 
@@ -100,18 +100,15 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Opt
     raise ValueError(f"unknown optimizer {settings.optimizer!r}; valid: sgd, adamw")
 
 
-def make_batch_transform(
-    augment: str, preprocess: Preprocess, device: torch.device
-) -> Callable[[np.ndarray], torch.Tensor]:
-    """uint8 NHWC images -> normalised training batch: plain preprocessing, or timm's ImageNet
-    training transform (RandomResizedCrop, flip, RandAugment m9 n2, RandomErasing 0.25) per image."""
-    if augment == "none":
-        return lambda images: preprocess(to_unit(images, device))
-    if augment == "imagenet":
-        from PIL import Image
+class ImagenetAugment:
+    """timm's ImageNet training transform of one uint8 HWC image (RandomResizedCrop, flip, RandAugment m9
+    n2, RandomErasing 0.25) to a normalised tensor; its random draws come from the global generators,
+    which sda_core.loading seeds per image."""
+
+    def __init__(self, preprocess: Preprocess):
         from timm.data import create_transform
 
-        transform = create_transform(
+        self.transform = create_transform(
             preprocess.crop,
             is_training=True,
             auto_augment="rand-m9-n2-mstd0.5-inc1",
@@ -120,76 +117,118 @@ def make_batch_transform(
             mean=preprocess.mean,
             std=preprocess.std,
         )
-        return lambda images: torch.stack([transform(Image.fromarray(image)) for image in images]).to(device)
+
+        for step in self.transform.transforms:
+            for op in getattr(step, "ops", ()):  # timm's RandAugment
+                if op.name.startswith("Posterize"):
+                    op.aug_fn = posterize_keeping_any_bits
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        from PIL import Image
+
+        return self.transform(Image.fromarray(image))
+
+
+def posterize_keeping_any_bits(image, bits_to_keep: int, **_):
+    """timm's posterize op, with 0 bits kept giving a black image as Pillow used to. At magnitude 10 (m9 with
+    mstd 0.5 reaches it) timm asks to keep 0 bits, which Pillow 13 refuses with a ValueError: without
+    this, an ImageNet fine-tuning stopped within its first epoch."""
+    from PIL import ImageOps
+
+    if bits_to_keep >= 8:
+        return image
+    if bits_to_keep <= 0:
+        return image.point(lambda _: 0)
+    return ImageOps.posterize(image, bits_to_keep)
+
+
+def make_augment(augment: str, preprocess: Preprocess) -> ImagenetAugment | None:
+    """The per-image training augmentation: none (the batch is preprocessed on the device) or imagenet."""
+    if augment == "none":
+        return None
+    if augment == "imagenet":
+        return ImagenetAugment(preprocess)
     raise ValueError(f"unknown augment {augment!r}; valid: none, imagenet")
 
 
 def train_classifier(
     model: nn.Module,
-    images: np.ndarray,
-    labels: np.ndarray,
+    data: StoreRows | ArrayRows,
     settings: TrainSettings,
     preprocess: Preprocess,
     device: torch.device,
     name: str = "classifier",
     precision: str = "fp32",
+    threads: int = 1,
 ) -> nn.Module:
-    """Train all layers with cross-entropy; returns the model in eval mode. A non-finite loss stops the
-    training (NonFiniteError naming `name`, the epoch and the step).
+    """Train all layers with cross-entropy on the rows of `data`; returns the model in eval mode. A
+    non-finite loss stops the training (NonFiniteError naming `name`, the epoch and the step).
+
+    With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
+    models without batch norm, and batch-norm statistics per slice, as on several GPUs.
+    The batches are read and augmented by DataLoader workers (sda_core.loading: `threads` - 1 of them),
+    augmentation seeded per image and epoch, so the result does not depend on the worker count.
 
     precision: a resolved one (sda_core.precision), the forward pass's autocast; the weights, the
     optimiser state and the loss stay float32. fp16 scales the loss against gradient underflow
     (torch.amp.GradScaler; its skipped steps on overflow are logged); bf16 needs no scaling.
-
-    With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
-    models without batch norm, and batch-norm statistics per slice, as on several GPUs.
     """
     model.to(device).train()
     optimizer = make_optimizer(model, settings)
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     epochs = settings.stop_epoch or settings.epochs
-    steps_per_epoch = math.ceil(len(images) / settings.batch_size)
+    steps_per_epoch = math.ceil(len(data) / settings.batch_size)
     rng = np.random.default_rng(settings.seed)
-    batch_transform = make_batch_transform(settings.augment, preprocess, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    progress = tqdm(total=epochs * steps_per_epoch, desc="train", mininterval=5)
+    batches = []
     for epoch in range(epochs):
-        order = rng.permutation(len(images))
-        total_loss, correct = 0.0, 0
+        order = rng.permutation(len(data))
         for step in range(steps_per_epoch):
             index = np.sort(order[step * settings.batch_size : (step + 1) * settings.batch_size])
-            lr = learning_rate(settings, epoch + step / steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            micro = settings.micro_batch_size or len(index)
-            for start in range(0, len(index), micro):  # the mean loss of the batch, one slice at a time
-                part = index[start : start + micro]
-                y = torch.from_numpy(labels[part]).to(device)
-                with autocast(device, precision):
-                    logits = model(batch_transform(images[part])).float()
-                loss = criterion(logits, y) * (len(part) / len(index))
-                if not torch.isfinite(loss):
-                    raise NonFiniteError(
-                        f"training {name}: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                        f"(lr {lr:.3g}); the model diverged or its input is broken, nothing was saved"
-                    )
-                scaler.scale(loss).backward()
-                total_loss += loss.item() * len(index)
-                correct += (logits.argmax(1) == y).sum().item()
-            if settings.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            scaler.step(optimizer)  # without fp16: optimizer.step()
-            scaler.update()
-            progress.update()
-        log.info(
-            "epoch %d/%d: loss %.4f, train top-1 %.2f%%, lr %.3g",
-            epoch + 1,
-            epochs,
-            total_loss / len(images),
-            100 * correct / len(images),
-            lr,
-        )
+            batches.append([(epoch, int(i)) for i in index])
+    augment = make_augment(settings.augment, preprocess)
+    loader = training_loader(TrainingImages(data, augment, settings.seed), batches, threads, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    clock = WaitClock()
+    progress = tqdm(total=epochs * steps_per_epoch, desc="train", mininterval=5)
+    total_loss, correct = 0.0, 0
+    for k, (inputs, labels) in enumerate(clock.batches(loader)):
+        epoch, step = divmod(k, steps_per_epoch)
+        x = preprocess(to_unit(inputs, device)) if augment is None else inputs.to(device, non_blocking=True)
+        y = labels.to(device, non_blocking=True)
+        lr = learning_rate(settings, epoch + step / steps_per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        micro = settings.micro_batch_size or len(y)
+        for start in range(0, len(y), micro):  # the mean loss of the batch, one slice at a time
+            part = slice(start, start + micro)
+            with autocast(device, precision):
+                logits = model(x[part]).float()
+            loss = criterion(logits, y[part]) * (len(logits) / len(y))
+            if not torch.isfinite(loss):
+                raise NonFiniteError(
+                    f"training {name}: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                    f"(lr {lr:.3g}); the model diverged or its input is broken, nothing was saved"
+                )
+            scaler.scale(loss).backward()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y[part]).sum().item()
+        if settings.grad_clip:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        scaler.step(optimizer)  # without fp16: optimizer.step()
+        scaler.update()
+        progress.update()
+        if step == steps_per_epoch - 1:
+            log.info(
+                "epoch %d/%d: loss %.4f, train top-1 %.2f%%, lr %.3g",
+                epoch + 1,
+                epochs,
+                total_loss / len(data),
+                100 * correct / len(data),
+                lr,
+            )
+            total_loss, correct = 0.0, 0
     progress.close()
+    clock.report(f"training {name}")
     return model.eval()

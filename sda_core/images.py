@@ -7,9 +7,11 @@ import torch
 import torch.nn.functional as F
 
 
-def to_unit(images: np.ndarray, device=None) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float (N, C, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float() / 255.0
+def to_unit(images: np.ndarray | torch.Tensor, device=None) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float (N, C, H, W) in [0, 1]; a (pinned) tensor is copied asynchronously."""
+    if not isinstance(images, torch.Tensor):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 255.0
 
 
 def to_model_range(images: np.ndarray, device=None) -> torch.Tensor:

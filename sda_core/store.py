@@ -22,7 +22,7 @@ import math
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -403,13 +403,23 @@ class StoreSequence:
         span, span_labels = self.read(int(positions[0]), int(positions[-1]) + 1)
         return span[positions - positions[0]], span_labels[positions - positions[0]]
 
-    def batches(
-        self, batch_size: int, start: int = 0, stop: int | None = None
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        stop = len(self) if stop is None else stop
-        for lo in range(start, stop, batch_size):
-            hi = min(lo + batch_size, stop)
-            yield (lo, *self.read(lo, hi))
+    def read_rows(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The images and labels at any `positions`, in their order, each chunk decoded once (zarr's
+        orthogonal selection; e.g. a shuffled training batch)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        images = np.empty((len(positions), *self.image_shape), np.uint8)
+        labels = np.empty(len(positions), np.int64)
+        which = np.searchsorted(self.offsets, positions, side="right") - 1
+        for k in np.unique(which):
+            rows = np.flatnonzero(which == k)
+            local = positions[rows] - self.offsets[k]
+            images[rows] = self.stores[k].images.oindex[local]
+            labels[rows] = self.stores[k].labels.oindex[local]
+        return images, labels
+
+    def labels(self) -> np.ndarray:
+        """Every label, in order (without reading an image)."""
+        return np.concatenate([s.labels[:] for s in self.stores])
 
 
 def read_predictions(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ import torch
 
 from sda_core.classifier_training import TrainSettings, learning_rate, train_classifier
 from sda_core.images import to_unit
+from sda_core.loading import ArrayRows
 from sda_core.models.classifiers import Preprocess, create_classifier
 
 
@@ -58,7 +59,7 @@ def test_training_learns_a_separable_toy_problem():
         no_decay_on_norm_bias=True,
     )
     preprocess = Preprocess(resize=8, crop=8)
-    train_classifier(model, images, labels, settings, preprocess, torch.device("cpu"))
+    train_classifier(model, ArrayRows(images, labels), settings, preprocess, torch.device("cpu"))
     with torch.no_grad():
         accuracy = (model(preprocess(to_unit(images))).argmax(1).numpy() == labels).mean()
     assert accuracy > 0.9
@@ -85,21 +86,45 @@ def test_micro_batches_give_the_same_update_without_batch_norm():
     )
     whole, sliced = copy.deepcopy(model), copy.deepcopy(model)
     preprocess = Preprocess(resize=8, crop=8)
-    train_classifier(whole, images, labels, settings, preprocess, torch.device("cpu"))
+    train_classifier(whole, ArrayRows(images, labels), settings, preprocess, torch.device("cpu"))
     train_classifier(
-        sliced, images, labels, dataclasses.replace(settings, micro_batch_size=5), preprocess, torch.device("cpu")
+        sliced,
+        ArrayRows(images, labels),
+        dataclasses.replace(settings, micro_batch_size=5),
+        preprocess,
+        torch.device("cpu"),
     )
     moved = max((p - q).abs().max().item() for p, q in zip(whole.parameters(), model.parameters()))
     differ = max((p - q).abs().max().item() for p, q in zip(whole.parameters(), sliced.parameters()))
     assert moved > 1e-3 and differ < 1e-3 * moved
 
 
+def test_imagenet_augmentation_survives_randaugment_at_its_top_magnitude():
+    """Posterize at magnitude 10 keeps 0 bits, which Pillow 13 refuses: 400 seeded images draw it (this
+    failed with "bits must be between or equal to 1 and 8" before the fix), and it gives black."""
+    from PIL import Image
+
+    from sda_core.classifier_training import make_augment, posterize_keeping_any_bits
+    from sda_core.loading import seeded
+
+    augment = make_augment("imagenet", Preprocess(resize=20, crop=16))
+    image = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    for k in range(400):
+        with seeded(k):
+            augment(image)
+    black = posterize_keeping_any_bits(Image.fromarray(image), 0)
+    assert np.asarray(black).max() == 0
+    assert np.array_equal(np.asarray(posterize_keeping_any_bits(Image.fromarray(image), 8)), image)
+
+
 def test_imagenet_training_transform_gives_normalised_crops():
-    from sda_core.classifier_training import make_batch_transform
+    from sda_core.classifier_training import make_augment
 
     images = np.random.default_rng(0).integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
-    batch = make_batch_transform("imagenet", Preprocess(resize=36, crop=32), torch.device("cpu"))(images)
+    augment = make_augment("imagenet", Preprocess(resize=36, crop=32))
+    batch = torch.stack([augment(image) for image in images])
     assert batch.shape == (3, 3, 32, 32) and batch.dtype == torch.float32
     assert batch.min() < -1 and batch.max() > 1  # normalised by ImageNet mean/std, not in [0, 1]
+    assert make_augment("none", Preprocess(36, 32)) is None
     with pytest.raises(ValueError, match="none, imagenet"):
-        make_batch_transform("autoaugment", Preprocess(36, 32), torch.device("cpu"))
+        make_augment("autoaugment", Preprocess(36, 32))

@@ -14,6 +14,7 @@ from sda_core.diffusion.training import DenoiserTrainSettings, train_denoiser
 from sda_core.finite import NonFiniteError
 from sda_core.jobs.adapt import adapt_job
 from sda_core.jobs.predict import predict_job
+from sda_core.loading import ArrayRows
 from sda_core.models.classifiers import Preprocess, create_classifier
 from sda_core.models.denoisers import build_denoiser
 from sda_core.store import write_store
@@ -49,7 +50,12 @@ def test_classifier_training_stops_on_a_non_finite_loss(tmp_path):
     settings = TrainSettings(optimizer="sgd", lr=0.1, epochs=1, batch_size=8, schedule="constant")
     with pytest.raises(NonFiniteError, match=r"training resnet10t: the loss is nan at epoch 1, step 1"):
         train_classifier(
-            model, images, labels, settings, Preprocess(resize=8, crop=8), torch.device("cpu"), name="resnet10t"
+            model,
+            ArrayRows(images, labels),
+            settings,
+            Preprocess(resize=8, crop=8),
+            torch.device("cpu"),
+            name="resnet10t",
         )
 
 

@@ -13,6 +13,7 @@ from sda_core.diffusion.processes import ReverseProcess
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.images import to_unit
 from sda_core.jobs.adapt import adapt_job
+from sda_core.loading import ArrayRows
 from sda_core.models.classifiers import Preprocess, create_classifier
 from sda_core.precision import autocast, resolve_precision, set_up_precision
 from sda_core.seeding import sample_generators
@@ -104,7 +105,7 @@ def test_classifier_training_learns_in_half_precision(precision):
     )
     preprocess = Preprocess(resize=8, crop=8)
     with torch.backends.mkldnn.flags(enabled=False):  # oneDNN's cache fault (sda_core.precision)
-        train_classifier(model, images, labels, settings, preprocess, CPU, precision=precision)
+        train_classifier(model, ArrayRows(images, labels), settings, preprocess, CPU, precision=precision)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with torch.no_grad():
         accuracy = (model(preprocess(to_unit(images))).argmax(1).numpy() == labels).mean()

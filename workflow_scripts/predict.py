@@ -15,4 +15,5 @@ predict_job(
     preprocess=p.preprocess,
     device=device,
     precision=p.precision,
+    threads=snakemake.threads,
 )

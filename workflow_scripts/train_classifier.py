@@ -15,6 +15,7 @@ train_classifier_job(
     seed=p.seed,
     device=device,
     precision=p.precision,
+    threads=snakemake.threads,
     init_weights=snakemake.input.get("init"),
     images_per_class=p.images_per_class,
 )

@@ -19,9 +19,9 @@ import torch
 from sda_core.finite import check_finite
 from sda_core.image_sets import labels_key, predictions_key
 from sda_core.images import to_unit
+from sda_core.loading import WaitClock, batch_loader
 from sda_core.models.classifiers import Preprocess, load_classifier
 from sda_core.precision import autocast, set_up_precision
-from sda_core.store import StoreSequence
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,12 @@ def predict_job(
     device: torch.device,
     batch_size: int = 256,
     precision: str = "auto",
+    threads: int = 1,
 ) -> None:
     """weights maps a model name (sda_core.image_sets: source, finetuned, ...) to its checkpoint;
     image_sets a set name to its stores; models a set name to the models that score it.
-    precision (sda_core.precision): the classifiers' autocast; softmax is taken in float32."""
+    precision (sda_core.precision): the classifiers' autocast; softmax is taken in float32. The stores are
+    decoded ahead by `threads` - 1 DataLoader workers (sda_core.loading)."""
     precision = set_up_precision(precision, device)
     preprocess = Preprocess(**preprocess)
     unknown = sorted({model for names in models.values() for model in names} - set(weights))
@@ -56,7 +58,8 @@ def predict_job(
         scoring = {name: loaded[name] for name in models[set_name]}
         probs: dict[str, list[np.ndarray]] = {name: [] for name in scoring}
         labels = []
-        for start, images, batch_labels in StoreSequence(stores).batches(batch_size):
+        clock, start = WaitClock(), 0
+        for images, batch_labels in clock.batches(batch_loader(stores, batch_size, threads, device)):
             x = preprocess(to_unit(images, device))
             with torch.no_grad(), autocast(device, precision):
                 for name, model in scoring.items():
@@ -67,7 +70,9 @@ def predict_job(
                         f"{name} {timm_name} ({weights[name]})",
                     )
                     probs[name].append(torch.softmax(logits, dim=1).cpu().numpy())
-            labels.append(batch_labels)
+            labels.append(batch_labels.numpy())
+            start += len(images)
+        clock.report(f"predict {set_name}")
         arrays[labels_key(set_name)] = np.concatenate(labels)
         for name in scoring:
             arrays[predictions_key(name, set_name)] = np.concatenate(probs[name]).astype(np.float16)

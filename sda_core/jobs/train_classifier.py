@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import random
 
 import numpy as np
 import torch
 
 from sda_core.checkpoints import save_weights
 from sda_core.classifier_training import TrainSettings, train_classifier
+from sda_core.loading import StoreRows
 from sda_core.models.classifiers import Preprocess, create_classifier, load_classifier
 from sda_core.precision import set_up_precision
 from sda_core.store import StoreSequence
@@ -42,16 +42,15 @@ def train_classifier_job(
     init_weights: str | None = None,
     images_per_class: int | None = None,
     precision: str = "auto",
+    threads: int = 1,
 ) -> None:
     """Train all layers on the images of `stores`; SDA's fine-tuning starts from `init_weights`.
     With images_per_class, on the first that many images of each class (the set-size study)."""
     precision = set_up_precision(precision, device)
-    data = StoreSequence(stores)
-    images, labels = data.read(0, len(data))
+    positions = None
     if images_per_class is not None:
-        keep = class_balanced_subset(labels, images_per_class, num_classes)
-        images, labels = images[keep], labels[keep]
-    random.seed(seed)  # timm's RandAugment draws from Python's generator
+        positions = class_balanced_subset(StoreSequence(stores).labels(), images_per_class, num_classes)
+    data = StoreRows(stores, positions)  # streamed from the stores by the loader's workers
     torch.manual_seed(seed)  # before the model exists: its random initialisation is part of the result
     model = (
         create_classifier(timm_name, num_classes, timm_kwargs)
@@ -61,18 +60,18 @@ def train_classifier_job(
     log.info(
         "%s on %d images (%s), precision %s",
         timm_name,
-        len(images),
+        len(data),
         "fine-tuning" if init_weights else "from scratch",
         precision,
     )
     train_classifier(
         model,
-        images,
-        labels,
+        data,
         TrainSettings.from_config(settings, seed),
         Preprocess(**preprocess),
         device,
         name=f"{timm_name} ({output})",
         precision=precision,
+        threads=threads,
     )
     save_weights(model, output, metadata={"timm_name": timm_name, "precision": precision})
