@@ -16,7 +16,8 @@ own DDA, so its images must equal the run's bitwise (checked; CPU, one thread).
     python benchmarks/fast_modes.py --results results --seeds 0 1    # the adaptation noise of two seeds
 
 Writes benchmarks/results/<date>_fast_modes_<hardware>.csv (one row per mode and seed). The test
-corruptions are never read.
+corruptions are never read. `--table CSV` prints the README's table of such a file (means over its
+seeds, and each seed's paired difference from the reference mode).
 """
 
 from __future__ import annotations
@@ -162,13 +163,42 @@ def reproduces_the_run(config: dict, results: Path, work: Path) -> bool:
     return True
 
 
+def markdown_table(path: Path) -> str:
+    """The README's Pareto table of a CSV written by this script."""
+    import pandas as pd
+
+    rows = pd.read_csv(path)
+    seeds = sorted(rows.seed.unique())
+    lines = [
+        f"| mode | UNet forward-equivalents per image (share of the reference's) | DDA mean top-1 | SDA mean top-1 "
+        f"| SDA - reference, seed {', '.join(map(str, seeds))} (95% paired interval) | Pareto |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode, group in rows.groupby("mode", sort=False):
+        differences = "; ".join(
+            f"{r.SDA_vs_reference:+.1f} [{r.SDA_vs_reference_low:+.1f}, {r.SDA_vs_reference_high:+.1f}]"
+            for r in group.itertuples()
+        )
+        first = group.iloc[0]
+        lines.append(
+            f"| {mode} | {first.forward_equivalents} ({first.cost_vs_reference:.2f}) | {group.DDA_mean.mean():.1f} "
+            f"| {group.SDA_mean.mean():.1f} | {'-' if mode == 'reference' else differences} "
+            f"| {'yes' if group.pareto.all() else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="a finished digits run (make demo)")
     parser.add_argument("--configfile", type=Path, default=ROOT / "presets/digits.yaml")
     parser.add_argument("--modes", nargs="+", choices=[m.name for m in MODES], default=[m.name for m in MODES])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="adaptation and fine-tuning seeds")
+    parser.add_argument("--table", type=Path, default=None, help="print the README table of this CSV and stop")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(args.table))
+        return
     torch.set_num_threads(1)
     config = load_config(args.configfile)
     modes = [m for m in MODES if m.name in args.modes or m.name == "reference"]
