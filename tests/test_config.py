@@ -145,3 +145,23 @@ def test_the_lock_pins_every_dependency_exactly():
     for requirement in wanted:
         name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement)[0]).lower()
         assert name in pinned, f"{name} is not in requirements.lock (make lock)"
+
+
+@pytest.mark.parametrize("experiment", ["config.yaml", "presets/digits.yaml"])
+def test_the_fast_preset_merges_over_a_whole_experiment(experiment):
+    """As Snakemake merges `--configfile A B` (snakemake.utils.update_config): only the guidance's Jacobian
+    changes, and the merged config has no problem."""
+    from snakemake.utils import update_config
+
+    from sda_core.config_checks import config_problems
+
+    config = load(experiment)
+    update_config(config, load("presets/fast.yaml"))
+    validate(config, SCHEMA, set_default=True)
+    plain = load(experiment)
+    validate(plain, SCHEMA, set_default=True)
+    assert config["adaptation"]["guidance"] == {**plain["adaptation"]["guidance"], "jacobian": "diagonal"}
+    assert {k: v for k, v in config.items() if k != "adaptation"} == {
+        k: v for k, v in plain.items() if k != "adaptation"
+    }
+    assert config_problems(config, 1000 if experiment == "config.yaml" else 10) == []
