@@ -248,7 +248,7 @@ def main():
                 }
             )
             print(f"DiT-XL/2    {precision}: {batch / seconds:8.3f} images/s, {per_image:.2f} GiB per image")
-    write_results("diffusion_step", results, device)
+    write_results("diffusion_step" + (f"_{'-'.join(args.rows)}" if args.rows else ""), results, device)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 - none (the default): eager PyTorch.
 - inductor: torch.compile with static shapes. The guided and the unguided step, and a shard's last
-  smaller batch, each compile once per job (a minute or more at the real sizes, amortised over a
-  shard's steps); outputs equal eager within float rounding (tests/test_compilation.py).
+  smaller batch, each compile once per job (the 256 px UNet's guided step: about 6 minutes on 2 CPU
+  cores), amortised over a shard's steps; outputs equal eager within float rounding
+  (tests/test_compilation.py).
 - cudagraphs: the same, with CUDA graphs replaying each step's kernels (torch.compile's
   "reduce-overhead"); CUDA only, where launch overhead matters at small batches.
 
