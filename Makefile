@@ -3,7 +3,7 @@
 #   make test   set up .venv and run the test suite
 #   make lint   the lint and format checks CI runs (ruff, snakefmt, snakemake --lint of both configs)
 #   make seeds  the digits world with seeds 0, 1 and 2, and the claims summarised over them
-#   make gpu-check  on a GPU machine (~5 min): the speed benchmark at the real ADM/DiT, then the CUDA tests
+#   make gpu-check  on a GPU machine (~5 min plus compilation): the speed benchmark, then the CUDA tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -41,8 +41,9 @@ seeds: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
 
-# one prepared command for a lent GPU machine (~5 min): the benchmark's rows at the real ADM-256 and
-# DiT-XL/2 (to benchmarks/results/ with the date and hardware), then the CUDA tests (pytest -m gpu).
+# one prepared command for a lent GPU machine (~5 min plus the two compiled rows' compilation): the
+# benchmark's rows at the real ADM-256 and DiT-XL/2 (to benchmarks/results/ with the date and
+# hardware), then the CUDA tests (pytest -m gpu).
 # GPU_PYTHON: an interpreter with this package and a CUDA torch, where .venv cannot be built offline.
 GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 gpu-check:

@@ -41,6 +41,7 @@ from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.models.adm import create_adm
 from sda_core.models.dit import DiTDenoiser
 from sda_core.models.specs import resolve_spec
+from sda_core.precision import set_up_precision
 from sda_core.seeding import sample_generators
 
 GUIDED_STEP_TFLOP = 4.49  # per image: UNet forward + input gradient (docs/method.md#cost)
@@ -119,6 +120,8 @@ def time_guided(model, row: Row, batch: int, steps: int, repeats: int, device: t
     images = (torch.rand(batch, 3, 256, 256, generator=generator) * 2 - 1).to(device)
     guidance = LowPassGuidance(scale=6.0, downsample=4, norm=row.norm, jacobian=row.jacobian).towards(images)
     model = compile_denoiser(model, row.compile_mode, device)
+    if device.type == "cuda":
+        set_up_precision(row.precision, device)  # TF32 with half precision, as the jobs run; strict fp32 rows
 
     def run():
         x = images.clone()
@@ -172,8 +175,6 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
-    if gpu:
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32 rows: strict
     batch = args.batch or (16 if gpu else 1)
     steps = args.steps or (5 if gpu else 1)
     repeats = args.repeats or (3 if gpu else 1)

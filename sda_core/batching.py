@@ -5,9 +5,11 @@ runs at a small batch, its peak allocation above what was allocated before gives
 and the batch is the free memory's `FILL` share over it, in whole chunks of the store.
 
 With auto the stores are laid out in chunks of AUTO_CHUNK_SIZE images (the reference's batch) and the
-shards cut on those chunks, so that the outputs' layout, and with `guidance.norm: sample` their
-content, never depend on the free memory of the GPU that ran them; the batch spans several chunks.
-On the CPU there is no such measure to take: auto is one chunk.
+shards cut on those chunks, so that the outputs' layout never depends on the free memory of the GPU
+that ran them, and with `guidance.norm: sample` neither does their content, up to float rounding
+(kernels may differ with the batch size); the batch spans several chunks. The probe runs the eager
+model (a compiled one would compile its batch too) and only when chunks are pending. On the CPU
+there is no such measure to take: auto is one chunk.
 """
 
 from __future__ import annotations
@@ -22,6 +24,18 @@ log = logging.getLogger(__name__)
 AUTO = "auto"
 AUTO_CHUNK_SIZE = 4
 FILL = 0.85  # of the free memory: the allocator's fragmentation and other kernels' workspace need the rest
+
+
+def auto_problem(batch_size: int | str, guidance: dict | None) -> str | None:
+    """Why an auto batch cannot serve a process with this guidance (None: it can): with the batch-wide
+    norm the guidance of each image depends on its batch, and so on the GPU's free memory."""
+    guided = bool(guidance) and guidance.get("scale", 1) != 0
+    if batch_size == AUTO and guided and guidance.get("norm", "batch") == "batch":
+        return (
+            "adaptation.batch_size: auto with guidance.norm: batch would make the images depend on the GPU's "
+            "free memory (the norm is taken over the batch); set guidance.norm: sample or a fixed batch_size"
+        )
+    return None
 
 
 def chunk_size(batch_size: int | str) -> int:

@@ -160,64 +160,76 @@ def train_classifier(
     name: str = "classifier",
     precision: str = "fp32",
     threads: int = 1,
+    workers: int | None = None,
 ) -> nn.Module:
     """Train all layers with cross-entropy on the rows of `data`; returns the model in eval mode. A
     non-finite loss stops the training (NonFiniteError naming `name`, the epoch and the step).
 
     With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
     models without batch norm, and batch-norm statistics per slice, as on several GPUs.
-    The batches are read and augmented by DataLoader workers (sda_core.loading: `threads` - 1 of them),
-    augmentation seeded per image and epoch, so the result does not depend on the worker count.
+    The slices are read and augmented by DataLoader workers (sda_core.loading; workers None: from
+    `threads` and the device), one slice per loader item, so that the batches in flight stay small;
+    augmentation is seeded per image and epoch, so the result does not depend on the worker count.
 
     precision: a resolved one (sda_core.precision), the forward pass's autocast; the weights, the
     optimiser state and the loss stay float32. fp16 scales the loss against gradient underflow
-    (torch.amp.GradScaler; its skipped steps on overflow are logged); bf16 needs no scaling.
+    (torch.amp.GradScaler; the steps it skips on overflow are logged); bf16 needs no scaling.
     """
     model.to(device).train()
     optimizer = make_optimizer(model, settings)
     criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     epochs = settings.stop_epoch or settings.epochs
     steps_per_epoch = math.ceil(len(data) / settings.batch_size)
+    micro = settings.micro_batch_size or settings.batch_size
     rng = np.random.default_rng(settings.seed)
-    batches = []
+    steps, slices = [], []  # steps: (epoch, step, batch size, slices in it); slices: the loader's items
     for epoch in range(epochs):
         order = rng.permutation(len(data))
         for step in range(steps_per_epoch):
             index = np.sort(order[step * settings.batch_size : (step + 1) * settings.batch_size])
-            batches.append([(epoch, int(i)) for i in index])
+            parts = [index[start : start + micro] for start in range(0, len(index), micro)]
+            steps.append((epoch, step, len(index), len(parts)))
+            slices += [[(epoch, int(i)) for i in part] for part in parts]
     augment = make_augment(settings.augment, preprocess)
-    loader = training_loader(TrainingImages(data, augment, settings.seed), batches, threads, device)
+    loader = training_loader(TrainingImages(data, augment, settings.seed), slices, threads, device, workers)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     clock = WaitClock()
-    progress = tqdm(total=epochs * steps_per_epoch, desc="train", mininterval=5)
+    items = clock.batches(loader)
+    progress = tqdm(total=len(steps), desc="train", mininterval=5)
     total_loss, correct = 0.0, 0
-    for k, (inputs, labels) in enumerate(clock.batches(loader)):
-        epoch, step = divmod(k, steps_per_epoch)
-        x = preprocess(to_unit(inputs, device)) if augment is None else inputs.to(device, non_blocking=True)
-        y = labels.to(device, non_blocking=True)
+    for epoch, step, batch_size, num_parts in steps:
         lr = learning_rate(settings, epoch + step / steps_per_epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
-        micro = settings.micro_batch_size or len(y)
-        for start in range(0, len(y), micro):  # the mean loss of the batch, one slice at a time
-            part = slice(start, start + micro)
+        for _ in range(num_parts):  # the mean loss of the batch, one slice at a time
+            inputs, labels = next(items)
+            x = preprocess(to_unit(inputs, device)) if augment is None else inputs.to(device, non_blocking=True)
+            y = labels.to(device, non_blocking=True)
             with autocast(device, precision):
-                logits = model(x[part]).float()
-            loss = criterion(logits, y[part]) * (len(logits) / len(y))
+                logits = model(x).float()
+            loss = criterion(logits, y) * (len(y) / batch_size)
             if not torch.isfinite(loss):
                 raise NonFiniteError(
                     f"training {name}: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
                     f"(lr {lr:.3g}); the model diverged or its input is broken, nothing was saved"
                 )
             scaler.scale(loss).backward()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(1) == y[part]).sum().item()
+            total_loss += loss.item() * batch_size
+            correct += (logits.argmax(1) == y).sum().item()
         if settings.grad_clip:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        scale = scaler.get_scale() if scaler.is_enabled() else None
         scaler.step(optimizer)  # without fp16: optimizer.step()
         scaler.update()
+        if scale is not None and scaler.get_scale() < scale:
+            log.warning(
+                "fp16: step %d of epoch %d skipped on overflow, loss scale now %g",
+                step + 1,
+                epoch + 1,
+                scaler.get_scale(),
+            )
         progress.update()
         if step == steps_per_epoch - 1:
             log.info(

@@ -19,12 +19,20 @@ from torch import nn
 COMPILE_MODES = ("none", "inductor", "cudagraphs")
 
 
+def device_problem(mode: str, device_type: str) -> str | None:
+    """Why compile mode `mode` cannot run on a device of this type (None: it can)."""
+    if mode == "cudagraphs" and device_type != "cuda":
+        return f"compile: cudagraphs needs a CUDA device, and this runs on {device_type}; use inductor or none"
+    return None
+
+
 def compile_denoiser(model: nn.Module, mode: str, device: torch.device) -> nn.Module:
     """`model` (configured with configure_denoiser) compiled for `device` as `mode` says."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     if mode == "none":
         return model
-    if mode == "cudagraphs" and device.type != "cuda":
-        raise ValueError(f"compile: cudagraphs needs a CUDA device; this job runs on {device}")
+    problem = device_problem(mode, device.type)
+    if problem:
+        raise ValueError(problem)
     return torch.compile(model, dynamic=False, mode="reduce-overhead" if mode == "cudagraphs" else "default")

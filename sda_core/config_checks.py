@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from sda_core import batching, compilation, precision
 from sda_core.models.specs import image_size, is_latent, num_classes, resolve_spec, spec_problems
 
 
@@ -30,19 +31,15 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
         )
     problems += target_problems(config)
     problems += gda_problems(config)
-    adaptation = config["adaptation"]
-    if adaptation["batch_size"] == "auto" and adaptation["guidance"]["norm"] == "batch":
-        problems.append(
-            "adaptation.batch_size: auto with guidance.norm: batch would make the images depend on the GPU's "
-            "free memory (the norm is taken over the batch); set guidance.norm: sample or a fixed batch_size"
+    problems += [
+        problem
+        for problem in (
+            batching.auto_problem(config["adaptation"]["batch_size"], config["adaptation"]["guidance"]),
+            precision.device_problem(config["precision"], config["device"]),
+            compilation.device_problem(config["compile"], config["device"]),
         )
-    if config["device"] == "cpu" and config["compile"] == "cudagraphs":
-        problems.append("compile: cudagraphs needs CUDA, and device is cpu; use inductor or none")
-    if config["device"] == "cpu" and config["precision"] in ("bf16", "fp16"):
-        problems.append(
-            f"precision: {config['precision']} with device: cpu is refused (slower than fp32 without AMX, and "
-            "oneDNN's half-precision kernels returned NaN in training with torch 2.14.1); use auto or fp32"
-        )
+        if problem
+    ]
     imagenet = config["imagenet"]
     for key in ("adapted_root", "subset_file"):
         if config["world"] == "digits" and imagenet[key] is not None:

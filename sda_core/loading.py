@@ -4,8 +4,9 @@ processes, streamed from the zarr stores, while the model runs.
 - Prediction reads consecutive batches (`batch_loader`); fine-tuning reads each epoch's shuffled batches
   (`training_loader` over TrainingImages; each store chunk a batch touches is decoded once), so the
   training set is never held in memory whole.
-- Workers: one fewer than the job's threads (the job's own thread runs the model), none with one
-  thread. Batches arrive in order whatever the worker count, pinned for the copy to a GPU.
+- Workers, on a GPU: one fewer than the job's threads (the job's own thread runs the model); on the
+  CPU none (the model's threads use the job's cores). Batches arrive in order whatever the worker
+  count, pinned for the copy to a GPU.
 - Training augmentation is seeded per (seed, epoch, image index), not by a generator shared across
   the job: an image gets the same crop and RandAugment draws in a worker process as in the job's own,
   so the trained weights do not depend on the worker count (tests/test_loading.py).
@@ -30,9 +31,10 @@ from sda_core.store import StoreSequence
 log = logging.getLogger(__name__)
 
 
-def loader_workers(threads: int) -> int:
-    """Worker processes for a job with `threads` threads: the model keeps one."""
-    return max(0, threads - 1)
+def loader_workers(threads: int, device: torch.device) -> int:
+    """Worker processes for a job with `threads` threads on `device`: on a GPU all but the one that runs
+    the model; on the CPU none, since the model's own threads use the job's cores."""
+    return max(0, threads - 1) if device.type == "cuda" else 0
 
 
 class StoreRows:
@@ -119,30 +121,34 @@ class TrainingImages(Dataset):
 class seeded:
     """The global generators that image augmentations draw from, seeded for one image and restored
     afterwards: Python's (RandAugment's magnitudes), numpy's (timm's RandAugment picks its operations
-    with np.random.choice) and torch's (torchvision's random transforms)."""
+    with np.random.choice) and torch's CPU generator (torchvision's random transforms). The CUDA
+    generators are left alone: the model's own draws (drop path) come from them."""
 
     def __init__(self, seed: int):
         self.seed = seed
 
     def __enter__(self):
-        self.saved = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+        self.saved = random.getstate(), np.random.get_state(), torch.default_generator.get_state()
         random.seed(self.seed)
         np.random.seed(self.seed % 2**32)
-        torch.manual_seed(self.seed)
+        torch.default_generator.manual_seed(self.seed)  # not torch.manual_seed, which reseeds CUDA too
 
     def __exit__(self, *exc):
         random.setstate(self.saved[0])
         np.random.set_state(self.saved[1])
-        torch.random.set_rng_state(self.saved[2])
+        torch.default_generator.set_state(self.saved[2])
 
 
 def _stack(rows: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([image for image, _ in rows]), torch.tensor([label for _, label in rows])
 
 
-def batch_loader(paths: Sequence[str | os.PathLike], batch_size: int, threads: int, device: torch.device) -> DataLoader:
-    """The stores' consecutive batches (uint8 NHWC images, int64 labels), decoded ahead by workers."""
-    workers = loader_workers(threads)
+def batch_loader(
+    paths: Sequence[str | os.PathLike], batch_size: int, threads: int, device: torch.device, workers: int | None = None
+) -> DataLoader:
+    """The stores' consecutive batches (uint8 NHWC images, int64 labels), decoded ahead by workers
+    (None: loader_workers)."""
+    workers = loader_workers(threads, device) if workers is None else workers
     return DataLoader(
         StoreBatches(paths, batch_size),
         batch_size=None,
@@ -154,10 +160,15 @@ def batch_loader(paths: Sequence[str | os.PathLike], batch_size: int, threads: i
 
 
 def training_loader(
-    dataset: TrainingImages, batches: Iterable[Sequence[tuple[int, int]]], threads: int, device: torch.device
+    dataset: TrainingImages,
+    batches: Iterable[Sequence[tuple[int, int]]],
+    threads: int,
+    device: torch.device,
+    workers: int | None = None,
 ) -> DataLoader:
-    """`batches` (lists of (epoch, i) keys) of `dataset`, stacked: (N, H, W, C) uint8 or augmented tensors."""
-    workers = loader_workers(threads)
+    """`batches` (lists of (epoch, i) keys) of `dataset`, stacked: (N, H, W, C) uint8 or augmented tensors;
+    workers None: loader_workers."""
+    workers = loader_workers(threads, device) if workers is None else workers
     return DataLoader(
         dataset,
         batch_sampler=list(batches),

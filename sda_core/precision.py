@@ -3,7 +3,7 @@
 - auto (the default): bf16 autocast on CUDA, with TF32 matmuls and convolutions for what autocast
   keeps in float32; plain float32 on the CPU (bf16 kernels are slower than fp32 there without AMX,
   and the CPU runs are the ones whose outputs are bitwise reproducible).
-- bf16 / fp16: autocast to that type on any device. fp16 is the reference code's choice on a GPU
+- bf16 / fp16: autocast to that type, with TF32 on CUDA as under auto. fp16 is the reference code's choice on a GPU
   (its UNet converted to half); bf16 has float32's exponent range, so neither activations nor the
   guidance's input gradient can overflow or underflow, needs no loss scaling, and runs at the same
   tensor-core rate on Ampere and later. Its 8-bit mantissa (fp16: 11) is rounding noise next to the
@@ -36,18 +36,27 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def device_problem(precision: str, device_type: str) -> str | None:
+    """Why `precision` cannot run on a device of this type (None: it can)."""
+    if device_type == "cpu" and precision in ("bf16", "fp16"):
+        return (
+            f"precision: {precision} on the CPU is refused (slower than fp32 without AMX, and oneDNN's "
+            "half-precision kernels returned NaN in training with torch 2.14.1); use auto or fp32"
+        )
+    return None
+
+
 def set_up_precision(precision: str, device: torch.device) -> str:
     """Resolve `precision` for this job's device and set the process-wide float32 matmul mode: TF32 on
-    CUDA under auto (for what autocast leaves in float32), strict float32 otherwise. Returns the
-    resolved precision, which is what a job records in its outputs' fingerprints."""
+    CUDA with bf16 or fp16 (for what autocast leaves in float32), strict float32 with fp32. Returns the
+    resolved precision, which is what a job records in its outputs' fingerprints (and which therefore
+    also says whether TF32 was on)."""
     resolved = resolve_precision(precision, device)
-    if device.type == "cpu" and resolved != "fp32":
-        raise ValueError(
-            f"precision {precision} on the CPU is refused (slower than fp32 without AMX, and oneDNN's "
-            "half-precision kernels returned NaN in training with torch 2.14.1): use auto or fp32"
-        )
+    problem = device_problem(resolved, device.type)
+    if problem:
+        raise ValueError(problem)
     if device.type == "cuda":
-        tf32 = precision == "auto"
+        tf32 = resolved != "fp32"  # so that a recorded "bf16" or "fp16" always means TF32 as well
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
     return resolved

@@ -309,16 +309,20 @@ def fill_store(
     desc: str | None = None,
     codec: str = "zstd",
     array: str = IMAGES,
-    chunks_per_call: int = 1,
+    chunks_per_call: int | Callable[[], int] = 1,
 ) -> None:
     """Create `output` chunk by chunk with storage codec `codec`, resuming a matching partial store;
     compute(start, stop) gives the uint8 images (array=PROBABILITIES: float16 rows) and labels of items
     [start, stop) of this store. Each call covers up to `chunks_per_call` consecutive pending chunks (a
-    batch larger than the store's chunk: adaptation.batch_size auto); each is written as soon as the
-    call returns, so a kill loses at most one call's chunks."""
+    batch larger than the store's chunk: adaptation.batch_size auto; a callable is asked only when
+    chunks are pending); each is written as soon as the call returns, so a kill loses at most one
+    call's chunks."""
     store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec, array)
-    with tqdm(total=len(store.pending_chunks()), desc=desc or Path(output).name, mininterval=10) as progress:
-        for run in consecutive_runs(store.pending_chunks(), chunks_per_call):
+    pending = store.pending_chunks()
+    if pending and callable(chunks_per_call):
+        chunks_per_call = chunks_per_call()
+    with tqdm(total=len(pending), desc=desc or Path(output).name, mininterval=10) as progress:
+        for run in consecutive_runs(pending, chunks_per_call):
             start, stop = store.chunk_bounds(run[0])[0], store.chunk_bounds(run[-1])[1]
             images, labels = compute(start, stop)
             for chunk in run:

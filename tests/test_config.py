@@ -108,6 +108,20 @@ def test_facts_spelled_in_the_schema_agree_with_their_owner_in_sda_core():
     for key in ("respacing", "steps", "objective", "views", "entropy_weight", "pixel_weight", "vgg_weight"):
         assert gda[key]["default"] == getattr(defaults, key), key
     assert gda["clip_weight"]["default"] == defaults.clip_weight
+    # the speed options, owned by sda_core.precision, .compilation, .diffusion.guidance and .batching
+    from sda_core.batching import AUTO
+    from sda_core.compilation import COMPILE_MODES
+    from sda_core.diffusion.guidance import JACOBIANS, LowPassGuidance
+    from sda_core.precision import PRECISIONS
+
+    assert schema["properties"]["precision"]["enum"] == list(PRECISIONS)
+    assert schema["properties"]["compile"]["enum"] == list(COMPILE_MODES)
+    adaptation = schema["properties"]["adaptation"]["properties"]
+    guidance = adaptation["guidance"]["properties"]
+    assert guidance["jacobian"]["enum"] == list(JACOBIANS)
+    for key in ("scale", "downsample", "norm", "every", "jacobian"):
+        assert guidance[key]["default"] == getattr(LowPassGuidance(), key), key
+    assert {"const": AUTO} in adaptation["batch_size"]["anyOf"]
     assert gda["clip"]["properties"]["cutouts"]["default"] == defaults.clip_cutouts
     assert gda["clip"]["properties"]["prompt"]["default"] == defaults.clip_prompt
 

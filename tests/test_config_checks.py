@@ -69,8 +69,8 @@ def test_the_tiny_and_shipped_configs_have_no_problems():
         (lambda c: c["gda"].update(vgg_weight=100, vgg="vgg.pth"), "VGG-19's relu5_2 needs images of at least 32"),
         (lambda c: c["gda"].update(clip_weight=5000), "gda.clip_weight: 5000 with no gda.clip.weights file"),
         (lambda c: c["gda"].update(entropy_weight=0, pixel_weight=0), "gda: every loss weight is 0"),
-        (lambda c: c.update(device="cpu", precision="bf16"), "precision: bf16 with device: cpu is refused"),
-        (lambda c: c.update(device="cpu", compile="cudagraphs"), "compile: cudagraphs needs CUDA"),
+        (lambda c: c.update(device="cpu", precision="bf16"), "precision: bf16 on the CPU is refused"),
+        (lambda c: c.update(device="cpu", compile="cudagraphs"), "compile: cudagraphs needs a CUDA device"),
         (
             lambda c: c["adaptation"].update(batch_size="auto", guidance={"norm": "batch"}),
             "adaptation.batch_size: auto with guidance.norm: batch",

@@ -26,8 +26,9 @@ def _stores(tmp_path, n=14, size=20):
     return [str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")], images, labels
 
 
-def test_workers_are_the_threads_but_the_models():
-    assert [loader_workers(t) for t in (1, 2, 8)] == [0, 1, 7]
+def test_workers_are_the_threads_but_the_models_on_a_gpu_and_none_on_the_cpu():
+    assert [loader_workers(t, torch.device("cuda")) for t in (1, 2, 8)] == [0, 1, 7]
+    assert loader_workers(8, CPU) == 0  # the model's own threads use the job's cores
 
 
 def test_augmentation_is_seeded_per_image_and_epoch(tmp_path):
@@ -43,17 +44,18 @@ def test_augmentation_is_seeded_per_image_and_epoch(tmp_path):
 
 
 def test_fine_tuning_with_augmentation_does_not_depend_on_the_worker_count(tmp_path):
-    """timm's RandAugment in two worker processes or in the job's own: bitwise the same weights. Before the
-    per-image seeding, the draws followed the order in which one global generator was consumed."""
+    """timm's RandAugment in two worker processes or in the job's own, micro-batches as the loader's items:
+    bitwise the same weights. Before the per-image seeding, the draws followed the order in which one
+    global generator was consumed."""
     paths, _, _ = _stores(tmp_path)
     settings = TrainSettings(
-        optimizer="adamw", lr=1e-2, epochs=2, batch_size=4, schedule="constant", augment="imagenet"
+        optimizer="adamw", lr=1e-2, epochs=2, batch_size=6, micro_batch_size=4, schedule="constant", augment="imagenet"
     )
     trained = []
-    for threads in (1, 3):
+    for workers in (0, 2):
         torch.manual_seed(0)
         model = create_classifier("convnext_atto", 3, TINY_CONVNEXT)
-        train_classifier(model, StoreRows(paths), settings, Preprocess(resize=20, crop=16), CPU, threads=threads)
+        train_classifier(model, StoreRows(paths), settings, Preprocess(resize=20, crop=16), CPU, workers=workers)
         trained.append(model.state_dict())
     for name, value in trained[0].items():
         assert torch.equal(value, trained[1][name]), name
@@ -65,7 +67,7 @@ def test_streamed_fine_tuning_equals_the_in_memory_one(tmp_path):
     settings = {"optimizer": "sgd", "lr": 0.05, "epochs": 2, "batch_size": 4, "schedule": "constant"}
     preprocess = {"resize": 20, "crop": 16}
     train_classifier_job(paths, str(tmp_path / "job.safetensors"), "convnext_atto", TINY_CONVNEXT, 3, settings,
-                         preprocess, seed=1, device=CPU, images_per_class=4, threads=2)  # fmt: skip
+                         preprocess, seed=1, device=CPU, images_per_class=4, workers=1)  # fmt: skip
     keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:4] for c in range(3)]))
     torch.manual_seed(1)
     model = create_classifier("convnext_atto", 3, TINY_CONVNEXT)
@@ -83,11 +85,11 @@ def test_predictions_do_not_depend_on_the_worker_count(tmp_path):
 
     save_weights(create_classifier("convnext_atto", 3, TINY_CONVNEXT), tmp_path / "f.safetensors")
     outputs = []
-    for threads in (1, 3):
-        out = tmp_path / f"p{threads}.npz"
+    for workers in (0, 2):
+        out = tmp_path / f"p{workers}.npz"
         predict_job({"target/fog": paths}, str(out), "convnext_atto", TINY_CONVNEXT, 3,
                     {"source": str(tmp_path / "f.safetensors")}, {"target/fog": ["source"]},
-                    {"resize": 20, "crop": 16}, CPU, batch_size=4, threads=threads)  # fmt: skip
+                    {"resize": 20, "crop": 16}, CPU, batch_size=4, workers=workers)  # fmt: skip
         outputs.append(dict(np.load(out)))
     assert outputs[0].keys() == outputs[1].keys()
     for key in outputs[0]:

@@ -32,13 +32,17 @@ def test_auto_is_bf16_on_cuda_and_fp32_on_the_cpu():
         autocast(CPU, "auto")
 
 
-def test_tf32_is_on_under_auto_on_cuda_only():
+def test_tf32_is_on_with_half_precision_on_cuda_only():
     """The flags are process-wide settings; setting them initialises no device."""
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     try:
         assert set_up_precision("auto", CUDA) == "bf16"
         assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
         assert set_up_precision("fp32", CUDA) == "fp32"
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert set_up_precision("fp16", CUDA) == "fp16"  # a recorded half precision always means TF32 too
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        set_up_precision("fp32", CUDA)
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = True
         set_up_precision("auto", CPU)
@@ -84,7 +88,7 @@ def test_adaptation_records_the_resolved_precision_and_refuses_half_precision_on
         return zarr.open_group(out, mode="r")
 
     assert adapt("auto").attrs["fingerprint"]["precision"] == "fp32"
-    with pytest.raises(ValueError, match="bf16 on the CPU is refused"):
+    with pytest.raises(ValueError, match="precision: bf16 on the CPU is refused"):
         adapt("bf16")
     assert not (tmp_path / "bf16.zarr.partial").exists()
 

@@ -94,6 +94,9 @@ def test_calls_over_several_chunks_write_the_same_store_and_resume_per_call(tmp_
     assert calls == [(9, 18), (18, 20)]
     write_store(tmp_path / "narrow.zarr", images, labels, 3, {})
     wide, narrow = open_store(tmp_path / "wide.zarr").read(), open_store(tmp_path / "narrow.zarr").read()
+    # the batch is measured (a callable) only when chunks are pending: not for an empty shard
+    fill_store(tmp_path / "empty.zarr", 0, (4, 4, 3), 3, {}, compute, chunks_per_call=lambda: pytest.fail("asked"))
+    fill_store(tmp_path / "asked.zarr", 4, (4, 4, 3), 3, {}, compute, chunks_per_call=lambda: 2)
     np.testing.assert_array_equal(wide[0], narrow[0])
     np.testing.assert_array_equal(wide[1], narrow[1])
 

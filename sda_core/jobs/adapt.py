@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from sda_core.batching import AUTO, chunk_size, resolve_batch_size
+from sda_core.batching import auto_problem, chunk_size, resolve_batch_size
 from sda_core.compilation import compile_denoiser
 from sda_core.diffusion.adapt import configure_denoiser, renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance
@@ -50,8 +50,9 @@ def adapt_job(
     chunk = chunk_size(batch_size)
     start, stop = shard_range(len(source), num_shards, shard, chunk)
     respacing, steps, noise_index, guidance = process.respacing, process.steps, process.noise_index, process.guidance
-    if batch_size == AUTO and guidance and guidance.get("norm", "batch") == "batch" and guidance.get("scale", 1):
-        raise ValueError("batch_size auto with the batch-wide guidance norm would make the images depend on the GPU")
+    problem = auto_problem(batch_size, guidance)
+    if problem:
+        raise ValueError(problem)
     schedule = DiffusionSchedule(respacing=respacing)
     low_pass = LowPassGuidance(**guidance) if guidance else None
     size = spec["image_size"]
@@ -93,12 +94,15 @@ def adapt_job(
         "compile": compile_mode,
     }
 
-    def one_guided_step(n: int):
+    def one_guided_step(n: int):  # eager even when compiled: the probe's batch would be a compile of its own
         x = torch.zeros(n, 3, size, size, device=device)
         generators = sample_generators(seed, "probe", range(n))
-        return renoise_denoise(model, schedule, x, 1, generators, low_pass, noise_index, precision)
+        eager = getattr(model, "_orig_mod", model)
+        return renoise_denoise(eager, schedule, x, 1, generators, low_pass, noise_index, precision)
 
-    batch = resolve_batch_size(batch_size, device, one_guided_step, stop - start, stream)
+    def chunks_per_call() -> int:  # asked only when chunks are pending
+        return resolve_batch_size(batch_size, device, one_guided_step, stop - start, stream) // chunk
+
     fill_store(
         output,
         stop - start,
@@ -108,5 +112,5 @@ def adapt_job(
         compute,
         desc=stream,
         codec=codec,
-        chunks_per_call=batch // chunk,
+        chunks_per_call=chunks_per_call,
     )

@@ -39,11 +39,12 @@ def predict_job(
     batch_size: int = 256,
     precision: str = "auto",
     threads: int = 1,
+    workers: int | None = None,
 ) -> None:
     """weights maps a model name (sda_core.image_sets: source, finetuned, ...) to its checkpoint;
     image_sets a set name to its stores; models a set name to the models that score it.
     precision (sda_core.precision): the classifiers' autocast; softmax is taken in float32. The stores are
-    decoded ahead by `threads` - 1 DataLoader workers (sda_core.loading)."""
+    decoded ahead by DataLoader workers (sda_core.loading; workers None: from threads and device)."""
     precision = set_up_precision(precision, device)
     preprocess = Preprocess(**preprocess)
     unknown = sorted({model for names in models.values() for model in names} - set(weights))
@@ -59,7 +60,7 @@ def predict_job(
         probs: dict[str, list[np.ndarray]] = {name: [] for name in scoring}
         labels = []
         clock, start = WaitClock(), 0
-        for images, batch_labels in clock.batches(batch_loader(stores, batch_size, threads, device)):
+        for images, batch_labels in clock.batches(batch_loader(stores, batch_size, threads, device, workers)):
             x = preprocess(to_unit(images, device))
             with torch.no_grad(), autocast(device, precision):
                 for name, model in scoring.items():

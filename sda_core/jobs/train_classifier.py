@@ -43,6 +43,7 @@ def train_classifier_job(
     images_per_class: int | None = None,
     precision: str = "auto",
     threads: int = 1,
+    workers: int | None = None,
 ) -> None:
     """Train all layers on the images of `stores`; SDA's fine-tuning starts from `init_weights`.
     With images_per_class, on the first that many images of each class (the set-size study)."""
@@ -73,5 +74,6 @@ def train_classifier_job(
         name=f"{timm_name} ({output})",
         precision=precision,
         threads=threads,
+        workers=workers,
     )
     save_weights(model, output, metadata={"timm_name": timm_name, "precision": precision})
