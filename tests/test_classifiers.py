@@ -118,12 +118,19 @@ def test_imagenet_augmentation_survives_randaugment_at_its_top_magnitude():
 
 
 def test_imagenet_training_transform_gives_normalised_crops():
+    """Seeded per image as the loader does (unseeded, the draws followed whatever the tests before had
+    left in the global generators, and a dark draw failed this in CI)."""
     from sda_core.classifier_training import make_augment
+    from sda_core.loading import seeded
 
-    images = np.random.default_rng(0).integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
+    images = np.random.default_rng(0).integers(0, 256, (8, 40, 48, 3), dtype=np.uint8)
     augment = make_augment("imagenet", Preprocess(resize=36, crop=32))
-    batch = torch.stack([augment(image) for image in images])
-    assert batch.shape == (3, 3, 32, 32) and batch.dtype == torch.float32
+    augmented = []
+    for k, image in enumerate(images):
+        with seeded(k):
+            augmented.append(augment(image))
+    batch = torch.stack(augmented)
+    assert batch.shape == (8, 3, 32, 32) and batch.dtype == torch.float32
     assert batch.min() < -1 and batch.max() > 1  # normalised by ImageNet mean/std, not in [0, 1]
     assert make_augment("none", Preprocess(36, 32)) is None
     with pytest.raises(ValueError, match="none, imagenet"):
