@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 COMPILE_MODES = ("none", "inductor", "cudagraphs")
+_CUDAGRAPHS = "_sda_cudagraphs"  # set on a denoiser compiled with CUDA graphs
 
 
 def device_problem(mode: str, device_type: str) -> str | None:
@@ -35,4 +36,13 @@ def compile_denoiser(model: nn.Module, mode: str, device: torch.device) -> nn.Mo
     problem = device_problem(mode, device.type)
     if problem:
         raise ValueError(problem)
-    return torch.compile(model, dynamic=False, mode="reduce-overhead" if mode == "cudagraphs" else "default")
+    compiled = torch.compile(model, dynamic=False, mode="reduce-overhead" if mode == "cudagraphs" else "default")
+    setattr(compiled, _CUDAGRAPHS, mode == "cudagraphs")
+    return compiled
+
+
+def begin_step(model: nn.Module) -> None:
+    """Before each reverse step: a CUDA-graphs denoiser may overwrite its last outputs from here on.
+    Only for such a model: the first call imports inductor, about 8 s of every job's start-up."""
+    if getattr(model, _CUDAGRAPHS, False):
+        torch.compiler.cudagraph_mark_step_begin()

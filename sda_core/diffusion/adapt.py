@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from sda_core.compilation import begin_step
 from sda_core.diffusion.guidance import Guidance, LowPassGuidance
 from sda_core.diffusion.respacing import noise_level
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
@@ -66,7 +67,7 @@ def reverse_diffusion(
     check_denoiser(model)
     batch = x.shape[0]
     for step, i in enumerate(range(first_index, -1, -1)):
-        torch.compiler.cudagraph_mark_step_begin()  # compile: cudagraphs; the last step's outputs are not reused
+        begin_step(model)  # compile: cudagraphs; the last step's outputs are not reused
         t = schedule.model_timesteps(i, batch, x.device)
         noise = randn_per_sample(generators, x.shape[1:], device=x.device)
         if guidance is not None and step % guidance.every == 0 and not (return_x0 and i == 0):
