@@ -41,7 +41,7 @@ from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.models.adm import create_adm
 from sda_core.models.dit import DiTDenoiser
 from sda_core.models.specs import resolve_spec
-from sda_core.precision import set_up_precision
+from sda_core.precision import autocast, set_up_precision
 from sda_core.seeding import sample_generators
 
 GUIDED_STEP_TFLOP = 4.49  # per image: UNet forward + input gradient (docs/method.md#cost)
@@ -150,9 +150,8 @@ def time_dit(model, precision: str, batch: int, repeats: int, device: torch.devi
     x = torch.randn(batch, 4, 32, 32, device=device)
     t = torch.full((batch,), 500, device=device)
     y = torch.randint(0, 1000, (batch,), device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     before = reset_peak(device)
-    with torch.no_grad(), autocast:
+    with torch.no_grad(), autocast(device, precision):
         model(x, t, y)
         sync(device)
         start = time.perf_counter()

@@ -56,7 +56,8 @@ def adapt_job(
     schedule = DiffusionSchedule(respacing=respacing)
     low_pass = LowPassGuidance(**guidance) if guidance else None
     size = spec["image_size"]
-    model = compile_denoiser(configure_denoiser(load_denoiser(spec, checkpoint).to(device)), compile_mode, device)
+    eager = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
+    model = compile_denoiser(eager, compile_mode, device)
     log.info(
         "%s: images %d..%d of %d, respacing %d, %d steps from t=%d, guidance %s",
         stream,
@@ -97,7 +98,6 @@ def adapt_job(
     def one_guided_step(n: int):  # eager even when compiled: the probe's batch would be a compile of its own
         x = torch.zeros(n, 3, size, size, device=device)
         generators = sample_generators(seed, "probe", range(n))
-        eager = getattr(model, "_orig_mod", model)
         return renoise_denoise(eager, schedule, x, 1, generators, low_pass, noise_index, precision)
 
     def chunks_per_call() -> int:  # asked only when chunks are pending
