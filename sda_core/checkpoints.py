@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 
@@ -87,5 +89,25 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, 
         raise CheckpointError(
             f"refusing to save {path}: NaN or Inf in {len(broken)} tensor(s): {', '.join(broken[:5])}"
         )
-    save_file(state, str(tmp), metadata=metadata)
+    data = memoryview(save(state, metadata=metadata))
+    header, tensors = sorted_metadata_header(data)
+    with open(tmp, "wb") as file:
+        file.write(header)
+        file.write(tensors)  # a view: a large model is not copied again
     os.replace(tmp, path)
+
+
+def sorted_metadata_header(data: memoryview) -> tuple[bytes, memoryview]:
+    """A safetensors file's header (its length, then its JSON) with the metadata keys in sorted order,
+    and the view of its tensors. safetensors writes the metadata from a hash map, in an order that
+    changes from call to call, so the same weights would not otherwise be the same bytes.
+
+    The file is an 8-byte little-endian header length, the JSON header (padded with spaces to a multiple
+    of 8), then the tensors, whose offsets count from the end of the header."""
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(bytes(data[8 : 8 + length]))
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text, data[8 + length :]
