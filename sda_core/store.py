@@ -1,5 +1,6 @@
-"""Zarr image stores: uint8 NHWC images, int64 labels, per-chunk completion flags; and prediction
-stores, the same with float16 probability rows in place of the images (MEMO's outputs).
+"""Zarr image stores: uint8 NHWC images, their labels (int64 classes, or for segmentation uint8 label
+maps of shape (N, H, W), chunked with the images), per-chunk completion flags; and prediction stores,
+the same with float16 probability rows in place of the images (MEMO's outputs).
 
 A stage writes into `<output>.partial`, an undeclared sibling of its Snakemake output, one chunk
 at a time: images, then labels, then the chunk's `done` flag. A killed job leaves finished chunks
@@ -80,11 +81,18 @@ def shard_range(num_items: int, num_shards: int, shard: int, batch_size: int) ->
 
 IMAGES = "images"  # the array of an image store: (N, H, W, C) uint8
 PROBABILITIES = "probabilities"  # the array of a prediction store: (N, classes) float16
+IGNORE_INDEX = 255  # a label map's "no label" value (PASCAL VOC's void), and its fill before it is written
+
+
+def label_encoding(label_shape: Sequence[int]) -> tuple[str, int]:
+    """(dtype, fill value) of a store's labels: int64 classes (label_shape ()), uint8 label maps else."""
+    return ("int64", -1) if len(label_shape) == 0 else ("uint8", IGNORE_INDEX)
 
 
 class ImageStore:
     """An open zarr group with `images` (N, H, W, C) uint8 (a prediction store: `probabilities` (N, K)
-    float16, read through the same attribute), `labels` (N,) int64 and `done` flags."""
+    float16, read through the same attribute), `labels` (N,) int64 or (N, H, W) uint8 label maps, and
+    `done` flags."""
 
     def __init__(self, group: zarr.Group, path: Path):
         self.group = group
@@ -99,6 +107,11 @@ class ImageStore:
     def chunk_size(self) -> int:
         """Images per written chunk: the shard for per-image codecs (their zarr chunks hold one image)."""
         return (self.images.shards or self.images.chunks)[0]
+
+    @property
+    def label_shape(self) -> tuple[int, ...]:
+        """() for class labels, (H, W) for label maps."""
+        return tuple(self.labels.shape[1:])
 
     @property
     def num_chunks(self) -> int:
@@ -121,6 +134,11 @@ class ImageStore:
             raise StoreError(
                 f"chunk {chunk} of {self.path} expects {self.images.dtype} rows of shape "
                 f"{(stop - start, *self.images.shape[1:])}, got {images.dtype} {images.shape}"
+            )
+        if np.shape(labels) != (stop - start, *self.label_shape):
+            raise StoreError(
+                f"chunk {chunk} of {self.path} expects labels of shape {(stop - start, *self.label_shape)}, "
+                f"got {np.shape(labels)}"
             )
         self.images[start:stop] = images
         self.labels[start:stop] = labels
@@ -238,10 +256,12 @@ def open_partial(
     fingerprint: dict,
     codec: str = "zstd",
     array: str = IMAGES,
+    label_shape: Sequence[int] = (),
 ) -> ImageStore:
     """Open `<output>.partial` for writing: resume it when its layout, fingerprint and storage codec
     (a name in STORAGE_CODECS) match, else start anew. array=PROBABILITIES: a prediction store, whose
-    float16 rows of shape `image_shape` are stored with zstd (codec is ignored)."""
+    float16 rows of shape `image_shape` are stored with zstd (codec is ignored). label_shape (H, W):
+    a label map per image (segmentation), else one class per image."""
     if array == PROBABILITIES:
         dtype, codec = "float16", "zstd"
         encoding = {"chunks": (int(chunk_size), *map(int, image_shape)), "compressors": ZstdCodec(level=3)}
@@ -254,6 +274,7 @@ def open_partial(
         "image_shape": [int(s) for s in image_shape],
         "chunk_size": int(chunk_size),
         **({"array": array} if array != IMAGES else {}),
+        **({"label_shape": [int(s) for s in label_shape]} if len(label_shape) else {}),
     }
     wanted = {"layout": layout, "fingerprint": json.loads(_fingerprint_json(fingerprint)), "codec": codec}
     if partial.exists():
@@ -282,7 +303,14 @@ def open_partial(
     group = zarr.open_group(str(partial), mode="w")
     num_chunks = math.ceil(num_items / chunk_size)  # 0 for an empty shard (more shards than batches)
     group.create_array(array, shape=(num_items, *image_shape), dtype=dtype, fill_value=0, **encoding)
-    group.create_array("labels", shape=(num_items,), chunks=(chunk_size,), dtype="int64", fill_value=-1)
+    label_dtype, label_fill = label_encoding(label_shape)
+    group.create_array(
+        "labels",
+        shape=(num_items, *label_shape),
+        chunks=(chunk_size, *label_shape),
+        dtype=label_dtype,
+        fill_value=label_fill,
+    )
     group.create_array("done", shape=(num_chunks,), chunks=(1,), dtype="bool", fill_value=False)
     group.attrs.update(wanted)
     return ImageStore(group, partial)
@@ -310,14 +338,15 @@ def fill_store(
     codec: str = "zstd",
     array: str = IMAGES,
     chunks_per_call: int | Callable[[], int] = 1,
+    label_shape: Sequence[int] = (),
 ) -> None:
     """Create `output` chunk by chunk with storage codec `codec`, resuming a matching partial store;
     compute(start, stop) gives the uint8 images (array=PROBABILITIES: float16 rows) and labels of items
     [start, stop) of this store. Each call covers up to `chunks_per_call` consecutive pending chunks (a
     batch larger than the store's chunk: adaptation.batch_size auto; a callable is asked only when
     chunks are pending); each is written as soon as the call returns, so a kill loses at most one
-    call's chunks."""
-    store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec, array)
+    call's chunks. label_shape: as for open_partial."""
+    store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec, array, label_shape)
     pending = store.pending_chunks()
     if pending and callable(chunks_per_call):
         chunks_per_call = chunks_per_call()
@@ -351,7 +380,8 @@ def write_store(
     fingerprint: dict,
     codec: str = "zstd",
 ) -> None:
-    """Write a whole in-memory image set as a finished store with storage codec `codec`."""
+    """Write a whole in-memory image set (labels: classes, or label maps) as a finished store with
+    storage codec `codec`."""
     fill_store(
         output,
         len(images),
@@ -360,6 +390,7 @@ def write_store(
         fingerprint,
         lambda start, stop: (images[start:stop], labels[start:stop]),
         codec=codec,
+        label_shape=labels.shape[1:],
     )
 
 
@@ -384,6 +415,11 @@ class StoreSequence:
         if len(shapes) != 1:
             raise StoreError(f"stores have different image shapes {sorted(shapes)}: {list(map(str, paths))}")
         self.image_shape = shapes.pop()
+        label_shapes = {s.label_shape for s in self.stores}
+        if len(label_shapes) != 1:
+            raise StoreError(f"stores have different label shapes {sorted(label_shapes)}: {list(map(str, paths))}")
+        self.label_shape = label_shapes.pop()
+        self.label_dtype = label_encoding(self.label_shape)[0]
         self.offsets = np.cumsum([0] + [len(s) for s in self.stores])
 
     def __len__(self) -> int:
@@ -398,7 +434,7 @@ class StoreSequence:
                 images.append(chunk_images)
                 labels.append(chunk_labels)
         if not images:
-            return np.zeros((0, *self.image_shape), np.uint8), np.zeros((0,), np.int64)
+            return np.zeros((0, *self.image_shape), np.uint8), np.zeros((0, *self.label_shape), self.label_dtype)
         return np.concatenate(images), np.concatenate(labels)
 
     def read_positions(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -412,7 +448,7 @@ class StoreSequence:
         orthogonal selection; e.g. a shuffled training batch)."""
         positions = np.asarray(positions, dtype=np.int64)
         images = np.empty((len(positions), *self.image_shape), np.uint8)
-        labels = np.empty(len(positions), np.int64)
+        labels = np.empty((len(positions), *self.label_shape), self.label_dtype)
         which = np.searchsorted(self.offsets, positions, side="right") - 1
         for k in np.unique(which):
             rows = np.flatnonzero(which == k)
@@ -422,7 +458,7 @@ class StoreSequence:
         return images, labels
 
     def labels(self) -> np.ndarray:
-        """Every label, in order (without reading an image)."""
+        """Every label (or label map), in order, without reading an image."""
         return np.concatenate([s.labels[:] for s in self.stores])
 
 

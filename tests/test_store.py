@@ -224,3 +224,53 @@ def test_unknown_codec_is_refused_naming_the_valid_ones_and_keeps_the_partial(tm
     with pytest.raises(ValueError, match="unknown storage codec 'jpeg'; valid: zstd, none, delta-zstd"):
         open_partial(output, 4, (4, 4, 3), 2, {}, codec="jpeg")
     assert open_partial(output, 4, (4, 4, 3), 2, {}).pending_chunks() == [1]
+
+
+def _label_maps(n):
+    return np.random.default_rng(100 + n).integers(0, 11, (n, 4, 4), dtype=np.uint8)
+
+
+def test_label_maps_are_stored_with_their_images_and_resume_per_chunk(tmp_path):
+    output = tmp_path / "scenes.zarr"
+    images, maps = _images(7)[0], _label_maps(7)
+    calls = []
+
+    def compute(start, stop):
+        calls.append(start)
+        if len(calls) == 2 and not resumed:
+            raise KeyboardInterrupt  # killed while computing the second chunk
+        return images[start:stop], maps[start:stop]
+
+    resumed = False
+    with pytest.raises(KeyboardInterrupt):
+        fill_store(output, 7, (4, 4, 3), 3, {}, compute, label_shape=(4, 4))
+    resumed, calls = True, []
+    fill_store(output, 7, (4, 4, 3), 3, {}, compute, label_shape=(4, 4))
+    assert calls == [3, 6]
+    stored = open_store(output)
+    assert stored.label_shape == (4, 4) and stored.labels.dtype == np.uint8
+    np.testing.assert_array_equal(stored.read()[1], maps)
+    sequence = StoreSequence([output])
+    rows, row_maps = sequence.read_rows(np.array([5, 1]))
+    np.testing.assert_array_equal(rows, images[[5, 1]])
+    np.testing.assert_array_equal(row_maps, maps[[5, 1]])
+    np.testing.assert_array_equal(sequence.labels(), maps)
+
+
+def test_label_maps_of_the_wrong_shape_are_refused_and_a_class_store_is_not_resumed_as_maps(tmp_path):
+    store = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {}, label_shape=(4, 4))
+    with pytest.raises(StoreError, match=r"labels of shape \(2, 4, 4\)"):
+        store.write_chunk(0, _images(2)[0], np.zeros((2, 3, 4), np.uint8))
+    store.write_chunk(0, _images(2)[0], _label_maps(2))
+    resumed = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {}, label_shape=(4, 4))
+    assert resumed.pending_chunks() == [1]
+    as_classes = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {})
+    assert as_classes.pending_chunks() == [0, 1] and as_classes.label_shape == ()
+
+
+def test_stores_with_class_labels_and_label_maps_are_not_read_as_one(tmp_path):
+    images, labels = _images(2)
+    write_store(tmp_path / "classes.zarr", images, labels, 2, {})
+    write_store(tmp_path / "maps.zarr", images, _label_maps(2), 2, {})
+    with pytest.raises(StoreError, match="different label shapes"):
+        StoreSequence([tmp_path / "classes.zarr", tmp_path / "maps.zarr"])

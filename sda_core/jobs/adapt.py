@@ -56,6 +56,11 @@ def adapt_job(
     schedule = DiffusionSchedule(respacing=respacing)
     low_pass = LowPassGuidance(**guidance) if guidance else None
     size = spec["image_size"]
+    if source.label_shape and source.label_shape != (size, size):
+        raise ValueError(
+            f"{inputs[0]} has label maps of shape {source.label_shape}: adapting its images at the denoiser's "
+            f"{size}x{size} would leave them misaligned; make the images at the denoiser's size"
+        )
     eager = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
     model = compile_denoiser(eager, compile_mode, device)
     log.info(
@@ -113,4 +118,5 @@ def adapt_job(
         desc=stream,
         codec=codec,
         chunks_per_call=chunks_per_call,
+        label_shape=source.label_shape,
     )

@@ -39,6 +39,7 @@ def corrupt_job(
         compute,
         desc=corruption,
         codec=codec,
+        label_shape=images.label_shape,
     )
     log.info("%s severity %d: %d images", corruption, severity, count)
 
@@ -52,5 +53,15 @@ def shift_job(source: str, output: str, shift: str, seed: int, chunk_size: int =
         return shift_images(clean, shift, seed, first_index=start), labels
 
     fingerprint = {"source": source, "shift": shift, "seed": seed}
-    fill_store(output, len(images), images.image_shape, chunk_size, fingerprint, compute, desc=shift, codec=codec)
+    fill_store(
+        output,
+        len(images),
+        images.image_shape,
+        chunk_size,
+        fingerprint,
+        compute,
+        desc=shift,
+        codec=codec,
+        label_shape=images.label_shape,
+    )
     log.info("%s: %d images", shift, len(images))
