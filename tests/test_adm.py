@@ -10,6 +10,7 @@ from sda_core.models.adm import (
     QKVAttention,
     attention_downsample_rates,
     create_adm,
+    mask_channels,
     load_adm_state_dict,
     timestep_embedding,
 )
@@ -155,6 +156,32 @@ def test_tiny_class_conditional_depends_on_label():
     torch.testing.assert_close(out_a[1], out_b[1])
     with pytest.raises(AssertionError):
         model(x, t)
+
+
+def test_tiny_mask_conditional_depends_on_the_map_where_it_changes():
+    """A label map's one-hot channels join the input: only the first convolution grows, and a change of
+    the map in one image changes that image's output only."""
+    model = tiny(mask_classes=11)
+    assert model.state_dict()["input_blocks.0.0.weight"].shape == (32, 3 + 11, 3, 3)
+    assert "label_emb.weight" not in model.state_dict()
+    x, t = inputs()
+    maps = torch.zeros(2, 16, 16, dtype=torch.uint8)
+    changed = maps.clone()
+    changed[0, 4:8, 4:8] = 7
+    with torch.no_grad():
+        out_a, out_b = model(x, t, y=maps), model(x, t, y=changed)
+        ignored = model(x, t, y=torch.full_like(maps, 255))  # no label: no channel set
+    assert out_a.shape == (2, 6, 16, 16)
+    assert not torch.allclose(out_a[0], out_b[0])
+    torch.testing.assert_close(out_a[1], out_b[1])
+    assert not torch.allclose(out_a, ignored)
+    one_hot = mask_channels(torch.tensor([[[0, 10], [255, 3]]]), 11)
+    assert one_hot.shape == (1, 11, 2, 2) and one_hot.sum(1).tolist() == [[[1, 1], [0, 1]]]
+    assert one_hot[0, 10, 0, 1] == 1 and one_hot[0, 3, 1, 1] == 1
+    with pytest.raises(AssertionError, match="label maps"):
+        model(x, t, y=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="not both"):
+        tiny(mask_classes=11, num_classes=10)
 
 
 def test_tiny_without_updown_or_scale_shift():

@@ -248,7 +248,10 @@ class ADMUNet(nn.Module):
     use_fp16). `attention_resolutions` holds downsample *rates* (image_size // resolution), see
     `attention_downsample_rates`. `num_heads_upsample=-1` means `num_heads` in the decoder.
     `norm_groups` (not in the reference, which fixes 32) only changes GroupNorm's grouping, not the
-    parameter names or shapes. `image_size` is informational: the network runs on any size divisible by
+    parameter names or shapes. `mask_classes` (not in the reference) conditions the model on a label
+    map instead of a class: its one-hot channels (none for IGNORE_INDEX pixels) are concatenated to
+    the input, as guided-diffusion's super-resolution model concatenates its low-resolution image;
+    only the first convolution grows. `image_size` is informational: the network runs on any size divisible by
     2**(len(channel_mult)-1).
     """
 
@@ -272,8 +275,11 @@ class ADMUNet(nn.Module):
         resblock_updown: bool = False,
         use_new_attention_order: bool = False,
         norm_groups: int = 32,
+        mask_classes: int | None = None,
     ):
         super().__init__()
+        if num_classes is not None and mask_classes is not None:
+            raise ValueError("a model is conditioned on a class (num_classes) or a label map (mask_classes), not both")
         if dims != 2:
             raise ValueError(f"only 2-D images are supported (dims=2), got dims={dims}")
         if num_heads_upsample == -1:
@@ -285,6 +291,7 @@ class ADMUNet(nn.Module):
         self.model_channels = model_channels
         self.out_channels = out_channels
         self.num_classes = num_classes
+        self.mask_classes = mask_classes
 
         time_embed_dim = 4 * model_channels
         self.time_embed = nn.Sequential(
@@ -318,7 +325,8 @@ class ADMUNet(nn.Module):
         # Encoder. `skip_chans` records the channels of every encoder output; the decoder consumes
         # them in reverse, one per block.
         ch = int(channel_mult[0] * model_channels)
-        self.input_blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(in_channels, ch, 3, padding=1))])
+        first_in = in_channels + (mask_classes or 0)
+        self.input_blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(first_in, ch, 3, padding=1))])
         skip_chans = [ch]
         ds = 1
         for level, mult in enumerate(channel_mult):
@@ -363,18 +371,21 @@ class ADMUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x: (N, in_channels, H, W); timesteps: (N,) or a scalar broadcast over the batch;
-        y: (N,) class labels, given iff the model is class-conditional. Returns (N, out_channels, H, W)."""
-        assert (y is not None) == (self.num_classes is not None), (
-            "y must be given if and only if the model is class-conditional"
-        )
+        y: (N,) class labels, given iff the model is class-conditional, or (N, H, W) label maps, given
+        iff it is mask-conditional. Returns (N, out_channels, H, W)."""
+        conditional = self.num_classes is not None or self.mask_classes is not None
+        assert (y is not None) == conditional, "y must be given if and only if the model is conditional"
         timesteps = torch.as_tensor(timesteps, device=x.device).expand(x.shape[0])
         emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
         if self.num_classes is not None:
             assert y.shape == (x.shape[0],), f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}"
             emb = emb + self.label_emb(y)
+        h = x
+        if self.mask_classes is not None:
+            assert y.shape == (x.shape[0], *x.shape[2:]), f"y must be label maps {(x.shape[0], *x.shape[2:])}"
+            h = torch.cat([x, mask_channels(y, self.mask_classes).to(x.dtype)], dim=1)
 
         skips = []
-        h = x
         for block in self.input_blocks:
             h = block(h, emb)
             skips.append(h)
@@ -382,6 +393,14 @@ class ADMUNet(nn.Module):
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h)
+
+
+def mask_channels(label_maps: torch.Tensor, mask_classes: int) -> torch.Tensor:
+    """(N, mask_classes, H, W) one-hot float channels of (N, H, W) label maps; a pixel of any other value
+    (IGNORE_INDEX: no label) has none set."""
+    maps = label_maps.long()
+    classes = torch.arange(mask_classes, device=maps.device).view(1, -1, 1, 1)
+    return (maps.unsqueeze(1) == classes).float()
 
 
 def attention_downsample_rates(image_size: int, resolutions: str | int | Iterable[int]) -> tuple[int, ...]:

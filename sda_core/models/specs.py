@@ -29,6 +29,7 @@ SPEC_ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "resblock_updown",
             "use_new_attention_order",
             "norm_groups",
+            "mask_classes",
         ),
     ),
     "dit": (
@@ -130,6 +131,12 @@ def image_size(spec: Mapping) -> int:
     """The pixel size of a pixel-space denoiser's images."""
     spec = resolve_spec(spec)
     return spec.get("image_size") or spec["sample_size"]
+
+
+def mask_classes(spec: Mapping) -> int | None:
+    """The label-map classes a mask-conditional ADM is conditioned on (None: it is not)."""
+    spec = resolve_spec(spec)
+    return spec.get("mask_classes") if spec["arch"] == "adm" else None
 
 
 def num_classes(spec: Mapping) -> int | None:

@@ -1,0 +1,56 @@
+"""Segmentation scores (sda_core.segmentation) against scikit-learn, and the DeepLabV3 segmenter."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import jaccard_score
+
+from sda_core.segmentation import (
+    bootstrap_resamples,
+    class_iou,
+    confusions,
+    mean_iou,
+    miou_interval,
+    paired_difference_interval,
+)
+from sda_core.store import IGNORE_INDEX
+
+
+def _maps(seed, n=12, size=6, classes=5):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, (n, size, size))
+    predicted = np.where(rng.random((n, size, size)) < 0.7, labels, rng.integers(0, classes, (n, size, size)))
+    return predicted, labels
+
+
+def test_mean_iou_is_scikit_learns_macro_jaccard_over_the_pixels_of_the_set():
+    predicted, labels = _maps(0)
+    labels[0, :2] = IGNORE_INDEX
+    per_image = confusions(predicted, labels, 5)
+    valid = labels != IGNORE_INDEX
+    expected = 100 * jaccard_score(labels[valid], predicted[valid], average="macro")
+    assert mean_iou(per_image) == pytest.approx(expected)
+    assert per_image.sum() == valid.sum()  # ignored pixels count nowhere
+
+
+def test_a_class_in_neither_labels_nor_predictions_has_no_iou_and_a_missed_one_has_zero():
+    labels = np.array([[[0, 0], [1, 1]]])
+    predicted = np.array([[[0, 0], [0, 0]]])
+    iou = class_iou(confusions(predicted, labels, 3).sum(0))
+    assert iou[0] == pytest.approx(0.5) and iou[1] == 0 and np.isnan(iou[2])
+    assert mean_iou(confusions(predicted, labels, 3)) == pytest.approx(25.0)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        confusions(predicted, labels + 2, 3)
+
+
+def test_bootstrap_intervals_hold_the_point_and_pair_the_images():
+    predicted, labels = _maps(1, n=40)
+    worse = np.where(np.random.default_rng(2).random(labels.shape) < 0.2, 0, predicted)
+    good, bad = confusions(predicted, labels, 5), confusions(worse, labels, 5)
+    draws = bootstrap_resamples(40, seed=0, resamples=200)
+    low, high = miou_interval(good, draws)
+    assert low < mean_iou(good) < high
+    point, low, high = paired_difference_interval(good, bad, draws)
+    assert point == pytest.approx(mean_iou(good) - mean_iou(bad)) and 0 < low < point < high
+    assert paired_difference_interval(good, good, draws) == (0.0, 0.0, 0.0)
+    np.testing.assert_array_equal(draws, bootstrap_resamples(40, seed=0, resamples=200))
