@@ -55,9 +55,7 @@ def bootstrap_resamples(num_images: int, seed: int, resamples: int = BOOTSTRAP_R
     return np.random.default_rng(seed).integers(0, num_images, (resamples, num_images))
 
 
-def miou_interval(
-    per_image: np.ndarray, draws: np.ndarray, level: float = BOOTSTRAP_LEVEL
-) -> tuple[float, float]:
+def miou_interval(per_image: np.ndarray, draws: np.ndarray, level: float = BOOTSTRAP_LEVEL) -> tuple[float, float]:
     """Percentile bootstrap interval (percent) of the mIoU of per-image confusions (N, K, K)."""
     values = np.array([mean_iou(per_image[rows].sum(0)) for rows in draws])
     tail = (1 - level) / 2

@@ -10,8 +10,8 @@ from sda_core.models.adm import (
     QKVAttention,
     attention_downsample_rates,
     create_adm,
-    mask_channels,
     load_adm_state_dict,
+    mask_channels,
     timestep_embedding,
 )
 from sda_core.models.specs import resolve_spec

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import jaccard_score
 
 from sda_core.segmentation import (
