@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import jaccard_score
 
 from sda_core.segmentation import (
@@ -53,3 +54,31 @@ def test_bootstrap_intervals_hold_the_point_and_pair_the_images():
     assert point == pytest.approx(mean_iou(good) - mean_iou(bad)) and 0 < low < point < high
     assert paired_difference_interval(good, good, draws) == (0.0, 0.0, 0.0)
     np.testing.assert_array_equal(draws, bootstrap_resamples(40, seed=0, resamples=200))
+
+
+def test_deeplabv3_on_a_timm_backbone_gives_logits_at_the_input_size_and_round_trips(tmp_path):
+    from sda_core.checkpoints import save_weights
+    from sda_core.models.segmenters import SegmenterSpec, create_segmenter, load_segmenter
+
+    spec = SegmenterSpec(
+        "convnext_atto",
+        11,
+        {"patch_size": 1, "depths": [1, 1, 1, 1], "dims": [8, 16, 24, 32]},
+        feature_index=1,
+        atrous_rates=(1, 2),
+        aspp_channels=8,
+    )
+    torch.manual_seed(0)
+    model = create_segmenter(spec).eval()
+    assert model.deeplab.backbone.reduction == 2 and model.deeplab.backbone.channels == 16
+    x = torch.rand(2, 3, 24, 24)
+    with torch.no_grad():
+        logits = model(x)
+    assert logits.shape == (2, 11, 24, 24) and torch.isfinite(logits).all()
+    save_weights(model, tmp_path / "segmenter.safetensors")
+    with torch.no_grad():
+        torch.testing.assert_close(load_segmenter(spec, tmp_path / "segmenter.safetensors").eval()(x), logits)
+    deepest = create_segmenter(SegmenterSpec("resnet10t", 11, {"output_stride": 8}, aspp_channels=8))
+    assert deepest.deeplab.backbone.reduction == 8
+    with pytest.raises(ValueError, match="unknown timm architecture"):
+        create_segmenter(SegmenterSpec("resnet10", 11))
