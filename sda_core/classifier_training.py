@@ -22,6 +22,7 @@ from sda_core.images import to_unit
 from sda_core.loading import ArrayRows, StoreRows, TrainingImages, WaitClock, training_loader
 from sda_core.models.classifiers import Preprocess
 from sda_core.precision import autocast
+from sda_core.store import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,19 @@ def make_augment(augment: str, preprocess: Preprocess) -> ImagenetAugment | None
     raise ValueError(f"unknown augment {augment!r}; valid: none, imagenet")
 
 
+def labelled_mask(y: torch.Tensor) -> torch.Tensor:
+    """Which labels count: every class label (ImageNet's class 255 is a class), and the label-map pixels
+    that are not IGNORE_INDEX."""
+    return y != IGNORE_INDEX if y.ndim > 1 else torch.ones_like(y, dtype=torch.bool)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy over the labels that count (labelled_mask): per image for classes (N,), per
+    pixel for label maps (N, H, W) against logits (N, classes, H, W)."""
+    ignore_index = IGNORE_INDEX if y.ndim > 1 else -100  # -100: torch's default, never a class
+    return nn.functional.cross_entropy(logits, y, ignore_index=ignore_index, label_smoothing=label_smoothing)
+
+
 def train_classifier(
     model: nn.Module,
     data: StoreRows | ArrayRows,
@@ -165,6 +179,10 @@ def train_classifier(
     """Train all layers with cross-entropy on the rows of `data`; returns the model in eval mode. A
     non-finite loss stops the training (NonFiniteError naming `name`, the epoch and the step).
 
+    The labels are classes, or label maps for a segmenter (logits (N, classes, H, W) at the maps' size):
+    the loss is then the mean over the labelled pixels (IGNORE_INDEX pixels count nowhere), as for
+    torchvision's segmentation references.
+
     With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
     models without batch norm, and batch-norm statistics per slice, as on several GPUs.
     The slices are read and augmented by DataLoader workers (sda_core.loading; workers None: from
@@ -177,7 +195,6 @@ def train_classifier(
     """
     model.to(device).train()
     optimizer = make_optimizer(model, settings)
-    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     epochs = settings.stop_epoch or settings.epochs
     steps_per_epoch = math.ceil(len(data) / settings.batch_size)
     micro = settings.micro_batch_size or settings.batch_size
@@ -196,7 +213,7 @@ def train_classifier(
     clock = WaitClock()
     items = clock.batches(loader)
     progress = tqdm(total=len(steps), desc="train", mininterval=5)
-    total_loss, correct = 0.0, 0
+    total_loss, correct, labelled = 0.0, 0, 0
     for epoch, step, batch_size, num_parts in steps:
         lr = learning_rate(settings, epoch + step / steps_per_epoch)
         for group in optimizer.param_groups:
@@ -205,10 +222,10 @@ def train_classifier(
         for _ in range(num_parts):  # the mean loss of the batch, one slice at a time
             inputs, labels = next(items)
             x = preprocess(to_unit(inputs, device)) if augment is None else inputs.to(device, non_blocking=True)
-            y = labels.to(device, non_blocking=True)
+            y = labels.to(device, non_blocking=True).long()
             with autocast(device, precision):
                 logits = model(x).float()
-            loss = criterion(logits, y) * (len(y) / batch_size)
+            loss = cross_entropy(logits, y, settings.label_smoothing) * (len(y) / batch_size)
             if not torch.isfinite(loss):
                 raise NonFiniteError(
                     f"training {name}: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
@@ -216,7 +233,9 @@ def train_classifier(
                 )
             scaler.scale(loss).backward()
             total_loss += loss.item() * batch_size
-            correct += (logits.argmax(1) == y).sum().item()
+            valid = labelled_mask(y)
+            correct += ((logits.argmax(1) == y) & valid).sum().item()
+            labelled += valid.sum().item()
         if settings.grad_clip:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
@@ -233,14 +252,14 @@ def train_classifier(
         progress.update()
         if step == steps_per_epoch - 1:
             log.info(
-                "epoch %d/%d: loss %.4f, train top-1 %.2f%%, lr %.3g",
+                "epoch %d/%d: loss %.4f, train accuracy %.2f%% (of images, or of labelled pixels), lr %.3g",
                 epoch + 1,
                 epochs,
                 total_loss / len(data),
-                100 * correct / len(data),
+                100 * correct / max(labelled, 1),
                 lr,
             )
-            total_loss, correct = 0.0, 0
+            total_loss, correct, labelled = 0.0, 0, 0
     progress.close()
     clock.report(f"training {name}")
     return model.eval()

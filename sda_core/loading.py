@@ -107,15 +107,22 @@ class TrainingImages(Dataset):
     def __getitem__(self, key: tuple[int, int]):
         return self.__getitems__([key])[0]
 
-    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> list[tuple[torch.Tensor, int]]:
+    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         images, labels, positions = self.source.rows([row for _, row in keys])
         if self.augment is None:
-            return [(torch.from_numpy(image), int(label)) for image, label in zip(images, labels)]
+            return [(torch.from_numpy(image), as_label(label)) for image, label in zip(images, labels)]
+        if labels.ndim > 1:
+            raise ValueError("images with label maps are not augmented: a geometric transform would misalign them")
         augmented = []
         for (epoch, _), position, image, label in zip(keys, positions, images, labels):
             with seeded(sample_seed(self.seed, f"augment/epoch-{epoch}", int(position))):
-                augmented.append((self.augment(image), int(label)))
+                augmented.append((self.augment(image), as_label(label)))
         return augmented
+
+
+def as_label(label: np.ndarray) -> torch.Tensor:
+    """A loader item's label as a tensor of its own: a class (0-d int64) or a label map (H, W)."""
+    return torch.from_numpy(np.array(label))
 
 
 class seeded:
@@ -139,8 +146,8 @@ class seeded:
         torch.default_generator.set_state(self.saved[2])
 
 
-def _stack(rows: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.stack([image for image, _ in rows]), torch.tensor([label for _, label in rows])
+def _stack(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([image for image, _ in rows]), torch.stack([label for _, label in rows])
 
 
 def batch_loader(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sda_core.classifier_training import TrainSettings, learning_rate, train_classifier
+from sda_core.classifier_training import TrainSettings, cross_entropy, learning_rate, train_classifier
 from sda_core.images import to_unit
 from sda_core.loading import ArrayRows
 from sda_core.models.classifiers import Preprocess, create_classifier
@@ -63,6 +63,46 @@ def test_training_learns_a_separable_toy_problem():
     with torch.no_grad():
         accuracy = (model(preprocess(to_unit(images))).argmax(1).numpy() == labels).mean()
     assert accuracy > 0.9
+
+
+def test_class_255_is_a_class_and_a_label_map_pixel_of_255_is_no_label():
+    """ImageNet has a class 255; PASCAL VOC's label maps mark unlabelled pixels 255."""
+    logits = torch.randn(3, 300)
+    classes = torch.tensor([255, 3, 7])
+    torch.testing.assert_close(cross_entropy(logits, classes), torch.nn.functional.cross_entropy(logits, classes))
+    map_logits = torch.randn(2, 11, 4, 4)
+    maps = torch.randint(0, 11, (2, 4, 4))
+    maps[0, :2] = 255
+    keep = maps != 255
+    expected = torch.nn.functional.cross_entropy(map_logits.permute(0, 2, 3, 1)[keep], maps[keep])
+    torch.testing.assert_close(cross_entropy(map_logits, maps), expected)
+
+
+def test_a_segmenter_learns_a_toy_label_map_problem_through_the_same_training():
+    """Per-pixel labels: the bright half of each image is class 1 (or 2), the rest background."""
+    from sda_core.models.segmenters import SegmenterSpec, create_segmenter
+    from sda_core.segmentation import confusions, mean_iou
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 40, (48, 8, 8, 3), dtype=np.uint8)
+    maps = np.zeros((48, 8, 8), np.uint8)
+    for k in range(48):
+        side = slice(0, 4) if k % 2 else slice(4, 8)
+        images[k, :, side] += 180
+        maps[k, :, side] = 1 + k % 3 // 2  # class 1 or 2, told apart by the green channel
+        images[k, :, side, 1] = 250 if maps[k, 0, side.start] == 2 else 100
+    maps[0, 0, 0] = 255  # an unlabelled pixel trains nothing
+    torch.manual_seed(0)
+    spec = SegmenterSpec(
+        "convnext_atto", 3, {"patch_size": 1, "depths": [1, 1, 1, 1], "dims": [16, 16, 16, 16]}, 0, (1, 2), 16
+    )
+    model = create_segmenter(spec)
+    settings = TrainSettings(optimizer="adamw", lr=1e-2, weight_decay=0.0, epochs=8, batch_size=16, schedule="constant")
+    preprocess = Preprocess(resize=8, crop=8)
+    train_classifier(model, ArrayRows(images, maps), settings, preprocess, torch.device("cpu"))
+    with torch.no_grad():
+        predicted = model(preprocess(to_unit(images))).argmax(1).numpy()
+    assert mean_iou(confusions(predicted, maps, 3)) > 90
 
 
 def test_micro_batches_give_the_same_update_without_batch_norm():
