@@ -50,7 +50,7 @@ rule train_denoiser:
     params:
         spec=lambda wc: DENOISER_SPECS[wc.role],
         settings=lambda wc: config["denoisers"][wc.role]["training"],
-        class_conditional=lambda wc: wc.role == "generator",
+        conditional=lambda wc: wc.role == "generator",
         seed=SEED,
         device=job_device(uses_gpu=True),
     script:

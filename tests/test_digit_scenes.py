@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sda_core.data.digit_scenes import (
     BACKGROUND,
@@ -56,3 +57,70 @@ def test_source_and_target_scenes_draw_on_disjoint_digit_images(pools):
     flat_source = {image.tobytes() for image in source.images}
     shared = sum(image.tobytes() in flat_source for image in target.images)
     assert shared == 0  # no digit image of a target scene appears in a source scene
+
+
+def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_path, tiny_adm_spec):
+    """The stages of the segmentation task on tiny models: scenes with maps, a mask-conditioned generator
+    trained on them, images drawn for new maps (the same whatever the shard count), MoD keeping the maps."""
+    from sda_core.checkpoints import save_weights
+    from sda_core.data.digit_scenes import GeneratedMaps
+    from sda_core.diffusion.processes import ReverseProcess
+    from sda_core.jobs.adapt import adapt_job
+    from sda_core.jobs.prepare_digit_scenes import prepare_digit_scenes_job
+    from sda_core.jobs.sample import sample_job
+    from sda_core.jobs.train_denoiser import train_denoiser_job
+    from sda_core.models.denoisers import build_denoiser
+    from sda_core.store import StoreSequence
+
+    train, test = str(tmp_path / "train.zarr"), str(tmp_path / "test.zarr")
+    prepare_digit_scenes_job(train, test, 8, 0.3, train_scenes=12, test_scenes=5, seed=0)
+    source = StoreSequence([train])
+    assert len(source) == 12 and len(StoreSequence([test])) == 5 and source.label_shape == (8, 8)
+    pools = digit_pools(0.3, 0)
+    np.testing.assert_array_equal(source.labels(), make_scenes(pools[0], 8, "train", 0, 0, 12)[1])
+
+    spec = {**tiny_adm_spec, "mask_classes": NUM_CLASSES}
+    settings = {"steps": 2, "batch_size": 4}
+    generator = str(tmp_path / "generator.safetensors")
+    with pytest.raises(ValueError, match="needs mask_classes"):
+        train_denoiser_job(train, generator, tiny_adm_spec, settings, True, 0, torch.device("cpu"))
+    train_denoiser_job(train, generator, spec, settings, True, 0, torch.device("cpu"))
+
+    maps = GeneratedMaps(resolution=8, test_fraction=0.3, seed=0, count=5)
+
+    def sample(output, shard, shards):
+        sample_job(
+            str(output), spec, generator, NUM_CLASSES, 0, 3, 2, shard, shards, 0, torch.device("cpu"), label_maps=maps
+        )
+
+    sample(tmp_path / "one.zarr", 0, 1)
+    sample(tmp_path / "a.zarr", 0, 2)
+    sample(tmp_path / "b.zarr", 1, 2)
+    one = StoreSequence([tmp_path / "one.zarr"]).read(0, 5)
+    two = StoreSequence([tmp_path / "a.zarr", tmp_path / "b.zarr"]).read(0, 5)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], maps.maps(0, 5))
+    assert not np.array_equal(maps.maps(0, 5), source.labels()[:5])  # new maps, not the source scenes'
+
+    torch.manual_seed(0)
+    unconditional = str(tmp_path / "unconditional.safetensors")
+    save_weights(build_denoiser(tiny_adm_spec), unconditional)
+    process = ReverseProcess(respacing=10, steps=2, noise_index="reference", guidance=None)
+    mod = tmp_path / "mod.zarr"
+    adapt_job(
+        [str(tmp_path / "one.zarr")],
+        str(mod),
+        tiny_adm_spec,
+        unconditional,
+        process,
+        2,
+        0,
+        1,
+        "mod",
+        0,
+        torch.device("cpu"),
+    )
+    np.testing.assert_array_equal(StoreSequence([mod]).labels(), maps.maps(0, 5))
+    with pytest.raises(ValueError, match="misaligned"):
+        big = {**tiny_adm_spec, "image_size": 16}
+        adapt_job([train], str(tmp_path / "x.zarr"), big, unconditional, process, 2, 0, 1, "x", 0, torch.device("cpu"))

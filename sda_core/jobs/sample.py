@@ -1,13 +1,16 @@
-"""Stage: class-conditional generation of the synthetic source set, one shard of sample indices."""
+"""Stage: conditional generation of the synthetic source set, one shard of sample indices: images for
+classes, or (segmentation) for label maps."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
 import torch
 
 from sda_core.compilation import compile_denoiser
+from sda_core.data.digit_scenes import GeneratedMaps
 from sda_core.diffusion.adapt import configure_denoiser, generate
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.finite import check_finite
@@ -44,8 +47,11 @@ def sample_job(
     vae: str | None = None,
     latent_scale: float = 0.18215,
     codec: str = "zstd",
+    label_maps: GeneratedMaps | None = None,
 ) -> None:
-    """One shard of the synthetic set: global sample k gets label k mod num_classes and noise seeded by k.
+    """One shard of the synthetic set: global sample k gets label k mod num_classes and noise seeded by k;
+    with label_maps (a mask-conditional ADM), sample k is drawn for label map k of them instead, and the
+    store keeps the maps as its labels (num_classes and images_per_class are then unused).
 
     A pixel-space generator (sda_core.models.specs.is_latent) is a denoiser trained by this workflow. A
     latent-space one is the official DiT (sda_core.models.dit.load_dit: a weights file or a diffusers
@@ -54,7 +60,9 @@ def sample_job(
     """
     precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
     size = spec.get("sample_size") or spec["image_size"]
-    total = num_classes * images_per_class
+    total = num_classes * images_per_class if label_maps is None else label_maps.count
+    if label_maps is not None and label_maps.resolution != size:
+        raise ValueError(f"label maps of {label_maps.resolution} px for a generator of {size} px")
     start, stop = shard_range(total, num_shards, shard, batch_size)
     if not is_latent(spec):
         model, decoder, image_size = load_denoiser(spec, checkpoint), None, size
@@ -71,7 +79,7 @@ def sample_job(
 
     def compute(lo: int, hi: int):
         indices = np.arange(start + lo, start + hi)
-        labels = sample_labels(indices, num_classes)
+        labels = sample_labels(indices, num_classes) if label_maps is None else label_maps.maps(start + lo, start + hi)
         # DiT's latents are not bounded to [-1, 1]; its sampler does not clip x0 (clip_denoised=False)
         x = generate(
             model,
@@ -93,6 +101,7 @@ def sample_job(
         "spec": spec,
         "checkpoint": checkpoint,
         "images_per_class": images_per_class,
+        **({"label_maps": dataclasses.asdict(label_maps)} if label_maps is not None else {}),
         "respacing": respacing,
         "range": [start, stop],
         "seed": seed,
@@ -110,5 +119,6 @@ def sample_job(
         compute,
         desc=f"sample {shard}",
         codec=codec,
+        label_shape=() if label_maps is None else (size, size),
     )
     log.info("shard %d/%d: samples %d..%d", shard, num_shards, start, stop)

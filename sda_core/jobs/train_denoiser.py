@@ -1,4 +1,4 @@
-"""Stage (digits world): train a diffusion model on the clean source split."""
+"""Stage (embedded worlds): train a diffusion model on the clean source split."""
 
 from __future__ import annotations
 
@@ -15,26 +15,31 @@ log = logging.getLogger(__name__)
 
 
 def train_denoiser_job(
-    store: str, output: str, spec: dict, settings: dict, class_conditional: bool, seed: int, device: torch.device
+    store: str, output: str, spec: dict, settings: dict, conditional: bool, seed: int, device: torch.device
 ) -> None:
+    """conditional: the generator, conditioned on the store's labels, its classes or (an ADM with
+    mask_classes) its label maps; else the unconditional denoiser."""
     data = StoreSequence([store])
     images, labels = data.read(0, len(data))
+    condition = ("label maps" if data.label_shape else "classes") if conditional else None
+    if condition == "label maps" and not spec.get("mask_classes"):
+        raise ValueError(f"{store} holds label maps: a generator conditioned on them needs mask_classes in its spec")
     torch.manual_seed(seed)
     model = build_denoiser(spec)
+    kind = f"conditioned on {condition}" if condition else "unconditional"
     log.info(
         "%s denoiser, %.2fM parameters, %s, %d images",
         spec["arch"],
         sum(p.numel() for p in model.parameters()) / 1e6,
-        "class-conditional" if class_conditional else "unconditional",
+        kind,
         len(images),
     )
-    name = f"the {'class-conditional' if class_conditional else 'unconditional'} {spec['arch']} denoiser ({output})"
     ema = train_denoiser(
         model,
         images,
-        labels if class_conditional else None,
+        labels if conditional else None,
         DenoiserTrainSettings(**settings, seed=seed),
         device,
-        name=name,
+        name=f"the {kind} {spec['arch']} denoiser ({output})",
     )
     save_weights(ema, output, metadata={"arch": spec["arch"]})
