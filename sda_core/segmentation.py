@@ -9,6 +9,8 @@ independent draws.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from sda_core.store import IGNORE_INDEX
@@ -55,18 +57,36 @@ def bootstrap_resamples(num_images: int, seed: int, resamples: int = BOOTSTRAP_R
     return np.random.default_rng(seed).integers(0, num_images, (resamples, num_images))
 
 
-def miou_interval(per_image: np.ndarray, draws: np.ndarray, level: float = BOOTSTRAP_LEVEL) -> tuple[float, float]:
-    """Percentile bootstrap interval (percent) of the mIoU of per-image confusions (N, K, K)."""
-    values = np.array([mean_iou(per_image[rows].sum(0)) for rows in draws])
+def mean_miou(per_set: Sequence[np.ndarray], rows: np.ndarray | None = None) -> float:
+    """The mean over image sets of each set's mIoU (percent), from per-image confusions (N, K, K) per set,
+    on the images `rows` of every set (all when None): e.g. the mean over the test corruptions, which
+    corrupt the same scenes, resampled together."""
+    return float(np.mean([mean_iou(c if rows is None else c[rows]) for c in per_set]))
+
+
+def _resampled(per_set: Sequence[np.ndarray], draws: np.ndarray) -> np.ndarray:
+    sizes = {len(c) for c in per_set}
+    if sizes != {draws.shape[1]}:
+        raise ValueError(f"image sets of {sorted(sizes)} images resampled by draws of {draws.shape[1]}")
+    return np.array([mean_miou(per_set, rows) for rows in draws])
+
+
+def miou_interval(
+    per_set: Sequence[np.ndarray], draws: np.ndarray, level: float = BOOTSTRAP_LEVEL
+) -> tuple[float, float, float]:
+    """(mean mIoU, lower, upper) in percent: a percentile bootstrap over images, the same draws for
+    every set (bootstrap_resamples)."""
+    values = _resampled(per_set, draws)
     tail = (1 - level) / 2
-    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+    return mean_miou(per_set), float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
 
 
 def paired_difference_interval(
-    first: np.ndarray, second: np.ndarray, draws: np.ndarray, level: float = BOOTSTRAP_LEVEL
+    first: Sequence[np.ndarray], second: Sequence[np.ndarray], draws: np.ndarray, level: float = BOOTSTRAP_LEVEL
 ) -> tuple[float, float, float]:
-    """(mIoU(first) - mIoU(second), lower, upper) in points: both scored on each resample of images."""
-    values = np.array([mean_iou(first[rows].sum(0)) - mean_iou(second[rows].sum(0)) for rows in draws])
+    """(mean mIoU of `first` - that of `second`, lower, upper) in points: both methods scored on the
+    same resampled images in each draw, so that what the images share cancels."""
+    values = _resampled(first, draws) - _resampled(second, draws)
     tail = (1 - level) / 2
-    point = mean_iou(first) - mean_iou(second)
+    point = mean_miou(first) - mean_miou(second)
     return point, float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))

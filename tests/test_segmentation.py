@@ -10,6 +10,7 @@ from sda_core.segmentation import (
     class_iou,
     confusions,
     mean_iou,
+    mean_miou,
     miou_interval,
     paired_difference_interval,
 )
@@ -48,12 +49,24 @@ def test_bootstrap_intervals_hold_the_point_and_pair_the_images():
     worse = np.where(np.random.default_rng(2).random(labels.shape) < 0.2, 0, predicted)
     good, bad = confusions(predicted, labels, 5), confusions(worse, labels, 5)
     draws = bootstrap_resamples(40, seed=0, resamples=200)
-    low, high = miou_interval(good, draws)
-    assert low < mean_iou(good) < high
-    point, low, high = paired_difference_interval(good, bad, draws)
+    point, low, high = miou_interval([good], draws)
+    assert point == mean_iou(good) and low < point < high
+    point, low, high = paired_difference_interval([good], [bad], draws)
     assert point == pytest.approx(mean_iou(good) - mean_iou(bad)) and 0 < low < point < high
-    assert paired_difference_interval(good, good, draws) == (0.0, 0.0, 0.0)
+    assert paired_difference_interval([good], [good], draws) == (0.0, 0.0, 0.0)
     np.testing.assert_array_equal(draws, bootstrap_resamples(40, seed=0, resamples=200))
+    with pytest.raises(ValueError, match="resampled by draws of 40"):
+        miou_interval([good[:30]], draws)
+
+
+def test_the_mean_over_sets_is_the_mean_of_their_mious_and_is_resampled_by_scene():
+    """The corruptions corrupt the same scenes: one draw of scenes resamples every set."""
+    sets = [confusions(*_maps(seed, n=30), 5) for seed in (3, 4, 5)]
+    assert mean_miou(sets) == pytest.approx(np.mean([mean_iou(c) for c in sets]))
+    draws = bootstrap_resamples(30, seed=1, resamples=100)
+    point, low, high = miou_interval(sets, draws)
+    assert point == pytest.approx(mean_miou(sets)) and low < point < high
+    assert mean_miou(sets, draws[0]) == pytest.approx(np.mean([mean_iou(c[draws[0]]) for c in sets]))
 
 
 def test_deeplabv3_on_a_timm_backbone_gives_logits_at_the_input_size_and_round_trips(tmp_path):
