@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from shard_helpers import whole_and_in_two_shards
 
 from sda_core.data.digit_scenes import (
     BACKGROUND,
@@ -93,11 +94,7 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
             str(output), spec, generator, NUM_CLASSES, 0, 3, 2, shard, shards, 0, torch.device("cpu"), label_maps=maps
         )
 
-    sample(tmp_path / "one.zarr", 0, 1)
-    sample(tmp_path / "a.zarr", 0, 2)
-    sample(tmp_path / "b.zarr", 1, 2)
-    one = StoreSequence([tmp_path / "one.zarr"]).read(0, 5)
-    two = StoreSequence([tmp_path / "a.zarr", tmp_path / "b.zarr"]).read(0, 5)
+    one, two = whole_and_in_two_shards(sample, tmp_path, 5)
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], maps.maps(0, 5))
     assert not np.array_equal(maps.maps(0, 5), source.labels()[:5])  # new maps, not the source scenes'

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from shard_helpers import whole_and_in_two_shards
 
 import sda_core.jobs.adapt as adapt_module
 from sda_core.checkpoints import save_weights
@@ -116,11 +117,7 @@ def test_sampling_labels_are_explicit_and_shard_invariant(tmp_path):
             device=torch.device("cpu"),
         )
 
-    run(tmp_path / "one.zarr", 0, 1)
-    run(tmp_path / "a.zarr", 0, 2)
-    run(tmp_path / "b.zarr", 1, 2)
-    one = StoreSequence([tmp_path / "one.zarr"]).read(0, 9)
-    two = StoreSequence([tmp_path / "a.zarr", tmp_path / "b.zarr"]).read(0, 9)
+    one, two = whole_and_in_two_shards(run, tmp_path, 9)
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], sample_labels(np.arange(9), 3))
     np.testing.assert_array_equal(np.bincount(one[1]), [3, 3, 3])
