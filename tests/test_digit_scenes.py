@@ -121,3 +121,43 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
     with pytest.raises(ValueError, match="misaligned"):
         big = {**tiny_adm_spec, "image_size": 16}
         adapt_job([train], str(tmp_path / "x.zarr"), big, unconditional, process, 2, 0, 1, "x", 0, torch.device("cpu"))
+
+
+def test_a_segmenter_is_trained_fine_tuned_and_predicts_per_pixel_through_the_classifier_jobs(tmp_path):
+    from sda_core.image_sets import labels_key, predictions_key
+    from sda_core.jobs.predict import predict_job
+    from sda_core.jobs.prepare_digit_scenes import prepare_digit_scenes_job
+    from sda_core.jobs.train_classifier import train_classifier_job
+
+    train, test = str(tmp_path / "train.zarr"), str(tmp_path / "test.zarr")
+    prepare_digit_scenes_job(train, test, 8, 0.3, train_scenes=16, test_scenes=6, seed=0)
+    model = {"timm_name": "convnext_atto", "timm_kwargs": {"patch_size": 1, "depths": [1, 1, 1, 1], "dims": [8] * 4}}
+    segmenter = {"feature_index": 0, "atrous_rates": [1, 2], "aspp_channels": 8}
+    settings = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 8, "epochs": 1, "schedule": "constant"}
+    source, tuned = str(tmp_path / "source.safetensors"), str(tmp_path / "tuned.safetensors")
+    common = dict(num_classes=NUM_CLASSES, settings=settings, preprocess={"resize": 8, "crop": 8}, seed=0)
+    common.update(device=torch.device("cpu"), segmenter=segmenter)
+    train_classifier_job([train], source, model["timm_name"], model["timm_kwargs"], **common)
+    train_classifier_job([train], tuned, model["timm_name"], model["timm_kwargs"], init_weights=source, **common)
+    output = tmp_path / "predictions.npz"
+    predict_job(
+        {"target/clean": [test]},
+        str(output),
+        model["timm_name"],
+        model["timm_kwargs"],
+        NUM_CLASSES,
+        {"source": source, "finetuned": tuned},
+        {"target/clean": ["source", "finetuned"]},
+        {"resize": 8, "crop": 8},
+        torch.device("cpu"),
+        batch_size=4,
+        segmenter=segmenter,
+    )
+    stored = np.load(output)
+    probabilities = stored[predictions_key("source", "target/clean")]
+    assert probabilities.shape == (6, NUM_CLASSES, 8, 8) and probabilities.dtype == np.float16
+    np.testing.assert_allclose(probabilities.astype(np.float32).sum(1), 1.0, atol=1e-2)
+    np.testing.assert_array_equal(
+        stored[labels_key("target/clean")], make_scenes(digit_pools(0.3, 0)[1], 8, "test", 0, 0, 6)[1]
+    )
+    assert not np.array_equal(probabilities, stored[predictions_key("finetuned", "target/clean")])

@@ -95,3 +95,13 @@ def test_deeplabv3_on_a_timm_backbone_gives_logits_at_the_input_size_and_round_t
     assert deepest.deeplab.backbone.reduction == 8
     with pytest.raises(ValueError, match="unknown timm architecture"):
         create_segmenter(SegmenterSpec("resnet10", 11))
+
+
+def test_the_task_scores_classes_by_top1_and_label_maps_by_miou():
+    from sda_core.tasks import score_summary
+
+    probabilities = np.eye(3)[[0, 1, 2, 2]]
+    assert score_summary(probabilities, np.array([0, 1, 2, 0]), 3) == "top-1 75.00%"
+    predicted, labels = _maps(6, n=4, classes=3)
+    per_pixel = np.moveaxis(np.eye(3)[predicted], -1, 1)
+    assert score_summary(per_pixel, labels, 3) == f"mIoU {mean_iou(confusions(predicted, labels, 3)):.2f}%"

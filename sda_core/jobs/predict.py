@@ -20,8 +20,9 @@ from sda_core.finite import check_finite
 from sda_core.image_sets import labels_key, predictions_key
 from sda_core.images import to_unit
 from sda_core.loading import WaitClock, batch_loader
-from sda_core.models.classifiers import Preprocess, load_classifier
+from sda_core.models.classifiers import Preprocess
 from sda_core.precision import autocast, set_up_precision
+from sda_core.tasks import load_model, score_summary
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,21 @@ def predict_job(
     precision: str = "auto",
     threads: int = 1,
     workers: int | None = None,
+    segmenter: dict | None = None,
 ) -> None:
     """weights maps a model name (sda_core.image_sets: source, finetuned, ...) to its checkpoint;
     image_sets a set name to its stores; models a set name to the models that score it.
     precision (sda_core.precision): the classifiers' autocast; softmax is taken in float32. The stores are
-    decoded ahead by DataLoader workers (sda_core.loading; workers None: from threads and device)."""
+    decoded ahead by DataLoader workers (sda_core.loading; workers None: from threads and device).
+    With `segmenter` (sda_core.tasks), the models are segmenters and each image's probabilities are
+    per pixel, (classes, H, W)."""
     precision = set_up_precision(precision, device)
     preprocess = Preprocess(**preprocess)
     unknown = sorted({model for names in models.values() for model in names} - set(weights))
     if unknown:
         raise ValueError(f"no weights given for model(s) {', '.join(unknown)}")
     loaded = {
-        name: load_classifier(timm_name, num_classes, timm_kwargs, path).to(device).eval()
+        name: load_model(timm_name, num_classes, timm_kwargs, path, segmenter).to(device).eval()
         for name, path in weights.items()
     }
     arrays: dict[str, np.ndarray] = {}
@@ -77,8 +81,8 @@ def predict_job(
         arrays[labels_key(set_name)] = np.concatenate(labels)
         for name in scoring:
             arrays[predictions_key(name, set_name)] = np.concatenate(probs[name]).astype(np.float16)
-            accuracy = np.mean(arrays[predictions_key(name, set_name)].argmax(1) == arrays[labels_key(set_name)])
-            log.info("%s on %s: top-1 %.2f%%", name, set_name, 100 * accuracy)
+            summary = score_summary(arrays[predictions_key(name, set_name)], arrays[labels_key(set_name)], num_classes)
+            log.info("%s on %s: %s", name, set_name, summary)
     tmp = Path(f"{output}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, output)

@@ -10,9 +10,10 @@ import torch
 from sda_core.checkpoints import save_weights
 from sda_core.classifier_training import TrainSettings, train_classifier
 from sda_core.loading import StoreRows
-from sda_core.models.classifiers import Preprocess, create_classifier, load_classifier
+from sda_core.models.classifiers import Preprocess
 from sda_core.precision import set_up_precision
 from sda_core.store import StoreSequence
+from sda_core.tasks import create_model, load_model
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ def train_classifier_job(
     precision: str = "auto",
     threads: int = 1,
     workers: int | None = None,
+    segmenter: dict | None = None,
 ) -> None:
     """Train all layers on the images of `stores`; SDA's fine-tuning starts from `init_weights`.
-    With images_per_class, on the first that many images of each class (the set-size study)."""
+    With images_per_class, on the first that many images of each class (the set-size study). With
+    `segmenter` (sda_core.tasks), a segmenter on stores with label maps."""
     precision = set_up_precision(precision, device)
     positions = None
     if images_per_class is not None:
@@ -54,9 +57,9 @@ def train_classifier_job(
     data = StoreRows(stores, positions)  # streamed from the stores by the loader's workers
     torch.manual_seed(seed)  # before the model exists: its random initialisation is part of the result
     model = (
-        create_classifier(timm_name, num_classes, timm_kwargs)
+        create_model(timm_name, num_classes, timm_kwargs, segmenter)
         if init_weights is None
-        else load_classifier(timm_name, num_classes, timm_kwargs, init_weights)
+        else load_model(timm_name, num_classes, timm_kwargs, init_weights, segmenter)
     )
     log.info(
         "%s on %d images (%s), precision %s",
