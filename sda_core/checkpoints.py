@@ -108,6 +108,6 @@ def sorted_metadata_header(data: memoryview) -> tuple[bytes, memoryview]:
     header = json.loads(bytes(data[8 : 8 + length]))
     if "__metadata__" in header:
         header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
-    text = json.dumps(header, separators=(",", ":")).encode()
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()  # raw UTF-8, as safetensors
     text += b" " * (-len(text) % 8)
     return struct.pack("<Q", len(text)) + text, data[8 + length :]

@@ -160,9 +160,34 @@ def labelled_mask(y: torch.Tensor) -> torch.Tensor:
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy over the labels that count (labelled_mask): per image for classes (N,), per
-    pixel for label maps (N, H, W) against logits (N, classes, H, W)."""
-    ignore_index = IGNORE_INDEX if y.ndim > 1 else -100  # -100: torch's default, never a class
-    return nn.functional.cross_entropy(logits, y, ignore_index=ignore_index, label_smoothing=label_smoothing)
+    pixel for label maps (N, H, W) against logits (N, classes, H, W); 0 for maps without a labelled
+    pixel (torch's mean would divide by zero)."""
+    if y.ndim == 1:
+        return nn.functional.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    total = nn.functional.cross_entropy(
+        logits, y, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing, reduction="sum"
+    )
+    return total / labelled_mask(y).sum().clamp(min=1)
+
+
+def check_map_geometry(preprocess: Preprocess, label_shape: tuple[int, ...]) -> None:
+    """Label maps are used as stored: refuse a preprocess that resizes or crops their images (the
+    logits would show another part of the image than the map labels)."""
+    if label_shape and not preprocess.resize == preprocess.crop == label_shape[0] == label_shape[1]:
+        raise ValueError(
+            f"label maps of shape {tuple(label_shape)} need classifier_input resize and crop equal to their "
+            f"side, got resize {preprocess.resize}, crop {preprocess.crop}"
+        )
+
+
+def check_slices_for_batch_norm(slice_sizes: list[int]) -> None:
+    """A segmenter's ASPP pools each image to 1x1 before a BatchNorm, which needs two values per
+    channel: a slice of one image would stop the training midway, so refuse it before the first step."""
+    if 1 in slice_sizes:
+        raise ValueError(
+            "a training batch (or micro-batch) of one image: a DeepLabV3's pooled ASPP branch needs at least "
+            "two for its batch norm; choose batch_size (and micro_batch_size) so that no batch holds one image"
+        )
 
 
 def train_classifier(
@@ -184,7 +209,9 @@ def train_classifier(
     torchvision's segmentation references.
 
     With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
-    models without batch norm, and batch-norm statistics per slice, as on several GPUs.
+    models without batch norm trained on classes (each slice's mean weighted by its images; for label
+    maps a slice's mean is over its labelled pixels, weighted the same), and batch-norm statistics per
+    slice, as on several GPUs.
     The slices are read and augmented by DataLoader workers (sda_core.loading; workers None: from
     `threads` and the device), one slice per loader item, so that the batches in flight stay small;
     augmentation is seeded per image and epoch, so the result does not depend on the worker count.
@@ -207,6 +234,9 @@ def train_classifier(
             parts = [index[start : start + micro] for start in range(0, len(index), micro)]
             steps.append((epoch, step, len(index), len(parts)))
             slices += [[(epoch, int(i)) for i in part] for part in parts]
+    if data.label_shape:
+        check_map_geometry(preprocess, data.label_shape)
+        check_slices_for_batch_norm([len(part) for part in slices])
     augment = make_augment(settings.augment, preprocess)
     loader = training_loader(TrainingImages(data, augment, settings.seed), slices, threads, device, workers)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")

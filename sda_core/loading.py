@@ -58,6 +58,11 @@ class StoreRows:
     def __len__(self) -> int:
         return len(self.positions)
 
+    @property
+    def label_shape(self) -> tuple[int, ...]:
+        """() for classes, (H, W) for label maps."""
+        return self.sequence.label_shape
+
     def rows(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Images, labels and store positions of rows `indices`."""
         positions = self.positions[np.asarray(indices, dtype=np.int64)]
@@ -69,6 +74,7 @@ class ArrayRows:
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
         self.images, self.labels = images, labels
+        self.label_shape = tuple(labels.shape[1:])  # () for classes, (H, W) for label maps
 
     def __len__(self) -> int:
         return len(self.images)
@@ -153,7 +159,7 @@ def _stack(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor,
 def batch_loader(
     paths: Sequence[str | os.PathLike], batch_size: int, threads: int, device: torch.device, workers: int | None = None
 ) -> DataLoader:
-    """The stores' consecutive batches (uint8 NHWC images, int64 labels), decoded ahead by workers
+    """The stores' consecutive batches (uint8 NHWC images, int64 classes or uint8 label maps), decoded ahead by workers
     (None: loader_workers)."""
     workers = loader_workers(threads, device) if workers is None else workers
     return DataLoader(

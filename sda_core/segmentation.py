@@ -1,8 +1,9 @@
 """Segmentation scores: confusion matrices per image, mean IoU, and its bootstrap interval over images.
 
-mIoU follows PASCAL VOC's evaluation: the confusion matrix is summed over the whole set first, each
+mIoU sums the confusion matrix over the whole set first, as PASCAL VOC's evaluation does; each
 class's IoU is TP / (TP + FP + FN) over it, and the mean runs over the classes that occur in the
-labels or the predictions of the set (a class absent from both has no IoU). Pixels labelled
+labels or the predictions of the set (scikit-learn's macro average; VOC's devkit averages over every
+class, which differs only for a set, or a bootstrap resample, that misses a class entirely). Pixels labelled
 IGNORE_INDEX count nowhere. Intervals resample images, not pixels: the pixels of one image are not
 independent draws.
 """

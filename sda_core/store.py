@@ -140,6 +140,8 @@ class ImageStore:
                 f"chunk {chunk} of {self.path} expects labels of shape {(stop - start, *self.label_shape)}, "
                 f"got {np.shape(labels)}"
             )
+        if self.label_shape and np.size(labels) and not 0 <= np.min(labels) <= np.max(labels) <= IGNORE_INDEX:
+            raise StoreError(f"chunk {chunk} of {self.path}: label-map values outside 0..{IGNORE_INDEX}")
         self.images[start:stop] = images
         self.labels[start:stop] = labels
         self.group["done"][chunk] = True  # last: the flag vouches for the data written before it

@@ -2,9 +2,9 @@
 segmentation (a label map per image) a DeepLabV3 on a timm backbone (sda_core.models.segmenters).
 
 The choice is made here once, from the architecture's model params: `segmenter` (the head's settings:
-feature_index, atrous_rates, aspp_channels) makes it a segmenter. Everything else is shared by the
-tasks: the training loop (per-pixel cross-entropy for label maps), the stores, the diffusion stages,
-and the ensembles' softmax sums, over the class axis per image or per pixel.
+feature_index, atrous_rates, aspp_channels) makes it a segmenter. The training loop (per-pixel
+cross-entropy for label maps), the stores, the diffusion stages and the prediction job are shared by
+the tasks; the scoring of segmentation (sda_core.segmentation) is not wired into the workflow yet.
 """
 
 from __future__ import annotations

@@ -105,6 +105,24 @@ def test_a_segmenter_learns_a_toy_label_map_problem_through_the_same_training():
     assert mean_iou(confusions(predicted, maps, 3)) > 90
 
 
+def test_label_maps_refuse_a_resizing_preprocess_a_batch_of_one_and_score_an_unlabelled_slice_zero():
+    """Maps are used as stored, so their images are not resized or cropped; an ASPP's pooled batch norm
+    needs two images; a slice with no labelled pixel adds nothing instead of NaN."""
+    from sda_core.models.segmenters import SegmenterSpec, create_segmenter
+
+    images = np.zeros((17, 8, 8, 3), np.uint8)
+    maps = np.zeros((17, 8, 8), np.uint8)
+    spec = SegmenterSpec("convnext_atto", 3, {"patch_size": 1, "depths": [1, 1, 1, 1], "dims": [8] * 4}, 0, (1,), 8)
+    settings = TrainSettings(optimizer="adamw", lr=1e-3, epochs=1, batch_size=8, schedule="constant")
+    cpu = torch.device("cpu")
+    with pytest.raises(ValueError, match="resize and crop equal to their side"):
+        train_classifier(create_segmenter(spec), ArrayRows(images[:16], maps[:16]), settings, Preprocess(10, 8), cpu)
+    with pytest.raises(ValueError, match="batch .* of one image"):
+        train_classifier(create_segmenter(spec), ArrayRows(images, maps), settings, Preprocess(8, 8), cpu)
+    unlabelled = torch.full((2, 8, 8), 255)
+    assert cross_entropy(torch.randn(2, 3, 8, 8), unlabelled).item() == 0.0
+
+
 def test_micro_batches_give_the_same_update_without_batch_norm():
     """Gradient accumulation (one GPU standing in for the reference's eight) changes nothing for LayerNorm models."""
     import copy

@@ -44,7 +44,7 @@ def test_label_maps_hold_one_to_three_digits_over_background_and_match_the_pixel
         digits = set(np.unique(label_map)) - {BACKGROUND}
         assert 1 <= len(digits) <= MAX_DIGITS  # two equal digits in one scene count once here
         counts.append(len(digits))
-        # digits are blended in at alpha >= 0.5 in colours >= 0.6 over a background <= 0.35 + grain
+        # digits are blended in at alpha >= 0.25 in colours >= 0.6 over a background <= 0.35 + grain
         assert image[label_map != BACKGROUND].min() > image[label_map == BACKGROUND].mean()
     assert len(set(counts)) > 1  # not always the same number of digits
     smallest, largest = scale_range(size)
@@ -94,6 +94,21 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
             str(output), spec, generator, NUM_CLASSES, 0, 3, 2, shard, shards, 0, torch.device("cpu"), label_maps=maps
         )
 
+    with pytest.raises(ValueError, match="needs a generator with mask_classes"):
+        sample_job(
+            str(tmp_path / "x.zarr"),
+            tiny_adm_spec,
+            generator,
+            NUM_CLASSES,
+            0,
+            3,
+            2,
+            0,
+            1,
+            0,
+            torch.device("cpu"),
+            label_maps=maps,
+        )
     one, two = whole_and_in_two_shards(sample, tmp_path, 5)
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], maps.maps(0, 5))
@@ -139,6 +154,8 @@ def test_a_segmenter_is_trained_fine_tuned_and_predicts_per_pixel_through_the_cl
     common.update(device=torch.device("cpu"), segmenter=segmenter)
     train_classifier_job([train], source, model["timm_name"], model["timm_kwargs"], **common)
     train_classifier_job([train], tuned, model["timm_name"], model["timm_kwargs"], init_weights=source, **common)
+    with pytest.raises(ValueError, match="label maps have none"):
+        train_classifier_job([train], tuned, model["timm_name"], model["timm_kwargs"], images_per_class=1, **common)
     output = tmp_path / "predictions.npz"
     predict_job(
         {"target/clean": [test]},

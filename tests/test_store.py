@@ -261,6 +261,8 @@ def test_label_maps_of_the_wrong_shape_are_refused_and_a_class_store_is_not_resu
     store = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {}, label_shape=(4, 4))
     with pytest.raises(StoreError, match=r"labels of shape \(2, 4, 4\)"):
         store.write_chunk(0, _images(2)[0], np.zeros((2, 3, 4), np.uint8))
+    with pytest.raises(StoreError, match="outside 0..255"):
+        store.write_chunk(0, _images(2)[0], np.full((2, 4, 4), 300))
     store.write_chunk(0, _images(2)[0], _label_maps(2))
     resumed = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {}, label_shape=(4, 4))
     assert resumed.pending_chunks() == [1]

@@ -10,6 +10,7 @@ and target scenes draw their digits from disjoint halves of the digit images (st
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +46,10 @@ class DigitPool:
         return len(self.digits)
 
 
+@functools.cache  # a sampling job asks for every chunk it draws
 def digit_pools(test_fraction: float, seed: int) -> tuple[DigitPool, DigitPool]:
-    """(source, target) pools: a stratified split of scikit-learn's 1,797 digits, disjoint by image."""
+    """(source, target) pools: a stratified split of scikit-learn's 1,797 digits, disjoint by image
+    (shared: not to be modified)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

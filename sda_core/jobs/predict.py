@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sda_core.classifier_training import check_map_geometry
 from sda_core.finite import check_finite
 from sda_core.image_sets import labels_key, predictions_key
 from sda_core.images import to_unit
 from sda_core.loading import WaitClock, batch_loader
 from sda_core.models.classifiers import Preprocess
 from sda_core.precision import autocast, set_up_precision
+from sda_core.store import StoreSequence
 from sda_core.tasks import load_model, score_summary
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def predict_job(
     }
     arrays: dict[str, np.ndarray] = {}
     for set_name, stores in image_sets.items():
+        check_map_geometry(preprocess, StoreSequence(stores).label_shape)
         scoring = {name: loaded[name] for name in models[set_name]}
         probs: dict[str, list[np.ndarray]] = {name: [] for name in scoring}
         labels = []

@@ -17,7 +17,7 @@ from sda_core.finite import check_finite
 from sda_core.images import from_model_range
 from sda_core.models.denoisers import load_denoiser
 from sda_core.models.dit import decode_latents, load_dit, load_vae, vae_image_size
-from sda_core.models.specs import is_latent
+from sda_core.models.specs import is_latent, mask_classes
 from sda_core.precision import set_up_precision
 from sda_core.seeding import sample_generators
 from sda_core.store import fill_store, shard_range
@@ -61,6 +61,8 @@ def sample_job(
     precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
     size = spec.get("sample_size") or spec["image_size"]
     total = num_classes * images_per_class if label_maps is None else label_maps.count
+    if label_maps is not None and not mask_classes(spec):
+        raise ValueError("drawing images for label maps needs a generator with mask_classes in its spec")
     if label_maps is not None and label_maps.resolution != size:
         raise ValueError(f"label maps of {label_maps.resolution} px for a generator of {size} px")
     start, stop = shard_range(total, num_shards, shard, batch_size)

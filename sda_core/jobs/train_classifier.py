@@ -53,6 +53,8 @@ def train_classifier_job(
     precision = set_up_precision(precision, device)
     positions = None
     if images_per_class is not None:
+        if segmenter is not None:
+            raise ValueError("images_per_class picks images by their class: label maps have none")
         positions = class_balanced_subset(StoreSequence(stores).labels(), images_per_class, num_classes)
     data = StoreRows(stores, positions)  # streamed from the stores by the loader's workers
     torch.manual_seed(seed)  # before the model exists: its random initialisation is part of the result

@@ -9,6 +9,7 @@ import torch
 from sda_core.checkpoints import save_weights
 from sda_core.diffusion.training import DenoiserTrainSettings, train_denoiser
 from sda_core.models.denoisers import build_denoiser
+from sda_core.models.specs import mask_classes
 from sda_core.store import StoreSequence
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ def train_denoiser_job(
     data = StoreSequence([store])
     images, labels = data.read(0, len(data))
     condition = ("label maps" if data.label_shape else "classes") if conditional else None
-    if condition == "label maps" and not spec.get("mask_classes"):
+    if condition == "label maps" and not mask_classes(spec):
         raise ValueError(f"{store} holds label maps: a generator conditioned on them needs mask_classes in its spec")
     torch.manual_seed(seed)
     model = build_denoiser(spec)
