@@ -1,6 +1,7 @@
 # SDA / DDA diffusion-driven test-time adaptation as cached, resumable, shardable stages.
 #   snakemake --cores all                                   # the paper setup (config.yaml)
 #   snakemake --cores all --configfile presets/digits.yaml  # the embedded digits world
+#   snakemake --cores all --configfile presets/digit_scenes.yaml  # its scenes, for segmentation
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -26,6 +27,15 @@ include: "rules/finetune.smk"
 if WORLD == "digits":
 
     include: "rules/digits.smk"
+
+elif WORLD == "digit_scenes":
+
+    include: "rules/digit_scenes.smk"
+
+
+if EMBEDDED:
+
+    include: "rules/embedded.smk"
 
 else:
 

@@ -4,17 +4,19 @@ from snakemake.utils import validate
 
 from sda_core import image_sets
 from sda_core.config_checks import config_problems, problems_message, unknown_timm_models
-from sda_core.data.digits import NUM_CLASSES as DIGITS_NUM_CLASSES
 from sda_core.diffusion.processes import reverse_process
 from sda_core.models.specs import resolve_spec
 from sda_core.seeds import seed_folder, table_path
 from sda_core.sources import adapted_folder, imagenet_folder
 from sda_core.studies import Studies
+from sda_core.worlds import is_embedded, num_classes
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = "results"  # every output of the workflow lies under it
 WORLD = config["world"]
+TASK = config["task"]  # classification or segmentation (sda_core.worlds; sda_core.tasks picks the model)
+EMBEDDED = is_embedded(WORLD)  # data and models made here
 SEED = config["seed"]
 # What a seed makes lies in its own folder (seed 0: RESULTS itself), so that several seeds sit side by
 # side (tools/seeds.py); what no seed changes (ImageNet imports, manifests) is shared in RESULTS.
@@ -25,7 +27,7 @@ CORRUPTIONS = TEST_CORRUPTIONS + VALIDATION_CORRUPTIONS
 # named target sets (e.g. ImageNet-W): adapted, predicted and scored like a corruption, in tables of their own
 TARGETS = [target["name"] for target in config["targets"]]
 ARCHS = {arch["name"]: arch for arch in config["architectures"]}
-NUM_CLASSES = DIGITS_NUM_CLASSES if WORLD == "digits" else config["imagenet"]["num_classes"]
+NUM_CLASSES = num_classes(config)
 # what the schema cannot say, all at once and before any job (sda_core.config_checks)
 CONFIG_PROBLEMS = config_problems(config, NUM_CLASSES)
 if WORLD == "imagenet" and workflow.is_main_process:
@@ -34,7 +36,7 @@ if CONFIG_PROBLEMS:
     raise WorkflowError(problems_message(CONFIG_PROBLEMS))
 DENOISER_SPECS = {role: resolve_spec(config["denoisers"][role]["spec"]) for role in ("unconditional", "generator")}
 # Clean target images: the digits test split; for ImageNet a subset of val, when val_root is given.
-HAS_CLEAN = WORLD == "digits" or config["imagenet"]["val_root"] is not None
+HAS_CLEAN = EMBEDDED or config["imagenet"]["val_root"] is not None
 # the studies beside the main table (sda_core.studies): their image sets, models and methods
 STUDIES = Studies.from_config(config, HAS_CLEAN)
 IMAGE_SETS = image_sets.RunImageSets(
@@ -54,9 +56,13 @@ JOB_THREADS = config["threads"]
 
 
 def classifier_model(arch):
-    """What builds an architecture's classifier: its params, apart from the training settings (so that a
-    change of the fine-tuning recipe does not retrain or re-import the source model)."""
-    return {"timm_name": ARCHS[arch]["timm_name"], "timm_kwargs": ARCHS[arch]["timm_kwargs"]}
+    """What builds an architecture's classifier (or segmenter: sda_core.tasks): its params, apart from the
+    training settings (so that a change of the fine-tuning recipe does not retrain or re-import the
+    source model). A classifier's params name no segmenter, as before the task existed."""
+    model = {"timm_name": ARCHS[arch]["timm_name"], "timm_kwargs": ARCHS[arch]["timm_kwargs"]}
+    if TASK == "segmentation":
+        model["segmenter"] = ARCHS[arch]["segmenter"]  # present: sda_core.worlds.task_problems
+    return model
 
 
 def job_device(uses_gpu):
@@ -107,21 +113,22 @@ def benchmark_path(name):
     return f"{RUN}/benchmarks/{name}.tsv"
 
 
-def digits_store(split):
-    return f"{RUN}/data/digits/{split}.zarr"
+def world_store(split):
+    """An embedded world's clean source (train) or target (test) split."""
+    return f"{RUN}/data/{WORLD}/{split}.zarr"
 
 
 def denoiser_weights(role):
-    """digits: trained by the workflow; imagenet: the official weights named in the config."""
-    if WORLD == "digits":
+    """embedded worlds: trained by the workflow; imagenet: the official weights named in the config."""
+    if EMBEDDED:
         return f"{RUN}/models/{role}.safetensors"
     return config["denoisers"][role]["checkpoint"]
 
 
 def source_weights(arch):
-    """digits: trained by the workflow; imagenet: the published weights, imported (rules/imagenet.smk),
-    the same for every seed."""
-    return f"{RUN if WORLD == 'digits' else RESULTS}/models/source/{arch}.safetensors"
+    """embedded worlds: trained by the workflow; imagenet: the published weights, imported
+    (rules/imagenet.smk), the same for every seed."""
+    return f"{RUN if EMBEDDED else RESULTS}/models/source/{arch}.safetensors"
 
 
 def classifier_weights(model, arch):
@@ -146,8 +153,8 @@ def mod_store(shard, t=None):
 
 def target_store(corruption):
     """A target set's store: a corruption, or the clean images."""
-    if corruption == image_sets.CLEAN and WORLD == "digits":
-        return digits_store("test")
+    if corruption == image_sets.CLEAN and EMBEDDED:
+        return world_store("test")
     return f"{RUN if target_uses_seed(corruption) else RESULTS}/target/{corruption}.zarr"
 
 
@@ -156,7 +163,7 @@ def target_uses_seed(corruption):
     class-balanced subset (the clean set, imagenet.images_per_class) or corrupts val itself. Apart from
     the clean set the answer must not depend on the name: rule import_images spells its output with the
     "{corruption}" wildcard (named targets of an imagenet_val run are therefore kept per seed too)."""
-    if WORLD == "digits" or corruption == image_sets.CLEAN:
+    if EMBEDDED or corruption == image_sets.CLEAN:
         return True
     return config["imagenet"]["images_per_class"] is not None or config["imagenet"]["target"] == "imagenet_val"
 
@@ -403,6 +410,17 @@ if STUDIES.fusions:
 RESULT_FILES += [table_file(name) for target in TARGETS for name in (target, f"{target}_paired")]
 if STUDIES.sweep:
     RESULT_FILES += [table_file("timesteps"), table_file("timesteps_gain"), plot_file("timesteps")]
+
+
+def generated_label_maps():
+    """The sampling rule's label_maps param: the maps the generator draws the synthetic set for
+    (sda_core.data.digit_scenes.GeneratedMaps); no param at all (classes) unless the task is segmentation,
+    so that a classification run's params, and so its finished samples, stay as they were."""
+    if TASK != "segmentation":
+        return {}
+    scenes = config["digit_scenes"]
+    maps = {"resolution": scenes["resolution"], "test_fraction": scenes["test_fraction"], "seed": SEED}
+    return {"label_maps": {**maps, "count": scenes["generated_scenes"]}}
 
 
 def generator_weights(wildcards):

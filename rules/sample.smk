@@ -1,4 +1,5 @@
-# Class-conditional generation of the synthetic source set, sharded over sample indices.
+# Conditional generation of the synthetic source set, sharded over sample indices: images for classes,
+# or (task segmentation) for label maps composed for it.
 
 
 rule sample_synthetic:
@@ -17,6 +18,7 @@ rule sample_synthetic:
     resources:
         gpu=GPUS_PER_JOB,
     params:
+        **generated_label_maps(),
         spec=DENOISER_SPECS["generator"],
         num_classes=NUM_CLASSES,
         images_per_class=config["sampling"]["images_per_class"],

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter
 
 from sda_core import batching, compilation, precision
-from sda_core.models.specs import image_size, is_latent, num_classes, resolve_spec, spec_problems
+from sda_core.models.specs import image_size, is_latent, mask_classes, num_classes, resolve_spec, spec_problems
+from sda_core.worlds import is_embedded, task_problems
 
 
 def config_problems(config: dict, data_classes: int) -> list[str]:
@@ -29,6 +30,7 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             f"corruptions: {', '.join(both)} in both test and validation; a corruption tuned on "
             "must not be scored as a test corruption"
         )
+    problems += task_problems(config)
     problems += target_problems(config)
     problems += gda_problems(config)
     problems += [
@@ -42,8 +44,10 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
     ]
     imagenet = config["imagenet"]
     for key in ("adapted_root", "subset_file"):
-        if config["world"] == "digits" and imagenet[key] is not None:
-            problems.append(f"imagenet.{key}: world digits makes its target sets here; it applies to world imagenet")
+        if is_embedded(config["world"]) and imagenet[key] is not None:
+            problems.append(
+                f"imagenet.{key}: world {config['world']} makes its target sets here; it applies to world imagenet"
+            )
     pre_adapted = imagenet["adapted_root"] is not None or any(t["adapted_root"] for t in config["targets"])
     if config["world"] == "imagenet" and pre_adapted and imagenet["skip_unreadable"]:
         problems.append(
@@ -80,14 +84,21 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
                 f"adaptation.guidance.downsample: {downsample} is larger than the unconditional model's "
                 f"images ({size} px); at most {size}"
             )
-    if "generator" in specs:
+    if "generator" in specs and config["task"] == "segmentation":
+        classes = mask_classes(specs["generator"])
+        if classes != data_classes:
+            problems.append(
+                f"denoisers.generator.spec: conditioned on label maps of {classes} classes (mask_classes), "
+                f"the data has {data_classes}"
+            )
+    elif "generator" in specs:
         classes = num_classes(specs["generator"])
         if classes != data_classes:
             key = "num_classes" if resolve_spec(specs["generator"])["arch"] == "adm" else "num_embeds_ada_norm"
             problems.append(
                 f"denoisers.generator.spec: conditioned on {classes} classes ({key}), the data has {data_classes}"
             )
-    has_clean = config["world"] == "digits" or config["imagenet"]["val_root"] is not None
+    has_clean = is_embedded(config["world"]) or config["imagenet"]["val_root"] is not None
     if config["gates"]["source_clean_accuracy"] is not None and not has_clean:
         problems.append(
             "gates.source_clean_accuracy: there are no clean target images to measure it on; set "
@@ -171,10 +182,13 @@ def target_problems(config: dict) -> list[str]:
             problems.append(f"{key}: world imagenet reads a named target from a folder; set its root (<root>/<wnid>/*)")
         if config["world"] == "imagenet" and target["shift"] is not None:
             problems.append(f"{key}: shift makes a digits target; world imagenet reads it from root")
-        if config["world"] == "digits" and target["shift"] is None:
-            problems.append(f"{key}: world digits makes a named target here; set its shift (watermark)")
-        if config["world"] == "digits" and (target["root"] is not None or target["adapted_root"] is not None):
-            problems.append(f"{key}: world digits makes its targets here; root and adapted_root are for world imagenet")
+        world = config["world"]
+        if is_embedded(world) and target["shift"] is None:
+            problems.append(f"{key}: world {world} makes a named target here; set its shift (watermark)")
+        if is_embedded(world) and (target["root"] is not None or target["adapted_root"] is not None):
+            problems.append(
+                f"{key}: world {world} makes its targets here; root and adapted_root are for world imagenet"
+            )
     return problems
 
 

@@ -16,4 +16,5 @@ predict_job(
     device=device,
     precision=p.precision,
     threads=snakemake.threads,
+    segmenter=p.model.get("segmenter"),
 )

@@ -1,4 +1,5 @@
-# Class-conditional generation of one shard of the synthetic source set.
+# Conditional generation of one shard of the synthetic source set (for classes, or for label maps).
+from sda_core.data.digit_scenes import GeneratedMaps
 from sda_core.jobs.sample import sample_job
 from sda_core.runtime import start_snakemake_job
 
@@ -21,4 +22,5 @@ sample_job(
     vae=snakemake.input.get("vae"),
     latent_scale=p.latent_scale,
     codec=p.codec,
+    label_maps=GeneratedMaps(**p.label_maps) if hasattr(p, "label_maps") else None,
 )

@@ -18,4 +18,5 @@ train_classifier_job(
     threads=snakemake.threads,
     init_weights=snakemake.input.get("init"),
     images_per_class=p.images_per_class,
+    segmenter=p.model.get("segmenter"),
 )

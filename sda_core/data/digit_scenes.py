@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sda_core.seeding import sample_seed
-
 BACKGROUND = 0
 NUM_CLASSES = 11  # background and the ten digits; read while the workflow parses (no torch import)
 CLASS_NAMES = ("background", *(str(d) for d in range(10)))
@@ -123,6 +121,8 @@ def make_scenes(
     pool: DigitPool, size: int, split: str, seed: int, start: int, stop: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scenes [start, stop) of a split: images (N, size, size, 3) and label maps (N, size, size), uint8."""
+    from sda_core.seeding import sample_seed  # imports torch: not while the workflow parses
+
     scenes = [
         compose_scene(np.random.default_rng(sample_seed(seed, f"scenes/{split}", index)), pool, size)
         for index in range(start, stop)

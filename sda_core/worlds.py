@@ -1,0 +1,50 @@
+"""The worlds a run is set in: what each makes here, and the task it poses. Torch-free: the workflow
+reads it while it parses.
+
+- imagenet: official checkpoints and ImageNet-C on disk; classification.
+- digits: scikit-learn's digits, every model trained here; classification.
+- digit_scenes: scenes of those digits with label maps (sda_core.data.digit_scenes); segmentation.
+"""
+
+from __future__ import annotations
+
+TASKS = ("classification", "segmentation")
+WORLD_TASKS = {"imagenet": "classification", "digits": "classification", "digit_scenes": "segmentation"}
+EMBEDDED_WORLDS = ("digits", "digit_scenes")  # their data and models are made by the workflow
+
+
+def is_embedded(world: str) -> bool:
+    """Whether the workflow makes the world's data and trains its models itself (no download)."""
+    return world in EMBEDDED_WORLDS
+
+
+def num_classes(config: dict) -> int:
+    """The classes of the world's labels: digits 10, digit scenes 11 (background too), ImageNet's config."""
+    if config["world"] == "digits":
+        from sda_core.data.digits import NUM_CLASSES
+
+        return NUM_CLASSES
+    if config["world"] == "digit_scenes":
+        from sda_core.data.digit_scenes import NUM_CLASSES
+
+        return NUM_CLASSES
+    return config["imagenet"]["num_classes"]
+
+
+def task_problems(config: dict) -> list[str]:
+    """A task the world does not pose, and what only the other task has."""
+    world, task = config["world"], config["task"]
+    if WORLD_TASKS[world] != task:
+        return [f"task: world {world} poses {WORLD_TASKS[world]}, not {task}; set task: {WORLD_TASKS[world]}"]
+    problems = []
+    for arch in config["architectures"]:
+        if ("segmenter" in arch) != (task == "segmentation"):
+            problems.append(
+                f"architectures: {arch['name']}: "
+                + (
+                    "a segmenter needs its segmenter settings"
+                    if task == "segmentation"
+                    else "segmenter is for task segmentation"
+                )
+            )
+    return problems
