@@ -43,9 +43,20 @@ else:
 
 
 include: "rules/predict.smk"
-include: "rules/memo.smk"
-include: "rules/gda.smk"
-include: "rules/score.smk"
+
+
+if TASK == "classification":
+
+    include: "rules/memo.smk"
+    include: "rules/gda.smk"
+    include: "rules/score.smk"
+
+else:
+
+    include: "rules/score_segmentation.smk"
+
+
+include: "rules/gates.smk"
 
 
 rule all:

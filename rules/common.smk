@@ -402,9 +402,9 @@ RESULT_FILES = [
     table_file("gates"),
     provenance_file(),
     plot_file("c"),
-    plot_file("preview"),
-    table_file("claims"),
 ]
+if TASK == "classification":  # segmentation has no preview, claims or studies yet
+    RESULT_FILES += [plot_file("preview"), table_file("claims")]
 if STUDIES.fusions:
     RESULT_FILES.append(table_file("fusion"))
 RESULT_FILES += [table_file(name) for target in TARGETS for name in (target, f"{target}_paired")]

@@ -86,22 +86,6 @@ rule preview:
         "../workflow_scripts/preview.py"
 
 
-rule gates:
-    input:
-        sanity=table_file("sanity"),
-    output:
-        report(table_file("gates"), caption="../report/gates.rst", category="Sanity"),
-    log:
-        log_path("gates"),
-    conda:
-        "../environment.yml"
-    params:
-        gates=config["gates"],
-        device=job_device(uses_gpu=False),
-    script:
-        "../workflow_scripts/gates.py"
-
-
 rule claims:
     input:
         paired=table_file("c_paired"),

@@ -37,6 +37,18 @@ def task_problems(config: dict) -> list[str]:
     if WORLD_TASKS[world] != task:
         return [f"task: world {world} poses {WORLD_TASKS[world]}, not {task}; set task: {WORLD_TASKS[world]}"]
     problems = []
+    if task == "segmentation":
+        only_classification = {
+            "memo.enabled": config["memo"]["enabled"],
+            "gda.enabled": config["gda"]["enabled"],
+            "targets": bool(config["targets"]),
+            **{f"studies.{name}": study["enabled"] for name, study in config["studies"].items()},
+        }
+        problems += [
+            f"{key}: not available for task segmentation yet; turn it off"
+            for key, on in only_classification.items()
+            if on
+        ]
     for arch in config["architectures"]:
         if ("segmenter" in arch) != (task == "segmentation"):
             problems.append(

@@ -1,6 +1,7 @@
 """Stage: the quality gates, checked on the sanity table: a run whose models are not good enough for
 its figures to mean anything fails, naming the measured figure (or warns, if the config says so).
 
+The sanity table's figures are top-1, or mIoU for task segmentation (sda_core.jobs.score_segmentation).
 - source_clean_accuracy: each source classifier's top-1 on the clean target images (%); a broken
   checkpoint, wrong preprocessing or an undertrained model falls below it;
 - generator_label_agreement: how often each source classifier agrees with the label the generator
@@ -27,6 +28,7 @@ class GateError(RuntimeError):
 def gates_job(sanity_table: str, output: str, gates: dict) -> None:
     """Compare each configured gate with the sanity table; write every comparison; fail (or warn)."""
     sanity = pd.read_csv(sanity_table)
+    score = "miou" if "miou" in sanity.columns else "top1"  # segmentation's sanity table holds mIoU
     rows = []
     for gate, check in GATES.items():
         threshold = gates[gate]
@@ -36,12 +38,13 @@ def gates_job(sanity_table: str, output: str, gates: dict) -> None:
         if measured.empty:
             raise GateError(f"gate {gate}: the sanity table {sanity_table} has no row {check!r}")
         for row in measured.itertuples():
-            passed = row.top1 >= threshold
+            value = getattr(row, score)
+            passed = value >= threshold
             rows.append(
                 {
                     "gate": gate,
                     "arch": row.arch,
-                    "measured": row.top1,
+                    "measured": value,
                     "threshold": threshold,
                     "n": row.n,
                     "result": "pass" if passed else gates["action"],

@@ -301,7 +301,11 @@ def sanity_table(prediction_files: PredictionFiles, has_clean: bool) -> pd.DataF
 PLOTTED_METHODS = ["Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
 
 
-def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
+def plot_accuracy(
+    table: pd.DataFrame, output: str, title: str, value: str = "top1", axis_label: str = "top-1 (%)"
+) -> None:
+    """Bars of the table's `value` column (top-1, or mIoU for segmentation) per test corruption and
+    method, with their intervals; a panel per architecture."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -322,15 +326,15 @@ def plot_accuracy(table: pd.DataFrame, output: str, title: str) -> None:
             x = np.arange(len(corruptions)) + (k - (len(methods) - 1) / 2) * width
             ax.bar(
                 x,
-                part.top1,
+                part[value],
                 width,
                 label=method,
                 color=f"C{k}",  # one colour per method in every panel, also where a method is left out
-                yerr=[part.top1 - part.ci_low, part.ci_high - part.top1],
+                yerr=[part[value] - part.ci_low, part.ci_high - part[value]],
                 error_kw={"elinewidth": 0.6},
             )
         ax.set_xticks(np.arange(len(corruptions)), corruptions, rotation=40, ha="right", fontsize=8)
-        ax.set_ylabel("top-1 (%)")
+        ax.set_ylabel(axis_label)
         ax.set_ylim(0, 100)
         ax.set_title(f"{title}: {arch}")
         ax.grid(axis="y", alpha=0.3)
