@@ -26,14 +26,17 @@ WORKFLOW_PARTS = [
 
 # The tiny digits configuration, runnable by hand: snakemake --cores 2 --configfile tests/config/tiny_digits.yaml
 TINY = yaml.safe_load((ROOT / "tests/config/tiny_digits.yaml").read_text())
+# The tiny digit-scenes world (task segmentation): snakemake --cores 2 --configfile tests/config/tiny_digit_scenes.yaml
+TINY_SCENES = yaml.safe_load((ROOT / "tests/config/tiny_digit_scenes.yaml").read_text())
 
 
-def copy_workflow(destination: Path) -> Path:
-    """The workflow's files (not its results) in `destination`, with the tiny config as tiny.yaml."""
+def copy_workflow(destination: Path, config: dict = TINY) -> Path:
+    """The workflow's files (not its results) in `destination`, with a tiny config (default: the digits
+    world's) as tiny.yaml."""
     for part in WORKFLOW_PARTS:
         source = ROOT / part
         (shutil.copytree if source.is_dir() else shutil.copy)(source, destination / part)
-    (destination / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (destination / "tiny.yaml").write_text(yaml.safe_dump(config))
     return destination
 
 

@@ -1,0 +1,68 @@
+"""The segmentation task through the real workflow: the tiny digit-scenes world, run by `snakemake`."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from workflow_helpers import TINY_SCENES, copy_workflow, run_snakemake
+
+from sda_core.data.digit_scenes import GeneratedMaps
+from sda_core.ensemble import COMPARISONS, METHODS
+from sda_core.jobs.score import SANITY_CHECKS
+from sda_core.store import StoreSequence
+
+
+@pytest.fixture(scope="module")
+def scenes_run(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("scenes"), TINY_SCENES)
+    run_snakemake(workdir, "--configfile", "tiny.yaml")
+    return workdir
+
+
+def test_the_tiny_scenes_world_runs_to_mIoU_tables_with_intervals(scenes_run):
+    tables = scenes_run / "results/tables"
+    table = pd.read_csv(tables / "digit_scenes_c.csv")
+    test, validation = TINY_SCENES["corruptions"]["test"], TINY_SCENES["corruptions"]["validation"]
+    assert set(table.method) == set(METHODS)
+    assert set(table[table.split == "test"].corruption) == {*test, "mean"}
+    assert set(table[table.split == "validation"].corruption) == {*validation, "mean"}
+    assert (table.ci_low <= table.miou + 1e-9).all() and (table.miou <= table.ci_high + 1e-9).all()
+    assert (table[table.split == "test"].n == TINY_SCENES["digit_scenes"]["test_scenes"]).all()
+    assert (table[table.split == "validation"].n == TINY_SCENES["digit_scenes"]["validation_images"]).all()
+    paired = pd.read_csv(tables / "digit_scenes_c_paired.csv")
+    assert {f"{a} - {b}" for a, b in COMPARISONS} == set(paired.comparison)
+    sanity = pd.read_csv(tables / "digit_scenes_sanity.csv")
+    assert list(sanity.check) == [check for check, _, _ in SANITY_CHECKS] and "miou" in sanity
+    assert (scenes_run / "results/plots/digit_scenes_c.png").stat().st_size > 0
+
+
+def test_label_maps_travel_with_the_images_through_every_stage(scenes_run):
+    results = scenes_run / "results"
+    clean = StoreSequence([results / "data/digit_scenes/test.zarr"])
+    assert clean.label_shape == (8, 8)
+    fog = StoreSequence([results / "target/fog.zarr"])
+    np.testing.assert_array_equal(fog.labels(), clean.labels())
+    dda = StoreSequence(sorted((results / "adapted/dda/fog").glob("shard-*.zarr")))
+    np.testing.assert_array_equal(dda.labels(), clean.labels())
+    generated = StoreSequence(sorted((results / "synthetic/generated").glob("shard-*.zarr")))
+    scenes = TINY_SCENES["digit_scenes"]
+    maps = GeneratedMaps(scenes["resolution"], 0.3, 0, scenes["generated_scenes"])
+    np.testing.assert_array_equal(generated.labels(), maps.maps(0, scenes["generated_scenes"]))
+    mod = StoreSequence(sorted((results / "synthetic/mod").glob("shard-*.zarr")))
+    np.testing.assert_array_equal(mod.labels(), generated.labels())
+    again = run_snakemake(scenes_run, "--configfile", "tiny.yaml", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_segmentation_config_mistake_is_refused_before_any_job(tmp_path):
+    config = {**TINY_SCENES, "task": "classification", "memo": {"enabled": True}}
+    workdir = copy_workflow(tmp_path, config)
+    result = run_snakemake(workdir, "--configfile", "tiny.yaml", "-n", check=False)
+    assert result.returncode != 0
+    assert "task: world digit_scenes poses segmentation, not classification" in result.stdout + result.stderr
+    assert not (workdir / "results").exists()
+    config = {**TINY_SCENES, "memo": {"enabled": True}}
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(workdir, "--configfile", "tiny.yaml", "-n", check=False)
+    assert result.returncode != 0
+    assert "memo.enabled: not available for task segmentation yet" in result.stdout + result.stderr
