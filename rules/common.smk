@@ -361,6 +361,26 @@ def preview_sets():
     return {name: stores[name] for name in IMAGE_SETS.preview_rows(TEST_CORRUPTIONS[:2])}
 
 
+def segmentation_preview_rows():
+    """Rows of the segmentation preview: the clean scenes and their maps; per shown test corruption its
+    images, their DDA adaptation, and the maps Source and SDA predict (the first architecture's)."""
+    from sda_core.ensemble import METHODS
+
+    stores = image_set_stores()
+    rows = {
+        "clean": ("images", stores[image_sets.CLEAN], ()),
+        "label maps": ("labels", stores[image_sets.CLEAN], ()),
+    }
+    for c in TEST_CORRUPTIONS[:2]:
+        dda = image_sets.adapted("dda", c)
+        rows[c] = ("images", stores[image_sets.target(c)], ())
+        rows[f"{c}, DDA"] = ("images", stores[dda], ())
+        for name in ("Source", "SDA"):
+            keys = tuple(image_sets.predictions_key(model, images(c)) for model, images in METHODS[name].terms)
+            rows[f"{c}: {name}"] = ("predicted", None, keys)
+    return rows
+
+
 def score_outputs():
     """The score rule's outputs, each shown in the HTML report with its caption (report/)."""
     outputs = {
@@ -403,8 +423,9 @@ RESULT_FILES = [
     provenance_file(),
     plot_file("c"),
 ]
-if TASK == "classification":  # segmentation has no preview, claims or studies yet
-    RESULT_FILES += [plot_file("preview"), table_file("claims")]
+RESULT_FILES.append(plot_file("preview"))
+if TASK == "classification":  # segmentation has no claims or studies yet
+    RESULT_FILES.append(table_file("claims"))
 if STUDIES.fusions:
     RESULT_FILES.append(table_file("fusion"))
 RESULT_FILES += [table_file(name) for target in TARGETS for name in (target, f"{target}_paired")]

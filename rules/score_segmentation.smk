@@ -23,3 +23,22 @@ rule score:
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/score_segmentation.py"
+
+
+rule preview:
+    input:
+        images=sorted({store for _, stores, _ in segmentation_preview_rows().values() for store in stores or []}),
+        predictions=sorted(set(prediction_files()[list(ARCHS)[0]].values())),
+    output:
+        report(plot_file("preview"), caption="../report/preview.rst", category="Sanity"),
+    log:
+        log_path("preview"),
+    conda:
+        "../environment.yml"
+    params:
+        rows=segmentation_preview_rows(),
+        prediction_files=prediction_files()[list(ARCHS)[0]],
+        num_classes=NUM_CLASSES,
+        device=job_device(uses_gpu=False),
+    script:
+        "../workflow_scripts/preview_segmentation.py"

@@ -34,6 +34,7 @@ def test_the_tiny_scenes_world_runs_to_mIoU_tables_with_intervals(scenes_run):
     sanity = pd.read_csv(tables / "digit_scenes_sanity.csv")
     assert list(sanity.check) == [check for check, _, _ in SANITY_CHECKS] and "miou" in sanity
     assert (scenes_run / "results/plots/digit_scenes_c.png").stat().st_size > 0
+    assert (scenes_run / "results/plots/digit_scenes_preview.png").stat().st_size > 0
 
 
 def test_label_maps_travel_with_the_images_through_every_stage(scenes_run):

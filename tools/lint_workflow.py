@@ -35,6 +35,7 @@ def main() -> int:
         hub_cache = imagenet_placeholders(workdir)
         results = [
             lint(workdir, "--configfile", "presets/digits.yaml"),
+            lint(workdir, "--configfile", "presets/digit_scenes.yaml"),
             lint(workdir, env={"HF_HUB_CACHE": str(hub_cache)}),
         ]
     return 0 if all(results) else 1

@@ -33,3 +33,58 @@ def preview_job(image_sets: dict[str, list[str]], output: str, columns: int = 10
     fig.tight_layout()
     fig.savefig(output, dpi=120)
     plt.close(fig)
+
+
+def label_colours(num_classes: int) -> np.ndarray:
+    """(num_classes + 1, 3) uint8: class 0 (background) black, the others evenly spaced hues, and a last
+    row, grey, for IGNORE_INDEX pixels."""
+    import colorsys
+
+    hues = [colorsys.hsv_to_rgb(k / max(num_classes - 1, 1), 0.9, 1.0) for k in range(num_classes - 1)]
+    return (np.array([(0, 0, 0), *hues, (0.5, 0.5, 0.5)]) * 255).round().astype(np.uint8)
+
+
+def coloured(maps: np.ndarray, num_classes: int) -> np.ndarray:
+    """Label maps (N, H, W) as RGB images (N, H, W, 3)."""
+    from sda_core.store import IGNORE_INDEX
+
+    colours = label_colours(num_classes)
+    return colours[np.where(maps == IGNORE_INDEX, num_classes, np.minimum(maps, num_classes))]
+
+
+def segmentation_preview_job(
+    rows: dict[str, tuple[str, list[str] | None, tuple[str, ...]]],
+    prediction_files: dict[str, str],
+    output: str,
+    num_classes: int,
+    columns: int = 8,
+) -> None:
+    """A grid, the same scenes in every row: each row an image set's images (kind "images", its stores),
+    its label maps ("labels"), or a method's predicted maps ("predicted", the predictions keys whose
+    softmaxes it sums, read from prediction_files: image set -> the predict stage's file holding it),
+    as rows[name] = (kind, stores, keys)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sda_core.jobs.score import PredictionReader
+
+    predictions = PredictionReader(prediction_files)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(columns * 0.9, 1.05 * len(rows)), squeeze=False)
+    for ax, (name, (kind, stores, keys)) in zip(axes[:, 0], rows.items()):
+        if kind == "predicted":
+            fused = sum(predictions[key].astype(np.float32) for key in keys)
+            indices = np.unique(np.linspace(0, len(fused) - 1, columns).astype(int))
+            picture = coloured(fused[indices].argmax(1), num_classes)
+        else:
+            images, maps = evenly_spaced(StoreSequence(stores), columns)
+            picture = images if kind == "images" else coloured(maps, num_classes)
+        ax.imshow(np.concatenate(list(picture), axis=1), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output, dpi=120)
+    plt.close(fig)
+    predictions.close()
