@@ -104,7 +104,7 @@ def test_prediction_refuses_non_finite_outputs(tmp_path, monkeypatch):
         def forward(self, x):
             return torch.full((len(x), 2), float("nan"))
 
-    monkeypatch.setattr(predict_module, "load_classifier", lambda *a, **k: Broken())
+    monkeypatch.setattr(predict_module, "load_model", lambda *a, **k: Broken())
     with pytest.raises(NonFiniteError, match=r"predict target/fog, images 0\.\.4, source resnet10t \(s.safetensors\)"):
         predict_job(
             {"target/fog": [str(tmp_path / "fog.zarr")]},
