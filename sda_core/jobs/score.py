@@ -231,6 +231,15 @@ def accuracy_table(correct: Correctness, test: list[str], validation: list[str],
     return pd.DataFrame(rows)
 
 
+def corruption_groups(test: list[str], validation: list[str]):
+    """(split, corruption, members) for each row of a per-corruption table: every corruption of a split on
+    its own, then the split's "mean" over all of them (no rows for an empty split)."""
+    for split, corruptions in (("test", test), ("validation", validation)):
+        if corruptions:
+            yield from ((split, c, [c]) for c in corruptions)
+            yield split, "mean", list(corruptions)
+
+
 def paired_table(
     correct: Correctness, comparisons: list[tuple[str, str]], test: list[str], validation: list[str]
 ) -> pd.DataFrame:
@@ -239,25 +248,24 @@ def paired_table(
     rows = []
     for arch, by_method in correct.items():
         for first, second in comparisons:
-            for split, corruptions in (("test", test), ("validation", validation)):
-                if not corruptions or not {(first, corruptions[0]), (second, corruptions[0])} <= by_method.keys():
+            for split, corruption, members in corruption_groups(test, validation):
+                if not {(first, members[0]), (second, members[0])} <= by_method.keys():
                     continue  # not both run for this architecture (correctness' not_run)
-                for corruption, members in [*((c, [c]) for c in corruptions), ("mean", corruptions)]:
-                    diff, low, high = paired_difference(
-                        [by_method[first, c] for c in members], [by_method[second, c] for c in members]
-                    )
-                    rows.append(
-                        {
-                            "arch": arch,
-                            "comparison": f"{first} - {second}",
-                            "split": split,
-                            "corruption": corruption,
-                            "corruptions": len(members),
-                            "difference": 100 * diff,
-                            "ci_low": 100 * low,
-                            "ci_high": 100 * high,
-                        }
-                    )
+                diff, low, high = paired_difference(
+                    [by_method[first, c] for c in members], [by_method[second, c] for c in members]
+                )
+                rows.append(
+                    {
+                        "arch": arch,
+                        "comparison": f"{first} - {second}",
+                        "split": split,
+                        "corruption": corruption,
+                        "corruptions": len(members),
+                        "difference": 100 * diff,
+                        "ci_low": 100 * low,
+                        "ci_high": 100 * high,
+                    }
+                )
     return pd.DataFrame(rows)
 
 

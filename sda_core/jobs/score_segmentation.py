@@ -18,7 +18,7 @@ import pandas as pd
 
 from sda_core.ensemble import COMPARISONS, METHODS, Method, fuse, method_labels, method_terms
 from sda_core.image_sets import labels_key, predictions_key
-from sda_core.jobs.score import SANITY_CHECKS, PredictionFiles, PredictionReader, plot_accuracy
+from sda_core.jobs.score import SANITY_CHECKS, PredictionFiles, PredictionReader, corruption_groups, plot_accuracy
 from sda_core.segmentation import (
     bootstrap_resamples,
     confusions,
@@ -64,25 +64,22 @@ def miou_table(
     rows = []
     for arch, by_method in found.items():
         for method in METHODS:
-            for split, corruptions in (("test", test), ("validation", validation)):
-                for corruption, members in [*((c, [c]) for c in corruptions), ("mean", corruptions)]:
-                    if not members:
-                        continue
-                    sets = [by_method[method, c] for c in members]
-                    miou, low, high = miou_interval(sets, _draws(sets, seed, resamples))
-                    rows.append(
-                        {
-                            "arch": arch,
-                            "method": method,
-                            "corruption": corruption,
-                            "split": split,
-                            "severity": severity,
-                            "n": len(sets[0]),
-                            "miou": miou,
-                            "ci_low": low,
-                            "ci_high": high,
-                        }
-                    )
+            for split, corruption, members in corruption_groups(test, validation):
+                sets = [by_method[method, c] for c in members]
+                miou, low, high = miou_interval(sets, _draws(sets, seed, resamples))
+                rows.append(
+                    {
+                        "arch": arch,
+                        "method": method,
+                        "corruption": corruption,
+                        "split": split,
+                        "severity": severity,
+                        "n": len(sets[0]),
+                        "miou": miou,
+                        "ci_low": low,
+                        "ci_high": high,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -94,25 +91,22 @@ def paired_miou_table(
     rows = []
     for arch, by_method in found.items():
         for first, second in COMPARISONS:
-            for split, corruptions in (("test", test), ("validation", validation)):
-                for corruption, members in [*((c, [c]) for c in corruptions), ("mean", corruptions)]:
-                    if not members:
-                        continue
-                    one = [by_method[first, c] for c in members]
-                    other = [by_method[second, c] for c in members]
-                    difference, low, high = paired_difference_interval(one, other, _draws(one, seed, resamples))
-                    rows.append(
-                        {
-                            "arch": arch,
-                            "comparison": f"{first} - {second}",
-                            "split": split,
-                            "corruption": corruption,
-                            "corruptions": len(members),
-                            "difference": difference,
-                            "ci_low": low,
-                            "ci_high": high,
-                        }
-                    )
+            for split, corruption, members in corruption_groups(test, validation):
+                one = [by_method[first, c] for c in members]
+                other = [by_method[second, c] for c in members]
+                difference, low, high = paired_difference_interval(one, other, _draws(one, seed, resamples))
+                rows.append(
+                    {
+                        "arch": arch,
+                        "comparison": f"{first} - {second}",
+                        "split": split,
+                        "corruption": corruption,
+                        "corruptions": len(members),
+                        "difference": difference,
+                        "ci_low": low,
+                        "ci_high": high,
+                    }
+                )
     return pd.DataFrame(rows)
 
 

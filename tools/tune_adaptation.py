@@ -1,0 +1,154 @@
+"""Choose DDA's start step and guidance scale for an embedded world on its validation corruptions only.
+
+The 15 test corruptions are never read: the candidates run on the validation corruptions' target sets
+of a finished run (`--run`, its seed folder), with that run's unconditional denoiser and source model,
+through the workflow's own jobs (sda_core.jobs.adapt, sda_core.jobs.predict), in a scratch folder.
+Each candidate is scored by DDA's ensemble (f on the raw image + f on the adapted image), by f on the
+adapted image alone, and on the clean target set after adaptation (how much of the content survives).
+SDA is not scored: its fine-tuned model depends on the same setting through MoD, so each candidate
+would need its own MoD and fine-tuning.
+
+    python tools/tune_adaptation.py --configfile presets/digit_scenes.yaml --run results \
+        --steps 4 6 8 10 --scales 1 3 --output benchmarks/results/<date>-digit-scenes-adaptation.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from snakemake.utils import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sda_core import image_sets  # noqa: E402
+from sda_core.diffusion.processes import ReverseProcess  # noqa: E402
+from sda_core.diffusion.respacing import noise_level  # noqa: E402
+from sda_core.diffusion.schedule import DiffusionSchedule  # noqa: E402
+from sda_core.jobs.adapt import adapt_job  # noqa: E402
+from sda_core.jobs.predict import predict_job  # noqa: E402
+from sda_core.models.specs import resolve_spec  # noqa: E402
+from sda_core.seeds import seed_folder  # noqa: E402
+from sda_core.worlds import is_embedded, num_classes  # noqa: E402
+
+SOURCE = image_sets.SOURCE
+
+
+def scores(probabilities: dict[str, np.ndarray], labels: np.ndarray, classes: int) -> dict[str, float]:
+    """Percent correct (class labels) or mIoU (label maps) of each named probability array."""
+    predicted = {name: p.astype(np.float32).argmax(1) for name, p in probabilities.items()}
+    if labels.ndim == 1:
+        return {name: 100 * float(np.mean(p == labels)) for name, p in predicted.items()}
+    from sda_core.segmentation import confusions, mean_iou
+
+    return {name: mean_iou(confusions(p, labels, classes).sum(0)) for name, p in predicted.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configfile", required=True, help="the run's config (an embedded world)")
+    parser.add_argument("--run", default="results", help="the run's results folder")
+    parser.add_argument("--steps", type=int, nargs="+", required=True, help="start steps N to try")
+    parser.add_argument("--scales", type=float, nargs="+", required=True, help="guidance scales to try")
+    parser.add_argument("--output", required=True, help="CSV written (long form)")
+    args = parser.parse_args()
+
+    config = yaml.safe_load(Path(args.configfile).read_text())
+    validate(config, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    if not is_embedded(config["world"]):
+        raise SystemExit("tune_adaptation.py tunes an embedded world, whose models the run trained")
+    torch.set_num_threads(config["threads"])
+    run = Path(seed_folder(args.run, config["seed"]))
+    classes = num_classes(config)
+    spec = resolve_spec(config["denoisers"]["unconditional"]["spec"])
+    denoiser = run / "models/unconditional.safetensors"
+    sets = {name: [str(run / f"target/{name}.zarr")] for name in config["corruptions"]["validation"]}
+    sets[image_sets.CLEAN] = [str(run / f"data/{config['world']}/test.zarr")]
+    adaptation = config["adaptation"]
+    device = torch.device("cpu")
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for steps in args.steps:
+            for scale in args.scales:
+                process = ReverseProcess(
+                    respacing=adaptation["respacing"],
+                    steps=steps,
+                    noise_index=adaptation["noise_index"],
+                    guidance={**adaptation["guidance"], "scale": scale},
+                )
+                t = DiffusionSchedule(respacing=process.respacing).timesteps[noise_level(steps, process.noise_index)]
+                adapted = {}
+                for name, stores in sets.items():
+                    out = f"{scratch}/N{steps}-s{scale}-{name}.zarr"
+                    seed = config["seed"]
+                    adapt_job(stores, out, spec, str(denoiser), process, 200, 0, 1, f"dda/{name}", seed, device)
+                    adapted[name] = [out]
+                for arch in config["architectures"]:
+                    predictions = f"{scratch}/{arch['name']}-N{steps}-s{scale}.npz"
+                    both = {**{f"raw/{k}": v for k, v in sets.items()}, **{f"dda/{k}": v for k, v in adapted.items()}}
+                    predict_job(
+                        both,
+                        predictions,
+                        arch["timm_name"],
+                        arch.get("timm_kwargs") or {},
+                        classes,
+                        {SOURCE: str(run / f"models/source/{arch['name']}.safetensors")},
+                        {name: [SOURCE] for name in both},
+                        config["classifier_input"],
+                        device,
+                        batch_size=100,
+                        segmenter=arch.get("segmenter"),
+                    )
+                    with np.load(predictions) as arrays:
+                        for name in sets:
+                            raw = arrays[image_sets.predictions_key(SOURCE, f"raw/{name}")].astype(np.float32)
+                            dda = arrays[image_sets.predictions_key(SOURCE, f"dda/{name}")].astype(np.float32)
+                            labels = arrays[image_sets.labels_key(f"raw/{name}")]
+                            methods = {"Source": raw, "DDA": raw + dda, "DDA adapted only": dda}
+                            for method, value in scores(methods, labels, classes).items():
+                                rows.append(
+                                    {
+                                        "architecture": arch["name"],
+                                        "steps": steps,
+                                        "t": int(t),
+                                        "scale": scale,
+                                        "images": name,
+                                        "method": method,
+                                        "score": round(value, 2),
+                                    }
+                                )
+                table = pd.DataFrame(rows)
+                current = table[(table.steps == steps) & (table.scale == scale) & (table.images != image_sets.CLEAN)]
+                print(
+                    f"N={steps} (t={t}) scale={scale}: validation mean "
+                    + ", ".join(f"{m} {v:.1f}" for m, v in current.groupby("method").score.mean().items()),
+                    flush=True,
+                )
+    table = pd.DataFrame(rows)
+    table.insert(0, "date", datetime.date.today().isoformat())
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.output, index=False)
+    summary = (
+        table[table.images != image_sets.CLEAN]
+        .groupby(["steps", "t", "scale", "method"])
+        .score.mean()
+        .unstack("method")
+        .round(1)
+    )
+    clean = table[(table.images == image_sets.CLEAN) & (table.method == "DDA adapted only")]
+    summary["clean after DDA"] = clean.set_index(["steps", "t", "scale"]).score
+    print("mean over the validation corruptions:")
+    print(summary.to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
