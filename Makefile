@@ -3,6 +3,7 @@
 #   make test   set up .venv and run the test suite
 #   make lint   the lint and format checks CI runs (ruff, snakefmt, snakemake --lint of both configs)
 #   make seeds  the digits world with seeds 0, 1 and 2, and the claims summarised over them
+#   make scenes the segmentation task on the embedded digit-scenes world, in runs/digit_scenes/
 #   make gpu-check  on a GPU machine (~5 min plus compilation): the speed benchmark, then the CUDA tests
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: demo seeds test lint setup lock clean gpu-check
+.PHONY: demo seeds scenes test lint setup lock clean gpu-check
 
 setup: $(STAMP)
 
@@ -38,6 +39,11 @@ demo: $(STAMP)
 seeds: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python tools/seeds.py --configfile presets/digits.yaml --seeds 0 1 2
 
+# its own folder: the worlds' outputs share names (a run in a folder of another world's is refused)
+scenes: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores all --snakefile Snakefile --directory runs/digit_scenes \
+		--configfile presets/digit_scenes.yaml
+
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
 
@@ -57,4 +63,4 @@ lint: $(STAMP)
 	$(BIN)/python tools/lint_workflow.py
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results runs .snakemake

@@ -9,7 +9,7 @@ from sda_core.models.specs import resolve_spec
 from sda_core.seeds import seed_folder, table_path
 from sda_core.sources import adapted_folder, imagenet_folder
 from sda_core.studies import Studies
-from sda_core.worlds import is_embedded, num_classes
+from sda_core.worlds import is_embedded, num_classes, other_world_in
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
@@ -32,6 +32,7 @@ NUM_CLASSES = num_classes(config)
 CONFIG_PROBLEMS = config_problems(config, NUM_CLASSES)
 if WORLD == "imagenet" and workflow.is_main_process:
     CONFIG_PROBLEMS += unknown_timm_models(config)  # else reported as a missing download
+CONFIG_PROBLEMS += [problem for problem in [other_world_in(RESULTS, WORLD)] if problem]
 if CONFIG_PROBLEMS:
     raise WorkflowError(problems_message(CONFIG_PROBLEMS))
 DENOISER_SPECS = {role: resolve_spec(config["denoisers"][role]["spec"]) for role in ("unconditional", "generator")}

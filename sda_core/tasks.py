@@ -4,7 +4,7 @@ segmentation (a label map per image) a DeepLabV3 on a timm backbone (sda_core.mo
 The choice is made here once, from the architecture's model params: `segmenter` (the head's settings:
 feature_index, atrous_rates, aspp_channels) makes it a segmenter. The training loop (per-pixel
 cross-entropy for label maps), the stores, the diffusion stages and the prediction job are shared by
-the tasks; the scoring of segmentation (sda_core.segmentation) is not wired into the workflow yet.
+the tasks; segmentation is scored as mIoU (sda_core.segmentation, sda_core.jobs.score_segmentation).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ reads it while it parses.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 TASKS = ("classification", "segmentation")
 WORLD_TASKS = {"imagenet": "classification", "digits": "classification", "digit_scenes": "segmentation"}
 EMBEDDED_WORLDS = ("digits", "digit_scenes")  # their data and models are made by the workflow
@@ -60,3 +62,20 @@ def task_problems(config: dict) -> list[str]:
                 )
             )
     return problems
+
+
+def other_world_in(results: str, world: str) -> str | None:
+    """A problem when `results` already holds another world's run. The worlds' outputs share names
+    (models/, adapted/, target/, predictions/), so a run of this world there would overwrite that one's.
+    An embedded world is known by its data folder (data/<world>, of any seed), ImageNet by its manifests."""
+    root = Path(results)
+    found = [w for w in EMBEDDED_WORLDS if (root / "data" / w).is_dir() or any(root.glob(f"seed-*/data/{w}"))]
+    found += ["imagenet"] if (root / "manifests").is_dir() else []
+    others = [w for w in found if w != world]
+    if not others:
+        return None
+    return (
+        f"{results}/ holds a {' and '.join(others)} run, whose outputs share paths with a {world} run: "
+        f"run {world} in a folder of its own (snakemake --directory <folder>; make scenes uses runs/digit_scenes) "
+        f"or move {results}/ away"
+    )

@@ -67,3 +67,19 @@ def test_a_segmentation_config_mistake_is_refused_before_any_job(tmp_path):
     result = run_snakemake(workdir, "--configfile", "tiny.yaml", "-n", check=False)
     assert result.returncode != 0
     assert "memo.enabled: not available for task segmentation yet" in result.stdout + result.stderr
+
+
+def test_a_folder_holding_another_worlds_run_is_refused_before_any_job(tmp_path):
+    """The worlds' outputs share names (models/unconditional.safetensors, adapted/...): a digit-scenes run
+    in a digits run's folder would overwrite that run's models."""
+    workdir = copy_workflow(tmp_path, TINY_SCENES)
+    denoiser = workdir / "results/models/unconditional.safetensors"
+    (workdir / "results/data/digits").mkdir(parents=True)
+    denoiser.parent.mkdir(parents=True)
+    denoiser.write_bytes(b"the digits run's denoiser")
+    result = run_snakemake(workdir, "--configfile", "tiny.yaml", check=False)
+    assert result.returncode != 0
+    assert "results/ holds a digits run, whose outputs share paths with a digit_scenes run" in result.stderr
+    assert denoiser.read_bytes() == b"the digits run's denoiser"
+    assert sorted(p.name for p in (workdir / "results").iterdir()) == ["data", "models"]
+

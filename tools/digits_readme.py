@@ -1,12 +1,14 @@
-"""The README's digits-world figures, generated from a finished run's tables, so that the two cannot drift.
+"""The README's figures of the embedded worlds, generated from a finished run's tables, so that the two
+cannot drift.
 
     python tools/digits_readme.py --write            # after `make demo` (or `make seeds`): put the figures in
     python tools/digits_readme.py --check            # CI, after `make demo`: exit 1 if README.md differs
     python tools/digits_readme.py --check --seeds    # the same, with the summary over seeds of `make seeds`
+    python tools/digits_readme.py --check --scenes   # the same, with the digit-scenes block (`make scenes`)
 
-Only the blocks between their markers in README.md are generated: the main figures and the claims of
-seed 0 (`make demo`), and the claims over seeds (`make seeds`, written only when its table exists);
-the prose around them quotes none of their numbers.
+Only the blocks between their markers in README.md are generated, each when its table exists: the main
+figures and the claims of seed 0 (`make demo`), the claims over seeds (`make seeds`) and the
+digit-scenes world's mIoU (`make scenes`); the prose around them quotes none of their numbers.
 """
 
 from __future__ import annotations
@@ -249,11 +251,78 @@ def render_seeds(tables: Path) -> str:
     return "\n".join(lines)
 
 
-# README block name -> (renderer, table it needs, checked by a plain --check)
+SCENE_METHODS = ["Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
+SCENE_SANITY = {
+    "source on clean test": "source on clean test scenes (gate: >= {source_clean_accuracy:g})",
+    "source on clean after unguided diffusion (misalignment)": "source on clean scenes after unguided diffusion",
+    "source on clean after DDA": "source on clean scenes after DDA (guided)",
+    "fine-tuned on clean test": "fine-tuned f' on clean test scenes",
+    "fine-tuned on clean after DDA": "fine-tuned f' on clean scenes after DDA",
+    "source agrees with generator label": "source on generated images against their maps "
+    "(gate: >= {generator_label_agreement:g})",
+    "source agrees with label after MoD": "source on MoD images against their maps",
+}
+
+
+def render_scenes(tables: Path) -> str:
+    """The digit-scenes world (presets/digit_scenes.yaml): mIoU per test corruption and mean, SDA - DDA."""
+    miou = pd.read_csv(tables / "digit_scenes_c.csv")
+    paired = pd.read_csv(tables / "digit_scenes_c_paired.csv")
+    sanity = pd.read_csv(tables / "digit_scenes_sanity.csv")
+    (arch,) = set(miou.arch)
+    test = miou[miou.split == "test"].set_index(["corruption", "method"])
+    sda_dda = paired[(paired.comparison == "SDA - DDA") & (paired.split == "test")].set_index("corruption")
+    n = int(test.loc[("mean", "Source"), "n"])
+    lines = [
+        f"mIoU (%) of `{arch}` on the {n} held-out scenes under each test corruption at severity 5, and",
+        "their mean with a 95% bootstrap interval over scenes (`results/tables/digit_scenes_c.csv`); the last",
+        "column is SDA - DDA in points, paired on the same resampled scenes (`digit_scenes_c_paired.csv`):",
+        "",
+        *table_header(["corruption", *SCENE_METHODS, "SDA - DDA"]),
+    ]
+    corruptions = list(dict.fromkeys(c for c, _ in test.index))
+    for corruption in [c for c in corruptions if c != "mean"] + ["mean"]:
+        cells = []
+        for method in SCENE_METHODS:
+            row = test.loc[(corruption, method)]
+            cells.append(
+                f"{row.miou:.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]" if corruption == "mean" else f"{row.miou:.1f}"
+            )
+        pair = sda_dda.loc[corruption]
+        cells.append(f"{pair.difference:+.1f} [{pair.ci_low:.1f}, {pair.ci_high:.1f}]")
+        lines.append(table_row(["**mean**" if corruption == "mean" else corruption, *cells]))
+    mean = sda_dda.loc["mean"]
+    single = sda_dda.drop("mean")
+    verdict = "holds" if mean.ci_low > 0 else "does not hold" if mean.ci_high < 0 else "is inconclusive"
+    validation = miou[(miou.split == "validation") & (miou.corruption == "mean")].set_index("method").miou
+    lines += [
+        "",
+        f"SDA > DDA on the mean over the test corruptions {verdict} in this run: "
+        f"{mean.difference:+.1f} [{mean.ci_low:.1f}, {mean.ci_high:.1f}] points. On single corruptions SDA is "
+        f"ahead on {int((single.ci_low > 0).sum())}, behind on {int((single.ci_high < 0).sum())} of "
+        f"{len(single)} (paired interval above or below zero).",
+        "",
+        "Mean over the 4 validation corruptions (what the adaptation settings were chosen on): "
+        + ", ".join(f"{m} {validation[m]:.1f}" for m in ("Source", "DDA", "SDA")),
+        "",
+        "Sanity figures, mIoU (%) (`results/tables/digit_scenes_sanity.csv`):",
+        "",
+        *table_header(["check", arch]),
+    ]
+    by_check = sanity.set_index("check").miou
+    gates = yaml.safe_load((ROOT / "presets/digit_scenes.yaml").read_text())["gates"]
+    for check, label in SCENE_SANITY.items():
+        lines.append(table_row([label.format(**gates), f"{by_check[check]:.1f}"]))
+    return "\n".join(lines)
+
+
+# README block name -> (renderer, table it needs, the run that makes it: --check checks "demo" always,
+# "seeds" with --seeds, "scenes" with --scenes)
 BLOCKS = {
-    "digits-figures": (render, "digits_c.csv", True),
-    "digits-claims": (render_claims, "digits_claims.csv", True),
-    "digits-seeds": (render_seeds, "digits_seeds.csv", False),
+    "digits-figures": (render, "digits_c.csv", "demo"),
+    "digits-claims": (render_claims, "digits_claims.csv", "demo"),
+    "digits-seeds": (render_seeds, "digits_seeds.csv", "seeds"),
+    "digit-scenes": (render_scenes, "digit_scenes_c.csv", "scenes"),
 }
 
 
@@ -270,11 +339,13 @@ def main() -> int:
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--check", action="store_true")
     parser.add_argument("--seeds", action="store_true", help="--check also the summary over seeds")
+    parser.add_argument("--scenes", action="store_true", help="--check also the digit-scenes block")
     parser.add_argument("--tables", type=Path, default=Path("results/tables"))
     args = parser.parse_args()
     readme = (ROOT / "README.md").read_text()
     failed = False
-    for name, (renderer, needs, checked) in BLOCKS.items():
+    checked = {"demo", *(["seeds"] if args.seeds else []), *(["scenes"] if args.scenes else [])}
+    for name, (renderer, needs, run) in BLOCKS.items():
         begin, end = markers(name)
         if begin not in readme or end not in readme:
             parser.error(f"README.md has no {name} markers")
@@ -284,7 +355,7 @@ def main() -> int:
             if (args.tables / needs).exists():
                 readme = before + begin + "\n" + renderer(args.tables) + "\n" + end + after
             continue
-        if not (checked or args.seeds):
+        if run not in checked:
             continue
         generated = renderer(args.tables)
         if current.strip("\n") != generated:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import sys
 import tempfile
 from pathlib import Path
@@ -58,6 +59,7 @@ def main() -> int:
     parser.add_argument("--run", default="results", help="the run's results folder")
     parser.add_argument("--steps", type=int, nargs="+", required=True, help="start steps N to try")
     parser.add_argument("--scales", type=float, nargs="+", required=True, help="guidance scales to try")
+    parser.add_argument("--downsamples", type=int, nargs="+", help="guidance low-pass factors (default: the config's)")
     parser.add_argument("--output", required=True, help="CSV written (long form)")
     args = parser.parse_args()
 
@@ -76,75 +78,82 @@ def main() -> int:
     device = torch.device("cpu")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        for steps in args.steps:
-            for scale in args.scales:
-                process = ReverseProcess(
-                    respacing=adaptation["respacing"],
-                    steps=steps,
-                    noise_index=adaptation["noise_index"],
-                    guidance={**adaptation["guidance"], "scale": scale},
+        for steps, scale, downsample in itertools.product(
+            args.steps, args.scales, args.downsamples or [adaptation["guidance"]["downsample"]]
+        ):
+            process = ReverseProcess(
+                respacing=adaptation["respacing"],
+                steps=steps,
+                noise_index=adaptation["noise_index"],
+                guidance={**adaptation["guidance"], "scale": scale, "downsample": downsample},
+            )
+            t = DiffusionSchedule(respacing=process.respacing).timesteps[noise_level(steps, process.noise_index)]
+            adapted = {}
+            for name, stores in sets.items():
+                out = f"{scratch}/N{steps}-s{scale}-d{downsample}-{name}.zarr"
+                seed = config["seed"]
+                adapt_job(stores, out, spec, str(denoiser), process, 200, 0, 1, f"dda/{name}", seed, device)
+                adapted[name] = [out]
+            for arch in config["architectures"]:
+                predictions = f"{scratch}/{arch['name']}-N{steps}-s{scale}-d{downsample}.npz"
+                both = {**{f"raw/{k}": v for k, v in sets.items()}, **{f"dda/{k}": v for k, v in adapted.items()}}
+                predict_job(
+                    both,
+                    predictions,
+                    arch["timm_name"],
+                    arch.get("timm_kwargs") or {},
+                    classes,
+                    {SOURCE: str(run / f"models/source/{arch['name']}.safetensors")},
+                    {name: [SOURCE] for name in both},
+                    config["classifier_input"],
+                    device,
+                    batch_size=100,
+                    segmenter=arch.get("segmenter"),
                 )
-                t = DiffusionSchedule(respacing=process.respacing).timesteps[noise_level(steps, process.noise_index)]
-                adapted = {}
-                for name, stores in sets.items():
-                    out = f"{scratch}/N{steps}-s{scale}-{name}.zarr"
-                    seed = config["seed"]
-                    adapt_job(stores, out, spec, str(denoiser), process, 200, 0, 1, f"dda/{name}", seed, device)
-                    adapted[name] = [out]
-                for arch in config["architectures"]:
-                    predictions = f"{scratch}/{arch['name']}-N{steps}-s{scale}.npz"
-                    both = {**{f"raw/{k}": v for k, v in sets.items()}, **{f"dda/{k}": v for k, v in adapted.items()}}
-                    predict_job(
-                        both,
-                        predictions,
-                        arch["timm_name"],
-                        arch.get("timm_kwargs") or {},
-                        classes,
-                        {SOURCE: str(run / f"models/source/{arch['name']}.safetensors")},
-                        {name: [SOURCE] for name in both},
-                        config["classifier_input"],
-                        device,
-                        batch_size=100,
-                        segmenter=arch.get("segmenter"),
-                    )
-                    with np.load(predictions) as arrays:
-                        for name in sets:
-                            raw = arrays[image_sets.predictions_key(SOURCE, f"raw/{name}")].astype(np.float32)
-                            dda = arrays[image_sets.predictions_key(SOURCE, f"dda/{name}")].astype(np.float32)
-                            labels = arrays[image_sets.labels_key(f"raw/{name}")]
-                            methods = {"Source": raw, "DDA": raw + dda, "DDA adapted only": dda}
-                            for method, value in scores(methods, labels, classes).items():
-                                rows.append(
-                                    {
-                                        "architecture": arch["name"],
-                                        "steps": steps,
-                                        "t": int(t),
-                                        "scale": scale,
-                                        "images": name,
-                                        "method": method,
-                                        "score": round(value, 2),
-                                    }
-                                )
-                table = pd.DataFrame(rows)
-                current = table[(table.steps == steps) & (table.scale == scale) & (table.images != image_sets.CLEAN)]
-                print(
-                    f"N={steps} (t={t}) scale={scale}: validation mean "
-                    + ", ".join(f"{m} {v:.1f}" for m, v in current.groupby("method").score.mean().items()),
-                    flush=True,
-                )
+                with np.load(predictions) as arrays:
+                    for name in sets:
+                        raw = arrays[image_sets.predictions_key(SOURCE, f"raw/{name}")].astype(np.float32)
+                        dda = arrays[image_sets.predictions_key(SOURCE, f"dda/{name}")].astype(np.float32)
+                        labels = arrays[image_sets.labels_key(f"raw/{name}")]
+                        methods = {"Source": raw, "DDA": raw + dda, "DDA adapted only": dda}
+                        for method, value in scores(methods, labels, classes).items():
+                            rows.append(
+                                {
+                                    "architecture": arch["name"],
+                                    "steps": steps,
+                                    "t": int(t),
+                                    "scale": scale,
+                                    "downsample": downsample,
+                                    "images": name,
+                                    "method": method,
+                                    "score": round(value, 2),
+                                }
+                            )
+            table = pd.DataFrame(rows)
+            current = table[
+                (table.steps == steps)
+                & (table.scale == scale)
+                & (table.downsample == downsample)
+                & (table.images != image_sets.CLEAN)
+            ]
+            print(
+                f"N={steps} (t={t}) scale={scale} downsample={downsample}: validation mean "
+                + ", ".join(f"{m} {v:.1f}" for m, v in current.groupby("method").score.mean().items()),
+                flush=True,
+            )
     table = pd.DataFrame(rows)
     table.insert(0, "date", datetime.date.today().isoformat())
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.output, index=False)
     summary = (
         table[table.images != image_sets.CLEAN]
-        .groupby(["steps", "t", "scale", "method"])
+        .groupby(["steps", "t", "scale", "downsample", "method"])
         .score.mean()
         .unstack("method")
         .round(1)
     )
     clean = table[(table.images == image_sets.CLEAN) & (table.method == "DDA adapted only")]
-    summary["clean after DDA"] = clean.set_index(["steps", "t", "scale"]).score
+    summary["clean after DDA"] = clean.set_index(["steps", "t", "scale", "downsample"]).score
     print("mean over the validation corruptions:")
     print(summary.to_string())
     return 0
