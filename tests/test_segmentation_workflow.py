@@ -1,10 +1,14 @@
 """The segmentation task through the real workflow: the tiny digit-scenes world, run by `snakemake`."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import TINY_SCENES, copy_workflow, run_snakemake
+from workflow_helpers import ROOT, TINY_SCENES, copy_workflow, run_snakemake
 
 from sda_core.data.digit_scenes import GeneratedMaps
 from sda_core.ensemble import COMPARISONS, METHODS
@@ -83,3 +87,26 @@ def test_a_folder_holding_another_worlds_run_is_refused_before_any_job(tmp_path)
     assert denoiser.read_bytes() == b"the digits run's denoiser"
     assert sorted(p.name for p in (workdir / "results").iterdir()) == ["data", "models"]
 
+
+def test_tune_adaptation_tries_settings_on_the_validation_corruptions_only(scenes_run, tmp_path):
+    """tools/tune_adaptation.py: candidates scored on the validation sets and the clean scenes, never a
+    test corruption; at the run's own setting it reproduces the run's own sanity figure."""
+    adaptation = TINY_SCENES["adaptation"]
+    output = tmp_path / "tuning.csv"
+    command = [sys.executable, str(ROOT / "tools/tune_adaptation.py"), "--configfile", "tiny.yaml"]
+    command += ["--run", "results", "--steps", "1", str(adaptation["steps"]), "--output", str(output)]
+    command += ["--scales", str(adaptation["guidance"]["scale"])]
+    subprocess.run(command, cwd=scenes_run, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    table = pd.read_csv(output)
+    assert set(table.images) == {*TINY_SCENES["corruptions"]["validation"], "clean"}
+    assert set(table.steps) == {1, adaptation["steps"]}
+    assert set(table.method) == {"Source", "DDA", "DDA adapted only"}
+    sanity = pd.read_csv(scenes_run / "results/tables/digit_scenes_sanity.csv").set_index("check").miou
+    clean = table[(table.images == "clean") & (table.steps == adaptation["steps"])].set_index("method").score
+    assert clean["Source"] == pytest.approx(sanity["source on clean test"], abs=0.01)
+    assert clean["DDA adapted only"] == pytest.approx(sanity["source on clean after DDA"], abs=0.01)
+    miou = pd.read_csv(scenes_run / "results/tables/digit_scenes_c.csv")
+    validation = miou[(miou.split == "validation") & (miou.corruption != "mean")].set_index(["method", "corruption"])
+    ours = table[table.steps == adaptation["steps"]].set_index(["method", "images"]).score
+    for corruption in TINY_SCENES["corruptions"]["validation"]:
+        assert ours["DDA", corruption] == pytest.approx(validation.miou["DDA", corruption], abs=0.01)

@@ -91,8 +91,9 @@ def main() -> int:
             adapted = {}
             for name, stores in sets.items():
                 out = f"{scratch}/N{steps}-s{scale}-d{downsample}-{name}.zarr"
-                seed = config["seed"]
-                adapt_job(stores, out, spec, str(denoiser), process, 200, 0, 1, f"dda/{name}", seed, device)
+                batch, seed = adaptation["batch_size"], config["seed"]
+                # the workflow's stream (rules/adapt.smk): the same noise as its DDA set of these images
+                adapt_job(stores, out, spec, str(denoiser), process, batch, 0, 1, f"dda/{name}", seed, device)
                 adapted[name] = [out]
             for arch in config["architectures"]:
                 predictions = f"{scratch}/{arch['name']}-N{steps}-s{scale}-d{downsample}.npz"
@@ -107,7 +108,6 @@ def main() -> int:
                     {name: [SOURCE] for name in both},
                     config["classifier_input"],
                     device,
-                    batch_size=100,
                     segmenter=arch.get("segmenter"),
                 )
                 with np.load(predictions) as arrays:
