@@ -384,11 +384,12 @@ def segmentation_preview_rows():
 
 def score_outputs():
     """The score rule's outputs, each shown in the HTML report with its caption (report/)."""
+    miou = TASK == "segmentation"
     outputs = {
-        "table": (table_file("c"), "accuracy.rst"),
-        "paired": (table_file("c_paired"), "paired.rst"),
-        "sanity": (table_file("sanity"), "sanity.rst"),
-        "plot": (plot_file("c"), "plot.rst"),
+        "table": (table_file("c"), "miou.rst" if miou else "accuracy.rst"),
+        "paired": (table_file("c_paired"), "paired_miou.rst" if miou else "paired.rst"),
+        "sanity": (table_file("sanity"), "sanity_miou.rst" if miou else "sanity.rst"),
+        "plot": (plot_file("c"), "plot_miou.rst" if miou else "plot.rst"),
         "provenance": (provenance_file(), "provenance.rst"),
     }
     if STUDIES.fusions:

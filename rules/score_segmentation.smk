@@ -30,7 +30,7 @@ rule preview:
         images=sorted({store for _, stores, _ in segmentation_preview_rows().values() for store in stores or []}),
         predictions=sorted(set(prediction_files()[list(ARCHS)[0]].values())),
     output:
-        report(plot_file("preview"), caption="../report/preview.rst", category="Sanity"),
+        report(plot_file("preview"), caption="../report/preview_segmentation.rst", category="Sanity"),
     log:
         log_path("preview"),
     conda:

@@ -74,8 +74,9 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             specs[role] = config["denoisers"][role]["spec"]
     if "unconditional" in specs:
         spec = specs["unconditional"]
-        if num_classes(spec) is not None:
-            problems.append("denoisers.unconditional.spec: num_classes is set, but the DDA/MoD model is unconditional")
+        if num_classes(spec) is not None or mask_classes(spec):
+            key = "num_classes" if num_classes(spec) is not None else "mask_classes"
+            problems.append(f"denoisers.unconditional.spec: {key} is set, but the DDA/MoD model is unconditional")
         if is_latent(spec):
             problems.append("denoisers.unconditional.spec: in_channels must be 3 (adaptation works on RGB pixels)")
         size, downsample = image_size(spec), config["adaptation"]["guidance"]["downsample"]
@@ -84,6 +85,13 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
                 f"adaptation.guidance.downsample: {downsample} is larger than the unconditional model's "
                 f"images ({size} px); at most {size}"
             )
+    if config["world"] == "digit_scenes":
+        problems += scene_size_problems(config, specs)
+    if "generator" in specs and config["task"] == "segmentation" and num_classes(specs["generator"]) is not None:
+        problems.append(
+            "denoisers.generator.spec: num_classes is set, but a segmentation generator is conditioned on "
+            "label maps (mask_classes) only"
+        )
     if "generator" in specs and config["task"] == "segmentation":
         classes = mask_classes(specs["generator"])
         if classes != data_classes:
@@ -123,6 +131,25 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
         problems.append(
             "studies.fusions: its tuned weight is chosen on the validation corruptions, and "
             "corruptions.validation is empty; name some, or set studies.fusions.enabled: false"
+        )
+    return problems
+
+
+def scene_size_problems(config: dict, specs: dict) -> list[str]:
+    """The digit scenes' label maps line up with the images only at the scenes' own size: in both
+    denoisers (adaptation and generation) and in the segmenter's input (no resize, no crop)."""
+    resolution = config["digit_scenes"]["resolution"]
+    problems = [
+        f"denoisers.{role}.spec: image_size {image_size(spec)} differs from digit_scenes.resolution {resolution}; "
+        "the label maps would not line up with its images"
+        for role, spec in specs.items()
+        if image_size(spec) != resolution
+    ]
+    sizes = config["classifier_input"]
+    if (sizes["resize"], sizes["crop"]) != (resolution, resolution):
+        problems.append(
+            f"classifier_input: resize {sizes['resize']} and crop {sizes['crop']} must both be "
+            f"digit_scenes.resolution ({resolution}): label maps are scored as stored"
         )
     return problems
 

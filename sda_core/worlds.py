@@ -67,15 +67,18 @@ def task_problems(config: dict) -> list[str]:
 def other_world_in(results: str, world: str) -> str | None:
     """A problem when `results` already holds another world's run. The worlds' outputs share names
     (models/, adapted/, target/, predictions/), so a run of this world there would overwrite that one's.
-    An embedded world is known by its data folder (data/<world>, of any seed), ImageNet by its manifests."""
+    An embedded world is known by its data folder (data/<world>, of any seed), which its first job makes;
+    ImageNet by what its jobs write (imported models, target or adapted sets) with no such folder. (Its
+    manifests are no sign: parsing an ImageNet config writes them, a dry run too.)"""
     root = Path(results)
     found = [w for w in EMBEDDED_WORLDS if (root / "data" / w).is_dir() or any(root.glob(f"seed-*/data/{w}"))]
-    found += ["imagenet"] if (root / "manifests").is_dir() else []
+    if not found and any((root / folder).is_dir() for folder in ("models/source", "target", "adapted")):
+        found = ["imagenet"]
     others = [w for w in found if w != world]
     if not others:
         return None
     return (
-        f"{results}/ holds a {' and '.join(others)} run, whose outputs share paths with a {world} run: "
+        f"{results}/ holds a run of world {' and '.join(others)}, whose outputs share paths with a {world} run: "
         f"run {world} in a folder of its own (snakemake --directory <folder>; make scenes uses runs/digit_scenes) "
         f"or move {results}/ away"
     )

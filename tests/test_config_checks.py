@@ -6,7 +6,7 @@ import inspect
 import pytest
 import yaml
 from snakemake.utils import validate
-from workflow_helpers import ROOT, TINY
+from workflow_helpers import ROOT, TINY, TINY_SCENES
 
 from sda_core.config_checks import config_problems
 from sda_core.models.specs import SPEC_ARGUMENTS
@@ -160,3 +160,45 @@ def test_imagenet_config_mistakes_of_memo_and_pre_adapted_sets_are_refused(mutat
 def test_imagenet_only_keys_are_refused_on_digits():
     problems = checked(lambda c: c.update(imagenet={"adapted_root": "data/x", "subset_file": "data/y.txt"}))
     assert sum("world digits makes its target sets here" in p for p in problems) == 2
+
+
+def test_a_results_folder_of_another_world_is_refused_and_one_of_the_same_world_is_not(tmp_path):
+    from sda_core.worlds import other_world_in
+
+    results = tmp_path / "results"
+    assert other_world_in(str(results), "digits") is None  # nothing there yet
+    (results / "seed-1/data/digits").mkdir(parents=True)
+    assert other_world_in(str(results), "digits") is None  # the same world, another seed
+    assert "holds a run of world digits" in other_world_in(str(results), "digit_scenes")
+    assert "holds a run of world digits" in other_world_in(str(results), "imagenet")
+
+    imagenet = tmp_path / "imagenet"
+    (imagenet / "manifests").mkdir(parents=True)  # written by parsing an ImageNet config, even a dry run
+    assert other_world_in(str(imagenet), "digits") is None
+    (imagenet / "models/source").mkdir(parents=True)  # an imported classifier: an ImageNet run's job
+    assert "holds a run of world imagenet" in other_world_in(str(imagenet), "digits")
+    assert other_world_in(str(imagenet), "imagenet") is None
+
+
+def test_digit_scene_sizes_and_conditions_that_would_misalign_or_mislabel_are_refused():
+    def scene_problems(mutate):
+        config = copy.deepcopy(TINY_SCENES)
+        mutate(config)
+        validate(config, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+        return config_problems(config, 11)
+
+    assert scene_problems(lambda c: None) == []
+    resolution = TINY_SCENES["digit_scenes"]["resolution"]
+    found = scene_problems(lambda c: c["digit_scenes"].update(resolution=resolution + 8))
+    assert any(p.startswith("denoisers.unconditional.spec: image_size") for p in found)
+    assert any(p.startswith("denoisers.generator.spec: image_size") for p in found)
+    assert any(p.startswith("classifier_input: resize") for p in found)
+    found = scene_problems(lambda c: c["classifier_input"].update(crop=resolution - 2))
+    assert found == [
+        f"classifier_input: resize {resolution} and crop {resolution - 2} must both be digit_scenes.resolution "
+        f"({resolution}): label maps are scored as stored"
+    ]
+    found = scene_problems(lambda c: c["denoisers"]["unconditional"]["spec"].update(mask_classes=11))
+    assert found == ["denoisers.unconditional.spec: mask_classes is set, but the DDA/MoD model is unconditional"]
+    found = scene_problems(lambda c: c["denoisers"]["generator"]["spec"].update(num_classes=11))
+    assert any("num_classes is set, but a segmentation generator" in p for p in found)

@@ -83,7 +83,7 @@ def test_a_folder_holding_another_worlds_run_is_refused_before_any_job(tmp_path)
     denoiser.write_bytes(b"the digits run's denoiser")
     result = run_snakemake(workdir, "--configfile", "tiny.yaml", check=False)
     assert result.returncode != 0
-    assert "results/ holds a digits run, whose outputs share paths with a digit_scenes run" in result.stderr
+    assert "results/ holds a run of world digits, whose outputs share paths with a digit_scenes run" in result.stderr
     assert denoiser.read_bytes() == b"the digits run's denoiser"
     assert sorted(p.name for p in (workdir / "results").iterdir()) == ["data", "models"]
 
@@ -100,11 +100,11 @@ def test_tune_adaptation_tries_settings_on_the_validation_corruptions_only(scene
     table = pd.read_csv(output)
     assert set(table.images) == {*TINY_SCENES["corruptions"]["validation"], "clean"}
     assert set(table.steps) == {1, adaptation["steps"]}
-    assert set(table.method) == {"Source", "DDA", "DDA adapted only"}
+    assert set(table.method) == {"Source", "DDA", "DDA (adapted only)"}
     sanity = pd.read_csv(scenes_run / "results/tables/digit_scenes_sanity.csv").set_index("check").miou
     clean = table[(table.images == "clean") & (table.steps == adaptation["steps"])].set_index("method").score
     assert clean["Source"] == pytest.approx(sanity["source on clean test"], abs=0.01)
-    assert clean["DDA adapted only"] == pytest.approx(sanity["source on clean after DDA"], abs=0.01)
+    assert clean["DDA (adapted only)"] == pytest.approx(sanity["source on clean after DDA"], abs=0.01)
     miou = pd.read_csv(scenes_run / "results/tables/digit_scenes_c.csv")
     validation = miou[(miou.split == "validation") & (miou.corruption != "mean")].set_index(["method", "corruption"])
     ours = table[table.steps == adaptation["steps"]].set_index(["method", "images"]).score

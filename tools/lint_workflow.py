@@ -1,5 +1,6 @@
-"""`snakemake --lint` of both shipped configurations, in a temporary copy of the workflow: the digits
-preset as it is, config.yaml (ImageNet) over a placeholder tree of its inputs. Exits 1 on any finding."""
+"""`snakemake --lint` of the shipped configurations, in a temporary copy of the workflow: the digits and
+digit-scenes presets as they are, config.yaml (ImageNet) over a placeholder tree of its inputs. Exits 1 on
+any finding."""
 
 import os
 import subprocess

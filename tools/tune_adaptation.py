@@ -1,6 +1,6 @@
-"""Choose DDA's start step and guidance scale for an embedded world on its validation corruptions only.
+"""Choose DDA's start step and guidance for an embedded world on its validation corruptions only.
 
-The 15 test corruptions are never read: the candidates run on the validation corruptions' target sets
+The test corruptions are never read: the candidates run on the validation corruptions' target sets
 of a finished run (`--run`, its seed folder), with that run's unconditional denoiser and source model,
 through the workflow's own jobs (sda_core.jobs.adapt, sda_core.jobs.predict), in a scratch folder.
 Each candidate is scored by DDA's ensemble (f on the raw image + f on the adapted image), by f on the
@@ -8,8 +8,8 @@ adapted image alone, and on the clean target set after adaptation (how much of t
 SDA is not scored: its fine-tuned model depends on the same setting through MoD, so each candidate
 would need its own MoD and fine-tuning.
 
-    python tools/tune_adaptation.py --configfile presets/digit_scenes.yaml --run results \
-        --steps 4 6 8 10 --scales 1 3 --output benchmarks/results/<date>-digit-scenes-adaptation.csv
+    python tools/tune_adaptation.py --configfile presets/digit_scenes.yaml --run runs/digit_scenes/results \
+        --steps 4 6 8 10 --scales 1 3 6 --downsamples 1 2 --output benchmarks/results/<date>-scenes-tuning.csv
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sda_core import image_sets  # noqa: E402
-from sda_core.diffusion.processes import ReverseProcess  # noqa: E402
+from sda_core.config_checks import config_problems, problems_message  # noqa: E402
+from sda_core.diffusion.processes import reverse_process  # noqa: E402
 from sda_core.diffusion.respacing import noise_level  # noqa: E402
 from sda_core.diffusion.schedule import DiffusionSchedule  # noqa: E402
 from sda_core.jobs.adapt import adapt_job  # noqa: E402
@@ -41,6 +42,8 @@ from sda_core.seeds import seed_folder  # noqa: E402
 from sda_core.worlds import is_embedded, num_classes  # noqa: E402
 
 SOURCE = image_sets.SOURCE
+DDA = "dda"  # the process (sda_core.diffusion.processes)
+ADAPTED_ONLY = "DDA (adapted only)"  # the method's name in the workflow's tables (sda_core.ensemble)
 
 
 def scores(probabilities: dict[str, np.ndarray], labels: np.ndarray, classes: int) -> dict[str, float]:
@@ -65,6 +68,9 @@ def main() -> int:
 
     config = yaml.safe_load(Path(args.configfile).read_text())
     validate(config, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    problems = config_problems(config, num_classes(config))
+    if problems:
+        raise SystemExit(problems_message(problems))
     if not is_embedded(config["world"]):
         raise SystemExit("tune_adaptation.py tunes an embedded world, whose models the run trained")
     torch.set_num_threads(config["threads"])
@@ -74,26 +80,27 @@ def main() -> int:
     denoiser = run / "models/unconditional.safetensors"
     sets = {name: [str(run / f"target/{name}.zarr")] for name in config["corruptions"]["validation"]}
     sets[image_sets.CLEAN] = [str(run / f"data/{config['world']}/test.zarr")]
-    adaptation = config["adaptation"]
+    adaptation, guidance = config["adaptation"], config["adaptation"]["guidance"]
     device = torch.device("cpu")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for steps, scale, downsample in itertools.product(
-            args.steps, args.scales, args.downsamples or [adaptation["guidance"]["downsample"]]
+            args.steps, args.scales, args.downsamples or [guidance["downsample"]]
         ):
-            process = ReverseProcess(
-                respacing=adaptation["respacing"],
-                steps=steps,
-                noise_index=adaptation["noise_index"],
-                guidance={**adaptation["guidance"], "scale": scale, "downsample": downsample},
-            )
+            candidate = {
+                **adaptation,
+                "steps": steps,
+                "guidance": {**guidance, "scale": scale, "downsample": downsample},
+            }
+            process = reverse_process(DDA, candidate, config["diffpure"])
             t = DiffusionSchedule(respacing=process.respacing).timesteps[noise_level(steps, process.noise_index)]
             adapted = {}
             for name, stores in sets.items():
                 out = f"{scratch}/N{steps}-s{scale}-d{downsample}-{name}.zarr"
                 batch, seed = adaptation["batch_size"], config["seed"]
                 # the workflow's stream (rules/adapt.smk): the same noise as its DDA set of these images
-                adapt_job(stores, out, spec, str(denoiser), process, batch, 0, 1, f"dda/{name}", seed, device)
+                stream = image_sets.adapted(DDA, name)
+                adapt_job(stores, out, spec, str(denoiser), process, batch, 0, 1, stream, seed, device)
                 adapted[name] = [out]
             for arch in config["architectures"]:
                 predictions = f"{scratch}/{arch['name']}-N{steps}-s{scale}-d{downsample}.npz"
@@ -115,7 +122,7 @@ def main() -> int:
                         raw = arrays[image_sets.predictions_key(SOURCE, f"raw/{name}")].astype(np.float32)
                         dda = arrays[image_sets.predictions_key(SOURCE, f"dda/{name}")].astype(np.float32)
                         labels = arrays[image_sets.labels_key(f"raw/{name}")]
-                        methods = {"Source": raw, "DDA": raw + dda, "DDA adapted only": dda}
+                        methods = {"Source": raw, "DDA": raw + dda, ADAPTED_ONLY: dda}
                         for method, value in scores(methods, labels, classes).items():
                             rows.append(
                                 {
@@ -152,7 +159,7 @@ def main() -> int:
         .unstack("method")
         .round(1)
     )
-    clean = table[(table.images == image_sets.CLEAN) & (table.method == "DDA adapted only")]
+    clean = table[(table.images == image_sets.CLEAN) & (table.method == ADAPTED_ONLY)]
     summary["clean after DDA"] = clean.set_index(["steps", "t", "scale", "downsample"]).score
     print("mean over the validation corruptions:")
     print(summary.to_string())
