@@ -3,6 +3,7 @@ benchmarks/results/<date>_demo_stages_<hardware>.csv (what the README's `make de
 
     python benchmarks/demo_stages.py                 # after `make demo`, from the repository root
     python benchmarks/demo_stages.py --wall 311      # also record the run's wall time (seconds)
+    python benchmarks/demo_stages.py --benchmarks runs/digit_scenes/results/benchmarks --name scenes_stages
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmarks", type=Path, default=Path("results/benchmarks"))
     parser.add_argument("--wall", type=float, default=None, help="wall-clock seconds of the whole run")
+    parser.add_argument("--name", default="demo_stages", help="the CSV's name (scenes_stages for `make scenes`)")
     args = parser.parse_args()
     jobs: dict[str, int] = defaultdict(int)
     seconds: dict[str, float] = defaultdict(float)
@@ -61,7 +63,7 @@ def main() -> None:
     print(f"{'stage':42s}{'jobs':>6s}{'seconds':>9s}{'peak RSS (MB)':>15s}")
     for row in rows:
         print(f"{row['stage']:42s}{row['jobs']!s:>6s}{row['seconds']:>9}{row['peak_rss_mb']!s:>15s}")
-    write_results("demo_stages", rows)
+    write_results(args.name, rows)
 
 
 if __name__ == "__main__":

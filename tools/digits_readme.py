@@ -5,6 +5,7 @@ cannot drift.
     python tools/digits_readme.py --check            # CI, after `make demo`: exit 1 if README.md differs
     python tools/digits_readme.py --check --seeds    # the same, with the summary over seeds of `make seeds`
     python tools/digits_readme.py --check --scenes   # the same, with the digit-scenes block (`make scenes`)
+    python tools/digits_readme.py --check --scenes-only   # the digit-scenes block alone
 
 Only the blocks between their markers in README.md are generated, each when its table exists: the main
 figures and the claims of seed 0 (`make demo`), the claims over seeds (`make seeds`) and the
@@ -275,7 +276,8 @@ def render_scenes(tables: Path) -> str:
     n, severity = int(test.loc[("mean", "Source"), "n"]), int(test.loc[("mean", "Source"), "severity"])
     lines = [
         f"mIoU (%) of `{arch}` on the {n} held-out scenes under each test corruption at severity {severity}, and",
-        "their mean with a 95% bootstrap interval over scenes (`results/tables/digit_scenes_c.csv`); the last",
+        "their mean with a 95% bootstrap interval over scenes (`runs/digit_scenes/results/tables/digit_scenes_c.csv`);",
+        "the last",
         "column is SDA - DDA in points, paired on the same resampled scenes (`digit_scenes_c_paired.csv`):",
         "",
         *table_header(["corruption", *SCENE_METHODS, "SDA - DDA"]),
@@ -306,7 +308,7 @@ def render_scenes(tables: Path) -> str:
         f"Mean over the {validation_sets} validation corruptions (what the adaptation settings were chosen on): "
         + ", ".join(f"{m} {validation[m]:.1f}" for m in ("Source", "DDA", "SDA")),
         "",
-        "Sanity figures, mIoU (%) (`results/tables/digit_scenes_sanity.csv`):",
+        "Sanity figures, mIoU (%) (`digit_scenes_sanity.csv`):",
         "",
         *table_header(["check", arch]),
     ]
@@ -314,7 +316,35 @@ def render_scenes(tables: Path) -> str:
     gates = yaml.safe_load((ROOT / "presets/digit_scenes.yaml").read_text())["gates"]
     for check, label in SCENE_SANITY.items():
         lines.append(table_row([label.format(**gates), f"{by_check[check]:.1f}"]))
-    return "\n".join(lines)
+    return "\n".join(lines + render_scene_seeds(tables))
+
+
+def render_scene_seeds(tables: Path) -> list[str]:
+    """The test mean of every seed run in the same folder (`--config seed=N`: results/seed-N/), if any."""
+    runs = {0: tables}
+    for folder in sorted(tables.parent.glob("seed-*/tables")):
+        if (folder / "digit_scenes_c.csv").exists():
+            runs[int(folder.parent.name.removeprefix("seed-"))] = folder
+    if len(runs) == 1:
+        return []
+    lines = [
+        "",
+        "The same configuration with other seeds (`--config seed=N`: other scenes, other training; mean over the",
+        "test corruptions, 95% bootstrap intervals over scenes):",
+        "",
+        *table_header(["seed", "Source", "DDA", "SDA", "SDA - DDA", "DDA - Source"]),
+    ]
+    for seed, folder in sorted(runs.items()):
+        miou = pd.read_csv(folder / "digit_scenes_c.csv")
+        means = miou[(miou.split == "test") & (miou.corruption == "mean")].set_index("method")
+        paired = pd.read_csv(folder / "digit_scenes_c_paired.csv")
+        pairs = paired[(paired.split == "test") & (paired.corruption == "mean")].set_index("comparison")
+        cells = [f"{means.miou[m]:.1f}" for m in ("Source", "DDA", "SDA")]
+        for comparison in ("SDA - DDA", "DDA - Source"):
+            row = pairs.loc[comparison]
+            cells.append(f"{row.difference:+.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]")
+        lines.append(table_row([str(seed), *cells]))
+    return lines
 
 
 # README block name -> (renderer, table it needs, the run that makes it: --check checks "demo" always,
@@ -341,6 +371,7 @@ def main() -> int:
     mode.add_argument("--check", action="store_true")
     parser.add_argument("--seeds", action="store_true", help="--check also the summary over seeds")
     parser.add_argument("--scenes", action="store_true", help="--check also the digit-scenes block")
+    parser.add_argument("--scenes-only", action="store_true", help="--check the digit-scenes block alone")
     parser.add_argument("--tables", type=Path, default=Path("results/tables"), help="the digits run's tables")
     parser.add_argument(
         "--scenes-tables", type=Path, default=Path("runs/digit_scenes/results/tables"), help="`make scenes`' tables"
@@ -349,6 +380,8 @@ def main() -> int:
     readme = (ROOT / "README.md").read_text()
     failed = False
     checked = {"demo", *(["seeds"] if args.seeds else []), *(["scenes"] if args.scenes else [])}
+    if args.scenes_only:
+        checked = {"scenes"}
     for name, (renderer, needs, run) in BLOCKS.items():
         begin, end = markers(name)
         if begin not in readme or end not in readme:
