@@ -240,18 +240,20 @@ def corruption_groups(test: list[str], validation: list[str]):
             yield split, "mean", list(corruptions)
 
 
-def paired_table(
-    correct: Correctness, comparisons: list[tuple[str, str]], test: list[str], validation: list[str]
+def paired_difference_table(
+    by_arch: dict, comparisons, test: list[str], validation: list[str], difference
 ) -> pd.DataFrame:
-    """Differences between methods (first minus second, percentage points), paired over the same images:
-    a row per corruption, then the mean over the split's corruptions (corruption "mean")."""
+    """The long-form table of paired differences, one row per (arch, comparison, split, corruption or
+    "mean"). by_arch: arch -> (method, corruption) -> what `difference(first_sets, second_sets)` compares,
+    which returns (difference, ci_low, ci_high) in points; a comparison of a method not run for an
+    architecture is left out."""
     rows = []
-    for arch, by_method in correct.items():
+    for arch, by_method in by_arch.items():
         for first, second in comparisons:
             for split, corruption, members in corruption_groups(test, validation):
                 if not {(first, members[0]), (second, members[0])} <= by_method.keys():
                     continue  # not both run for this architecture (correctness' not_run)
-                diff, low, high = paired_difference(
+                value, low, high = difference(
                     [by_method[first, c] for c in members], [by_method[second, c] for c in members]
                 )
                 rows.append(
@@ -261,12 +263,24 @@ def paired_table(
                         "split": split,
                         "corruption": corruption,
                         "corruptions": len(members),
-                        "difference": 100 * diff,
-                        "ci_low": 100 * low,
-                        "ci_high": 100 * high,
+                        "difference": value,
+                        "ci_low": low,
+                        "ci_high": high,
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def paired_table(
+    correct: Correctness, comparisons: list[tuple[str, str]], test: list[str], validation: list[str]
+) -> pd.DataFrame:
+    """Differences between methods (first minus second, percentage points), paired over the same images:
+    a row per corruption, then the mean over the split's corruptions (corruption "mean")."""
+
+    def points(first, second):
+        return tuple(100 * value for value in paired_difference(first, second))
+
+    return paired_difference_table(correct, comparisons, test, validation, points)
 
 
 def corruption_wins(paired: pd.DataFrame, comparison: str = "SDA - DDA", split: str = "test") -> pd.DataFrame:

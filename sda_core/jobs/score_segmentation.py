@@ -18,7 +18,14 @@ import pandas as pd
 
 from sda_core.ensemble import COMPARISONS, METHODS, Method, fuse, method_labels, method_terms
 from sda_core.image_sets import labels_key, predictions_key
-from sda_core.jobs.score import SANITY_CHECKS, PredictionFiles, PredictionReader, corruption_groups, plot_accuracy
+from sda_core.jobs.score import (
+    SANITY_CHECKS,
+    PredictionFiles,
+    PredictionReader,
+    corruption_groups,
+    paired_difference_table,
+    plot_accuracy,
+)
 from sda_core.segmentation import (
     bootstrap_resamples,
     confusions,
@@ -88,26 +95,11 @@ def paired_miou_table(
 ) -> pd.DataFrame:
     """Differences of mIoU (first minus second, points) on the same resampled scenes, per corruption and
     for the mean over the split's corruptions."""
-    rows = []
-    for arch, by_method in found.items():
-        for first, second in COMPARISONS:
-            for split, corruption, members in corruption_groups(test, validation):
-                one = [by_method[first, c] for c in members]
-                other = [by_method[second, c] for c in members]
-                difference, low, high = paired_difference_interval(one, other, _draws(one, seed, resamples))
-                rows.append(
-                    {
-                        "arch": arch,
-                        "comparison": f"{first} - {second}",
-                        "split": split,
-                        "corruption": corruption,
-                        "corruptions": len(members),
-                        "difference": difference,
-                        "ci_low": low,
-                        "ci_high": high,
-                    }
-                )
-    return pd.DataFrame(rows)
+
+    def on_the_same_scenes(first, second):
+        return paired_difference_interval(first, second, _draws(first, seed, resamples))
+
+    return paired_difference_table(found, COMPARISONS, test, validation, on_the_same_scenes)
 
 
 def sanity_miou_table(prediction_files: PredictionFiles, num_classes: int) -> pd.DataFrame:
