@@ -47,11 +47,16 @@ def load_model(
     return load_segmenter(segmenter_spec(timm_name, num_classes, timm_kwargs, segmenter), weights, how_to_obtain)
 
 
-def score_summary(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> str:
-    """A one-line score for a log: top-1 of class labels, mIoU of label maps (sda_core.segmentation)."""
+def score(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    """The task's score in percent: top-1 of class labels, mIoU of label maps (sda_core.segmentation)."""
     predicted = probabilities.argmax(1)
     if labels.ndim == 1:
-        return f"top-1 {100 * np.mean(predicted == labels):.2f}%"
+        return 100 * float(np.mean(predicted == labels))
     from sda_core.segmentation import confusions, mean_iou
 
-    return f"mIoU {mean_iou(confusions(predicted, labels, num_classes)):.2f}%"
+    return mean_iou(confusions(predicted, labels, num_classes))
+
+
+def score_summary(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> str:
+    """A one-line score for a log."""
+    return f"{'top-1' if labels.ndim == 1 else 'mIoU'} {score(probabilities, labels, num_classes):.2f}%"

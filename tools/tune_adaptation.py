@@ -39,21 +39,12 @@ from sda_core.jobs.adapt import adapt_job  # noqa: E402
 from sda_core.jobs.predict import predict_job  # noqa: E402
 from sda_core.models.specs import resolve_spec  # noqa: E402
 from sda_core.seeds import seed_folder  # noqa: E402
+from sda_core.tasks import score  # noqa: E402
 from sda_core.worlds import is_embedded, num_classes  # noqa: E402
 
 SOURCE = image_sets.SOURCE
 DDA = "dda"  # the process (sda_core.diffusion.processes)
 ADAPTED_ONLY = "DDA (adapted only)"  # the method's name in the workflow's tables (sda_core.ensemble)
-
-
-def scores(probabilities: dict[str, np.ndarray], labels: np.ndarray, classes: int) -> dict[str, float]:
-    """Percent correct (class labels) or mIoU (label maps) of each named probability array."""
-    predicted = {name: p.astype(np.float32).argmax(1) for name, p in probabilities.items()}
-    if labels.ndim == 1:
-        return {name: 100 * float(np.mean(p == labels)) for name, p in predicted.items()}
-    from sda_core.segmentation import confusions, mean_iou
-
-    return {name: mean_iou(confusions(p, labels, classes).sum(0)) for name, p in predicted.items()}
 
 
 def main() -> int:
@@ -123,7 +114,8 @@ def main() -> int:
                         dda = arrays[image_sets.predictions_key(SOURCE, f"dda/{name}")].astype(np.float32)
                         labels = arrays[image_sets.labels_key(f"raw/{name}")]
                         methods = {"Source": raw, "DDA": raw + dda, ADAPTED_ONLY: dda}
-                        for method, value in scores(methods, labels, classes).items():
+                        for method, probabilities in methods.items():
+                            value = score(probabilities, labels, classes)
                             rows.append(
                                 {
                                     "architecture": arch["name"],
