@@ -7,9 +7,14 @@ import numpy as np
 from sda_core.store import StoreSequence
 
 
+def evenly_spaced_indices(length: int, count: int) -> np.ndarray:
+    """`count` indices spread over a set of `length`: ImageNet stores are ordered by class."""
+    return np.unique(np.linspace(0, length - 1, count).astype(int))
+
+
 def evenly_spaced(images: StoreSequence, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` images spread over the whole set: ImageNet stores are ordered by class."""
-    indices = np.unique(np.linspace(0, len(images) - 1, count).astype(int))
+    """`count` images (and their labels) spread over the whole set (evenly_spaced_indices)."""
+    indices = evenly_spaced_indices(len(images), count)
     picked = [images.read(int(i), int(i) + 1) for i in indices]
     return np.concatenate([p[0] for p in picked]), np.concatenate([p[1] for p in picked])
 
@@ -75,8 +80,7 @@ def segmentation_preview_job(
     for ax, (name, (kind, stores, keys)) in zip(axes[:, 0], rows.items()):
         if kind == "predicted":
             fused = sum(predictions[key].astype(np.float32) for key in keys)
-            indices = np.unique(np.linspace(0, len(fused) - 1, columns).astype(int))
-            picture = coloured(fused[indices].argmax(1), num_classes)
+            picture = coloured(fused[evenly_spaced_indices(len(fused), columns)].argmax(1), num_classes)
         else:
             images, maps = evenly_spaced(StoreSequence(stores), columns)
             picture = images if kind == "images" else coloured(maps, num_classes)
