@@ -9,13 +9,14 @@ from sda_core.models.specs import resolve_spec
 from sda_core.seeds import seed_folder, table_path
 from sda_core.sources import adapted_folder, imagenet_folder
 from sda_core.studies import Studies
-from sda_core.worlds import is_embedded, num_classes, other_world_in
+from sda_core.worlds import generated_maps, is_embedded, num_classes, other_world_in, task_of
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = "results"  # every output of the workflow lies under it
 WORLD = config["world"]
-TASK = config["task"]  # classification or segmentation (sda_core.worlds; sda_core.tasks picks the model)
+# the task the world poses (sda_core.tasks): every rule that differs between tasks asks it
+TASK = task_of(WORLD)
 EMBEDDED = is_embedded(WORLD)  # data and models made here
 SEED = config["seed"]
 # What a seed makes lies in its own folder (seed 0: RESULTS itself), so that several seeds sit side by
@@ -57,13 +58,12 @@ JOB_THREADS = config["threads"]
 
 
 def classifier_model(arch):
-    """What builds an architecture's classifier (or segmenter: sda_core.tasks): its params, apart from the
+    """What builds an architecture's model (the task's: sda_core.tasks): its params, apart from the
     training settings (so that a change of the fine-tuning recipe does not retrain or re-import the
-    source model). A classifier's params name no segmenter, as before the task existed."""
-    model = {"timm_name": ARCHS[arch]["timm_name"], "timm_kwargs": ARCHS[arch]["timm_kwargs"]}
-    if TASK == "segmentation":
-        model["segmenter"] = ARCHS[arch]["segmenter"]  # present: sda_core.worlds.task_problems
-    return model
+    source model)."""
+    return {"timm_name": ARCHS[arch]["timm_name"], "timm_kwargs": ARCHS[arch]["timm_kwargs"]} | TASK.model_params(
+        ARCHS[arch]
+    )
 
 
 def job_device(uses_gpu):
@@ -356,42 +356,30 @@ def gda_weights(wildcards):
     return weights
 
 
-def preview_sets():
-    """Rows of the preview grid -> their stores."""
-    stores = image_set_stores()
-    return {name: stores[name] for name in IMAGE_SETS.preview_rows(TEST_CORRUPTIONS[:2])}
+def preview_rows():
+    """Rows of the preview grid (the task's: name -> (kind, stores, method)), the first two test corruptions."""
+    return TASK.preview_rows(image_set_stores(), TEST_CORRUPTIONS[:2], IMAGE_SETS)
 
 
-def segmentation_preview_rows():
-    """Rows of the segmentation preview: the clean scenes and their maps; per shown test corruption its
-    images, their DDA adaptation, and the maps Source and SDA predict (the first architecture's)."""
-    from sda_core.ensemble import METHODS
-
-    stores = image_set_stores()
-    rows = {
-        "clean": ("images", stores[image_sets.CLEAN], ()),
-        "label maps": ("labels", stores[image_sets.CLEAN], ()),
-    }
-    for c in TEST_CORRUPTIONS[:2]:
-        dda = image_sets.adapted("dda", c)
-        rows[c] = ("images", stores[image_sets.target(c)], ())
-        rows[f"{c}, DDA"] = ("images", stores[dda], ())
-        for name in ("Source", "SDA"):
-            keys = tuple(image_sets.predictions_key(model, images(c)) for model, images in METHODS[name].terms)
-            rows[f"{c}: {name}"] = ("predicted", None, keys)
-    return rows
+def preview_prediction_files():
+    """The prediction files the preview's predicted rows read (the first architecture's); none without such rows."""
+    if not any(kind == "predicted" for kind, _, _ in preview_rows().values()):
+        return {}
+    return prediction_files()[list(ARCHS)[0]]
 
 
 def score_outputs():
-    """The score rule's outputs, each shown in the HTML report with its caption (report/)."""
-    miou = TASK == "segmentation"
+    """The score rule's outputs, each shown in the HTML report with its caption (report/, the task's)."""
     outputs = {
-        "table": (table_file("c"), "miou.rst" if miou else "accuracy.rst"),
-        "paired": (table_file("c_paired"), "paired_miou.rst" if miou else "paired.rst"),
-        "sanity": (table_file("sanity"), "sanity_miou.rst" if miou else "sanity.rst"),
-        "plot": (plot_file("c"), "plot_miou.rst" if miou else "plot.rst"),
-        "provenance": (provenance_file(), "provenance.rst"),
+        name: (path, TASK.captions[name])
+        for name, path in (
+            ("table", table_file("c")),
+            ("paired", table_file("c_paired")),
+            ("sanity", table_file("sanity")),
+            ("plot", plot_file("c")),
+        )
     }
+    outputs["provenance"] = (provenance_file(), "provenance.rst")
     if STUDIES.fusions:
         outputs["fusion"] = (table_file("fusion"), "fusion.rst")
     return {
@@ -426,7 +414,7 @@ RESULT_FILES = [
     plot_file("c"),
 ]
 RESULT_FILES.append(plot_file("preview"))
-if TASK == "classification":  # segmentation has no claims or studies yet
+if "claims" in TASK.supports:
     RESULT_FILES.append(table_file("claims"))
 if STUDIES.fusions:
     RESULT_FILES.append(table_file("fusion"))
@@ -436,14 +424,28 @@ if STUDIES.sweep:
 
 
 def generated_label_maps():
-    """The sampling rule's label_maps param: the maps the generator draws the synthetic set for
-    (sda_core.data.digit_scenes.GeneratedMaps); no param at all (classes) unless the task is segmentation,
-    so that a classification run's params, and so its finished samples, stay as they were."""
-    if TASK != "segmentation":
-        return {}
-    scenes = config["digit_scenes"]
-    maps = {"resolution": scenes["resolution"], "test_fraction": scenes["test_fraction"], "seed": SEED}
-    return {"label_maps": {**maps, "count": scenes["generated_scenes"]}}
+    """The sampling rule's label_maps param: the maps the world's generator draws the synthetic set for
+    (sda_core.worlds.generated_maps); no param at all where it draws for classes, so that a
+    classification run's params, and so its finished samples, stay as they were."""
+    maps = generated_maps(config, SEED)
+    return {} if maps is None else {"label_maps": maps}
+
+
+def score_settings():
+    """The score rule's settings (every task's score interface: sda_core.tasks.base.Task.score_tables)."""
+    return {
+        "test": TEST_CORRUPTIONS,
+        "validation": VALIDATION_CORRUPTIONS,
+        "severity": config["corruptions"]["severity"],
+        "title": f"{WORLD}-C, severity {config['corruptions']['severity']}",
+        "num_classes": NUM_CLASSES,
+        "seed": SEED,
+        "has_clean": HAS_CLEAN,
+        "variants": STUDIES.variants,
+        "fusions": STUDIES.fusions,
+        "memo": config["memo"]["enabled"],
+        "gda_archs": GDA_ARCHS,
+    }
 
 
 def generator_weights(wildcards):

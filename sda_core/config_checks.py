@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 
 from sda_core import batching, compilation, precision
-from sda_core.models.specs import image_size, is_latent, mask_classes, num_classes, resolve_spec, spec_problems
-from sda_core.worlds import is_embedded, task_problems
+from sda_core.models.specs import image_size, is_latent, mask_classes, num_classes, spec_problems
+from sda_core.worlds import is_embedded, task_of, task_problems
 
 
 def config_problems(config: dict, data_classes: int) -> list[str]:
@@ -30,7 +30,6 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             f"corruptions: {', '.join(both)} in both test and validation; a corruption tuned on "
             "must not be scored as a test corruption"
         )
-    problems += task_problems(config)
     problems += target_problems(config)
     problems += gda_problems(config)
     problems += [
@@ -87,25 +86,8 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             )
     if config["world"] == "digit_scenes":
         problems += scene_size_problems(config, specs)
-    if "generator" in specs and config["task"] == "segmentation" and num_classes(specs["generator"]) is not None:
-        problems.append(
-            "denoisers.generator.spec: num_classes is set, but a segmentation generator is conditioned on "
-            "label maps (mask_classes) only"
-        )
-    if "generator" in specs and config["task"] == "segmentation":
-        classes = mask_classes(specs["generator"])
-        if classes != data_classes:
-            problems.append(
-                f"denoisers.generator.spec: conditioned on label maps of {classes} classes (mask_classes), "
-                f"the data has {data_classes}"
-            )
-    elif "generator" in specs:
-        classes = num_classes(specs["generator"])
-        if classes != data_classes:
-            key = "num_classes" if resolve_spec(specs["generator"])["arch"] == "adm" else "num_embeds_ada_norm"
-            problems.append(
-                f"denoisers.generator.spec: conditioned on {classes} classes ({key}), the data has {data_classes}"
-            )
+    mismatch = task_problems(config)
+    problems += mismatch or task_of(config["world"]).problems(config, specs, data_classes)
     has_clean = is_embedded(config["world"]) or config["imagenet"]["val_root"] is not None
     if config["gates"]["source_clean_accuracy"] is not None and not has_clean:
         problems.append(

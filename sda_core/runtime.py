@@ -35,6 +35,14 @@ def start_snakemake_job(snakemake) -> torch.device:
     return start_job(snakemake.log[0], snakemake.threads, snakemake.params.device)
 
 
+def run_task(snakemake) -> str:
+    """The task of the job's run: the one its world poses (sda_core.worlds), read from the config rather
+    than a rule param, so that a rule's params, and so its finished outputs, stay as they were."""
+    from sda_core.worlds import WORLD_TASKS
+
+    return WORLD_TASKS[snakemake.config["world"]]
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

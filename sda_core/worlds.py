@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-TASKS = ("classification", "segmentation")
+from sda_core.tasks import Task, task_named
+
 WORLD_TASKS = {"imagenet": "classification", "digits": "classification", "digit_scenes": "segmentation"}
 EMBEDDED_WORLDS = ("digits", "digit_scenes")  # their data and models are made by the workflow
 
@@ -33,35 +34,28 @@ def num_classes(config: dict) -> int:
     return config["imagenet"]["num_classes"]
 
 
+def task_of(world: str) -> Task:
+    """The task the world poses (one object of sda_core.tasks.TASKS)."""
+    return task_named(WORLD_TASKS[world])
+
+
 def task_problems(config: dict) -> list[str]:
-    """A task the world does not pose, and what only the other task has."""
+    """A config's task key that differs from the task its world poses (what else a task refuses:
+    sda_core.tasks.base.Task.problems)."""
     world, task = config["world"], config["task"]
     if WORLD_TASKS[world] != task:
         return [f"task: world {world} poses {WORLD_TASKS[world]}, not {task}; set task: {WORLD_TASKS[world]}"]
-    problems = []
-    if task == "segmentation":
-        only_classification = {
-            "memo.enabled": config["memo"]["enabled"],
-            "gda.enabled": config["gda"]["enabled"],
-            "targets": bool(config["targets"]),
-            **{f"studies.{name}": study["enabled"] for name, study in config["studies"].items()},
-        }
-        problems += [
-            f"{key}: not available for task segmentation yet; turn it off"
-            for key, on in only_classification.items()
-            if on
-        ]
-    for arch in config["architectures"]:
-        if ("segmenter" in arch) != (task == "segmentation"):
-            problems.append(
-                f"architectures: {arch['name']}: "
-                + (
-                    "a segmenter needs its segmenter settings"
-                    if task == "segmentation"
-                    else "segmenter is for task segmentation"
-                )
-            )
-    return problems
+    return []
+
+
+def generated_maps(config: dict, seed: int) -> dict | None:
+    """The label maps the world's generator draws its synthetic set for (the settings of
+    sda_core.data.digit_scenes.GeneratedMaps), or None where it is conditioned on classes."""
+    if config["world"] != "digit_scenes":
+        return None
+    scenes = config["digit_scenes"]
+    maps = {"resolution": scenes["resolution"], "test_fraction": scenes["test_fraction"], "seed": seed}
+    return {**maps, "count": scenes["generated_scenes"]}
 
 
 def other_world_in(results: str, world: str) -> str | None:

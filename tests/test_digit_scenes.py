@@ -83,15 +83,29 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
     spec = {**tiny_adm_spec, "mask_classes": NUM_CLASSES}
     settings = {"steps": 2, "batch_size": 4}
     generator = str(tmp_path / "generator.safetensors")
-    with pytest.raises(ValueError, match="needs mask_classes"):
-        train_denoiser_job(train, generator, tiny_adm_spec, settings, True, 0, torch.device("cpu"))
-    train_denoiser_job(train, generator, spec, settings, True, 0, torch.device("cpu"))
+    with pytest.raises(ValueError, match="needs a generator with mask_classes"):
+        train_denoiser_job(train, generator, tiny_adm_spec, settings, True, 0, torch.device("cpu"), "segmentation")
+    with pytest.raises(ValueError, match="task classification expects"):
+        train_denoiser_job(train, generator, spec, settings, True, 0, torch.device("cpu"))
+    train_denoiser_job(train, generator, spec, settings, True, 0, torch.device("cpu"), "segmentation")
 
     maps = GeneratedMaps(resolution=8, test_fraction=0.3, seed=0, count=5)
 
     def sample(output, shard, shards):
         sample_job(
-            str(output), spec, generator, NUM_CLASSES, 0, 3, 2, shard, shards, 0, torch.device("cpu"), label_maps=maps
+            str(output),
+            spec,
+            generator,
+            NUM_CLASSES,
+            0,
+            3,
+            2,
+            shard,
+            shards,
+            0,
+            torch.device("cpu"),
+            task="segmentation",
+            label_maps=maps,
         )
 
     with pytest.raises(ValueError, match="needs a generator with mask_classes"):
@@ -107,6 +121,7 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
             1,
             0,
             torch.device("cpu"),
+            task="segmentation",
             label_maps=maps,
         )
     one, two = whole_and_in_two_shards(sample, tmp_path, 5)
@@ -151,10 +166,10 @@ def test_a_segmenter_is_trained_fine_tuned_and_predicts_per_pixel_through_the_cl
     settings = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 8, "epochs": 1, "schedule": "constant"}
     source, tuned = str(tmp_path / "source.safetensors"), str(tmp_path / "tuned.safetensors")
     common = dict(num_classes=NUM_CLASSES, settings=settings, preprocess={"resize": 8, "crop": 8}, seed=0)
-    common.update(device=torch.device("cpu"), segmenter=segmenter)
+    common.update(device=torch.device("cpu"), segmenter=segmenter, task="segmentation")
     train_classifier_job([train], source, model["timm_name"], model["timm_kwargs"], **common)
     train_classifier_job([train], tuned, model["timm_name"], model["timm_kwargs"], init_weights=source, **common)
-    with pytest.raises(ValueError, match="label maps have none"):
+    with pytest.raises(ValueError, match="task segmentation has no class per image"):
         train_classifier_job([train], tuned, model["timm_name"], model["timm_kwargs"], images_per_class=1, **common)
     output = tmp_path / "predictions.npz"
     predict_job(
@@ -169,6 +184,7 @@ def test_a_segmenter_is_trained_fine_tuned_and_predicts_per_pixel_through_the_cl
         torch.device("cpu"),
         batch_size=4,
         segmenter=segmenter,
+        task="segmentation",
     )
     stored = np.load(output)
     probabilities = stored[predictions_key("source", "target/clean")]

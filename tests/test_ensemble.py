@@ -64,7 +64,7 @@ def test_memo_rows_cover_evenly_spaced_images_and_pair_with_those(tmp_path):
     scored and paired on those."""
     from sda_core.ensemble import MEMO_METHOD, paired_difference
     from sda_core.image_sets import covered_images
-    from sda_core.jobs.score import PredictionReader
+    from sda_core.scoring.predictions import PredictionReader
     from sda_core.store import PROBABILITIES, fill_store
 
     assert covered_images(5, 3).tolist() == [0, 1, 3] and covered_images(5, None).tolist() == [0, 1, 2, 3, 4]
@@ -118,7 +118,8 @@ def test_gda_ensemble_selects_the_lower_entropy_prediction_on_the_images_gda_cov
 def test_the_score_plot_leaves_out_a_method_an_architecture_does_not_run(tmp_path):
     """gda.architectures may name some architectures only (config.yaml: three of five): the plot of the
     score job must draw the others without GDA, not fail after the tables are written."""
-    from sda_core.jobs.score import accuracy_table, plot_accuracy
+    from sda_core.scoring.accuracy import accuracy_table
+    from sda_core.scoring.plots import plot_accuracy
 
     rng = np.random.default_rng(0)
     correct = {

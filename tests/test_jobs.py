@@ -9,9 +9,10 @@ import sda_core.jobs.adapt as adapt_module
 from sda_core.checkpoints import save_weights
 from sda_core.diffusion.processes import ReverseProcess
 from sda_core.jobs.adapt import adapt_job
-from sda_core.jobs.sample import sample_job, sample_labels
+from sda_core.jobs.sample import sample_job
 from sda_core.models.denoisers import build_denoiser
 from sda_core.store import StoreSequence, write_store
+from sda_core.tasks.classification import sample_labels
 
 TINY_DIT = dict(
     arch="dit",

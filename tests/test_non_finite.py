@@ -6,7 +6,6 @@ import torch
 from safetensors.torch import save_file
 
 import sda_core.jobs.adapt as adapt_module
-import sda_core.jobs.predict as predict_module
 from sda_core.checkpoints import CheckpointError, load_weights, save_weights
 from sda_core.classifier_training import TrainSettings, train_classifier
 from sda_core.diffusion.processes import ReverseProcess
@@ -104,7 +103,9 @@ def test_prediction_refuses_non_finite_outputs(tmp_path, monkeypatch):
         def forward(self, x):
             return torch.full((len(x), 2), float("nan"))
 
-    monkeypatch.setattr(predict_module, "load_model", lambda *a, **k: Broken())
+    from sda_core.tasks.classification import Classification
+
+    monkeypatch.setattr(Classification, "load_model", lambda *a, **k: Broken())
     with pytest.raises(NonFiniteError, match=r"predict target/fog, images 0\.\.4, source resnet10t \(s.safetensors\)"):
         predict_job(
             {"target/fog": [str(tmp_path / "fog.zarr")]},

@@ -98,10 +98,13 @@ def test_deeplabv3_on_a_timm_backbone_gives_logits_at_the_input_size_and_round_t
 
 
 def test_the_task_scores_classes_by_top1_and_label_maps_by_miou():
-    from sda_core.tasks import score_summary
+    from sda_core.tasks import TASKS
 
     probabilities = np.eye(3)[[0, 1, 2, 2]]
-    assert score_summary(probabilities, np.array([0, 1, 2, 0]), 3) == "top-1 75.00%"
+    assert TASKS["classification"].score_summary(probabilities, np.array([0, 1, 2, 0]), 3) == "top-1 75.00%"
     predicted, labels = _maps(6, n=4, classes=3)
     per_pixel = np.moveaxis(np.eye(3)[predicted], -1, 1)
-    assert score_summary(per_pixel, labels, 3) == f"mIoU {mean_iou(confusions(predicted, labels, 3)):.2f}%"
+    assert (
+        TASKS["segmentation"].score_summary(per_pixel, labels, 3)
+        == f"mIoU {mean_iou(confusions(predicted, labels, 3)):.2f}%"
+    )

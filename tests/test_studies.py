@@ -9,10 +9,11 @@ from sda_core.diffusion.processes import reverse_process
 from sda_core.ensemble import WEIGHT_GRID, fuse, run_methods, tune_weight
 from sda_core.image_sets import RunImageSets, SweepLevel, labels_key, parse_process, predictions_key
 from sda_core.jobs.claims import FAILS, HOLDS, INCONCLUSIVE, claims_table
-from sda_core.jobs.score import corruption_wins, paired_table, tuned_weights
-from sda_core.jobs.timesteps import MISALIGNMENT, gain_table, timestep_correctness, timestep_table
-from sda_core.jobs.train_classifier import class_balanced_subset
+from sda_core.scoring.accuracy import paired_table, tuned_weights
+from sda_core.scoring.tables import corruption_wins
+from sda_core.scoring.timesteps import MISALIGNMENT, gain_table, timestep_correctness, timestep_table
 from sda_core.studies import Studies, sweep_levels
+from sda_core.tasks.classification import class_balanced_subset
 
 
 def test_sweep_levels_are_the_nearest_distinct_respaced_levels_with_the_configured_one_marked():

@@ -56,7 +56,7 @@ def adapt_job(
     schedule = DiffusionSchedule(respacing=respacing)
     low_pass = LowPassGuidance(**guidance) if guidance else None
     size = spec["image_size"]
-    if source.label_shape and source.label_shape != (size, size):
+    if not source.label_layout.fits(size):
         raise ValueError(
             f"{inputs[0]} has label maps of shape {source.label_shape}: adapting its images at the denoiser's "
             f"{size}x{size} would leave them misaligned; make the images at the denoiser's size"
@@ -118,5 +118,5 @@ def adapt_job(
         desc=stream,
         codec=codec,
         chunks_per_call=chunks_per_call,
-        label_shape=source.label_shape,
+        labels=source.label_layout,
     )

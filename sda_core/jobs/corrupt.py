@@ -39,7 +39,7 @@ def corrupt_job(
         compute,
         desc=corruption,
         codec=codec,
-        label_shape=images.label_shape,
+        labels=images.label_layout,
     )
     log.info("%s severity %d: %d images", corruption, severity, count)
 
@@ -62,6 +62,6 @@ def shift_job(source: str, output: str, shift: str, seed: int, chunk_size: int =
         compute,
         desc=shift,
         codec=codec,
-        label_shape=images.label_shape,
+        labels=images.label_layout,
     )
     log.info("%s: %d images", shift, len(images))

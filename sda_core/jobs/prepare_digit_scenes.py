@@ -6,6 +6,7 @@ import logging
 
 from sda_core.data.digit_scenes import digit_pools, make_scenes
 from sda_core.store import write_store
+from sda_core.worlds import task_of
 
 log = logging.getLogger(__name__)
 
@@ -28,5 +29,6 @@ def prepare_digit_scenes_job(
         (test_output, target, "test", test_scenes),
     ):
         images, maps = make_scenes(pool, resolution, split, seed, 0, count)
-        write_store(output, images, maps, chunk_size, {**fingerprint, "split": split, "scenes": count})
+        layout = task_of("digit_scenes").label_layout(resolution)
+        write_store(output, images, maps, chunk_size, {**fingerprint, "split": split, "scenes": count}, layout=layout)
     log.info("digit scenes at %dpx: %d source, %d target scenes", resolution, train_scenes, test_scenes)
