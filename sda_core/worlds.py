@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sda_core.tasks import Task, task_named
+from sda_core.tasks import TASKS, Task, task_named
 
 WORLD_TASKS = {"imagenet": "classification", "digits": "classification", "digit_scenes": "segmentation"}
 EMBEDDED_WORLDS = ("digits", "digit_scenes")  # their data and models are made by the workflow
@@ -43,6 +43,8 @@ def task_problems(config: dict) -> list[str]:
     """A config's task key that differs from the task its world poses (what else a task refuses:
     sda_core.tasks.base.Task.problems)."""
     world, task = config["world"], config["task"]
+    if task not in TASKS:
+        return [f"task: unknown task {task!r}; valid: {', '.join(TASKS)} (sda_core.tasks.TASKS)"]
     if WORLD_TASKS[world] != task:
         return [f"task: world {world} poses {WORLD_TASKS[world]}, not {task}; set task: {WORLD_TASKS[world]}"]
     return []
