@@ -43,8 +43,7 @@ else:
 
 
 include: "rules/predict.smk"
-include: "rules/memo.smk"
-include: "rules/gda.smk"
+include: "rules/per_image.smk"
 include: "rules/score.smk"
 include: "rules/gates.smk"
 

@@ -38,10 +38,11 @@ from snakemake.utils import validate
 from sda_core import image_sets
 from sda_core.diffusion.processes import ReverseProcess, reverse_process
 from sda_core.diffusion.respacing import nearest_level, noise_level, space_timesteps
-from sda_core.ensemble import METHODS, method_correct, paired_difference
+from sda_core.ensemble import method_correct, paired_difference
 from sda_core.jobs.adapt import adapt_job
 from sda_core.jobs.predict import predict_job
 from sda_core.jobs.train_classifier import train_classifier_job
+from sda_core.methods import METHODS
 from sda_core.store import StoreSequence
 from sda_core.studies import steps_for_level
 

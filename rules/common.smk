@@ -5,6 +5,7 @@ from snakemake.utils import validate
 from sda_core import image_sets
 from sda_core.config_checks import config_problems, problems_message, unknown_timm_models
 from sda_core.diffusion.processes import reverse_process
+from sda_core.methods import PER_IMAGE_STAGES
 from sda_core.models.specs import resolve_spec
 from sda_core.seeds import seed_folder, table_path
 from sda_core.sources import adapted_folder, imagenet_folder
@@ -48,12 +49,9 @@ IMAGE_SETS = image_sets.RunImageSets(
 # Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) also carry a
 # `priority:` so that they start before the many independent adaptation jobs.
 GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
-# the architectures GDA runs for (gda.architectures; none when gda.enabled is false)
-GDA_ARCHS = (
-    [name for name in ARCHS if config["gda"]["architectures"] is None or name in config["gda"]["architectures"]]
-    if config["gda"]["enabled"]
-    else []
-)
+# each per-image method (sda_core.methods.PER_IMAGE_STAGES: memo, gda) -> the architectures the run makes
+# it for (none where it is switched off; gda.architectures)
+PER_IMAGE_ARCHS = {name: stage.architectures(config) for name, stage in PER_IMAGE_STAGES.items()}
 JOB_THREADS = config["threads"]
 
 
@@ -100,6 +98,7 @@ wildcard_constraints:
     t=r"\d+",
     shard=r"\d+",
     role="unconditional|generator",
+    method="|".join(PER_IMAGE_STAGES),
     group="|".join([image_sets.ALL_GROUP] + list(IMAGE_SETS.groups())),
 
 
@@ -202,22 +201,13 @@ def prediction_file(arch, group):
     return f"{RUN}/predictions/{arch}/{group}.npz"
 
 
-def memo_store(arch, images, shard):
-    """MEMO's predictions (a prediction store) on one shard of a target set."""
-    return f"{RUN}/memo/{arch}/{images}/shard-{shard}.zarr"
+def per_image_store(method, arch, images, shard):
+    """A per-image method's predictions (a prediction store) on one shard of a target set."""
+    return f"{RUN}/{method}/{arch}/{images}/shard-{shard}.zarr"
 
 
-def memo_stores(arch, images):
-    return [memo_store(arch, images, k) for k in range(config["memo"]["shards"])]
-
-
-def gda_store(arch, images, shard):
-    """GDA's predictions (a prediction store) on one shard of a target set."""
-    return f"{RUN}/gda/{arch}/{images}/shard-{shard}.zarr"
-
-
-def gda_stores(arch, images):
-    return [gda_store(arch, images, k) for k in range(config["gda"]["shards"])]
+def per_image_stores(method, arch, images):
+    return [per_image_store(method, arch, images, k) for k in range(config[method]["shards"])]
 
 
 def table_file(name):
@@ -285,25 +275,18 @@ def prediction_weights(arch, group):
 
 
 def prediction_files():
-    """arch -> image set -> the prediction file holding it; and MEMO's and GDA's predictions key of each
-    target set -> its prediction stores (sda_core.jobs.score.PredictionReader reads both)."""
+    """arch -> image set -> the prediction file holding it; and each per-image method's predictions key of
+    each target set -> its prediction stores (sda_core.scoring.predictions.PredictionReader reads both)."""
     group_of = {name: group for group, names in prediction_groups().items() for name in names}
     files = {arch: {name: prediction_file(arch, group) for name, group in group_of.items()} for arch in ARCHS}
-    if config["memo"]["enabled"]:
-        for arch in ARCHS:
+    for method, archs in PER_IMAGE_ARCHS.items():
+        for arch in archs:
             files[arch].update(
                 {
-                    image_sets.predictions_key(image_sets.MEMO, image_sets.target(c)): memo_stores(arch, c)
+                    image_sets.predictions_key(method, image_sets.target(c)): per_image_stores(method, arch, c)
                     for c in CORRUPTIONS + TARGETS
                 }
             )
-    for arch in GDA_ARCHS:
-        files[arch].update(
-            {
-                image_sets.predictions_key(image_sets.GDA, image_sets.target(c)): gda_stores(arch, c)
-                for c in CORRUPTIONS + TARGETS
-            }
-        )
     return files
 
 
@@ -330,30 +313,15 @@ def prediction_inputs(files):
     return sorted({path for paths in files.values() for path in ([paths] if isinstance(paths, str) else paths)})
 
 
-def memo_settings(arch):
-    """MEMO's settings for an architecture (sda_core.memo.MemoSettings): the method's, its optimiser."""
-    method = {key: config["memo"][key] for key in ("views", "steps", "prior_strength")}
-    return {**method, **ARCHS[arch]["memo"]}
-
-
-def gda_settings():
-    """GDA's settings (sda_core.gda.GdaSettings)."""
-    keys = ("respacing", "steps", "objective", "views", "entropy_weight", "pixel_weight", "vgg_weight", "clip_weight")
-    return {key: config["gda"][key] for key in keys} | {
-        "clip_cutouts": config["gda"]["clip"]["cutouts"],
-        "clip_prompt": config["gda"]["clip"]["prompt"],
-    }
-
-
-def gda_weights(wildcards):
-    """The weights GDA's job reads: the denoiser, the architecture's source classifier, and VGG-19 and
-    CLIP where their terms are on."""
-    weights = {"checkpoint": denoiser_weights("unconditional"), "classifier": source_weights(wildcards.arch)}
-    if config["gda"]["vgg_weight"]:
-        weights["vgg"] = config["gda"]["vgg"]
-    if config["gda"]["clip_weight"]:
-        weights["clip"] = config["gda"]["clip"]["weights"]
-    return weights
+def per_image_inputs(wildcards):
+    """What a per-image method's job reads: the target set's images, the architecture's source classifier,
+    the unconditional denoiser where the method runs it, and the config files it names (GDA: VGG-19 and
+    CLIP where their terms are on)."""
+    stage = PER_IMAGE_STAGES[wildcards.method]
+    inputs = {"images": [target_store(wildcards.corruption)], "classifier": source_weights(wildcards.arch)}
+    if stage.reads_denoiser:
+        inputs["checkpoint"] = denoiser_weights("unconditional")
+    return inputs | stage.files(config)
 
 
 def preview_rows():
@@ -443,8 +411,7 @@ def score_settings():
         "has_clean": HAS_CLEAN,
         "variants": STUDIES.variants,
         "fusions": STUDIES.fusions,
-        "memo": config["memo"]["enabled"],
-        "gda_archs": GDA_ARCHS,
+        "per_image": PER_IMAGE_ARCHS,
     }
 
 

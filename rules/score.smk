@@ -35,8 +35,7 @@ rule score_target:
     params:
         prediction_files=lambda wc: target_prediction_files(wc.target),
         variants=STUDIES.variants,
-        memo=config["memo"]["enabled"],
-        gda_archs=GDA_ARCHS,
+        per_image=PER_IMAGE_ARCHS,
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/score_target.py"

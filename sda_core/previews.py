@@ -74,7 +74,8 @@ def map_grid(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sda_core.ensemble import METHODS, fuse, method_terms
+    from sda_core.ensemble import fuse, method_terms
+    from sda_core.methods import METHODS
     from sda_core.scoring.predictions import PredictionReader
 
     predictions = PredictionReader(prediction_files)

@@ -11,7 +11,7 @@ import yaml
 from workflow_helpers import ROOT, TINY_SCENES, copy_workflow, run_snakemake
 
 from sda_core.data.digit_scenes import GeneratedMaps
-from sda_core.ensemble import COMPARISONS, METHODS
+from sda_core.scoring.miou import COMPARISONS, METHODS
 from sda_core.scoring.sanity import SANITY_CHECKS
 from sda_core.store import StoreSequence
 

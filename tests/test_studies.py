@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from sda_core.diffusion.processes import reverse_process
-from sda_core.ensemble import WEIGHT_GRID, fuse, run_methods, tune_weight
+from sda_core.ensemble import WEIGHT_GRID, fuse, tune_weight
 from sda_core.image_sets import RunImageSets, SweepLevel, labels_key, parse_process, predictions_key
 from sda_core.jobs.claims import FAILS, HOLDS, INCONCLUSIVE, claims_table
+from sda_core.methods import run_methods
 from sda_core.scoring.accuracy import paired_table, tuned_weights
 from sda_core.scoring.tables import corruption_wins
 from sda_core.scoring.timesteps import MISALIGNMENT, gain_table, timestep_correctness, timestep_table

@@ -22,12 +22,17 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# the paper's column order (its six columns first); MEMO and GDA only where the run scored them
-PAPER_COLUMNS = ["Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA"]
-METHODS = PAPER_COLUMNS + ["GDA (ensemble)", "DDA (adapted only)", "SDA (adapted only)"]
-COMPARISONS = ["SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source", "MEMO - Source", "SDA - MEMO"]
-COMPARISONS += ["GDA - Source", "SDA - GDA"]
-LIMITED = ["MEMO", "GDA"]  # the methods that may cover n images of each set (memo.images, gda.images)
+sys.path.insert(0, str(ROOT))
+from sda_core import methods as methods_registry  # noqa: E402
+
+# From the method registry (sda_core.methods): the paper's columns in its order, then the others in the
+# tables' order, each only where the run scored it; the comparisons between the paper's columns.
+PAPER_COLUMNS = list(methods_registry.PAPER_COLUMNS)
+METHODS = PAPER_COLUMNS + [m.name for m in methods_registry.SCORED_METHODS if m.name not in PAPER_COLUMNS]
+COMPARISONS = [f"{a} - {b}" for a, b in methods_registry.COMPARISONS if {a, b} <= set(PAPER_COLUMNS)]
+# the paper's columns that a per-image stage makes, which may cover n images of each set (memo.images, ...)
+LIMITED = [m.name for m in methods_registry.SCORED_METHODS if m.stage and m.name in PAPER_COLUMNS]
+LIMITED.sort(key=PAPER_COLUMNS.index)
 FUSIONS = [
     "SDA",
     "SDA (entropy-weighted)",
@@ -88,7 +93,7 @@ def render(tables: Path) -> str:
         "",
         "Paired differences on the 15 test corruptions (`results/tables/digits_c_paired.csv`: both methods",
         "scored on the same images, 95% intervals from the per-image differences), in points"
-        + (", MEMO's and GDA's on the images they predicted:" if memo else ":"),
+        + (f", {limited_owners(methods)} on the images they predicted:" if memo else ":"),
         "",
         *table_header(["difference", *archs]),
     ]
@@ -124,6 +129,11 @@ def render(tables: Path) -> str:
         cells = [f"{contrast.loc[(arch, m), 'top1']:.1f}" for m in ("Source", "DDA (adapted only)", "DDA", "SDA")]
         lines.append(table_row([arch, *cells]))
     return "\n".join(lines + render_targets(tables, archs))
+
+
+def limited_owners(methods: list[str]) -> str:
+    """ "MEMO's and GDA's": the methods of LIMITED among `methods`."""
+    return " and ".join(f"{m}'s" for m in LIMITED if m in methods)
 
 
 def limited_note(counts: pd.Series, methods: list[str]) -> str:
@@ -252,7 +262,8 @@ def render_seeds(tables: Path) -> str:
     return "\n".join(lines)
 
 
-SCENE_METHODS = ["Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
+# the methods of task segmentation: the registry's without a per-image stage
+SCENE_METHODS = list(methods_registry.reference_methods())
 SCENE_SANITY = {
     "source on clean test": "source on clean test scenes (gate: >= {source_clean_accuracy:g})",
     "source on clean after unguided diffusion (misalignment)": "source on clean scenes after unguided diffusion",

@@ -10,6 +10,5 @@ score_target_job(
     table_output=snakemake.output.table,
     paired_output=snakemake.output.paired,
     variants=p.variants,
-    memo=p.memo,
-    gda_archs=p.gda_archs,
+    per_image=p.per_image,
 )

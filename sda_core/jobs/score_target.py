@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from sda_core.ensemble import run_methods
-from sda_core.scoring.accuracy import accuracy_table, correctness, gda_not_run, paired_table
+from sda_core.methods import not_run as stages_not_run
+from sda_core.methods import run_methods
+from sda_core.scoring.accuracy import accuracy_table, correctness, paired_table
 from sda_core.scoring.predictions import PredictionFiles
 
 log = logging.getLogger(__name__)
@@ -18,14 +19,14 @@ def score_target_job(
     table_output: str,
     paired_output: str,
     variants: dict[str, str] | None = None,
-    memo: bool = False,
-    gda_archs: list[str] = (),
+    per_image: dict[str, list[str]] | None = None,
 ) -> None:
     """The tables of a named target set: each method's accuracy (long form: arch, method, target, n,
     top1, ci_low, ci_high) and the paired comparisons. The fusions are left out: their tuned weight
     belongs to the corruptions' validation split."""
-    methods, comparisons = run_methods(variants or {}, False, memo, bool(gda_archs))
-    not_run = gda_not_run(list(prediction_files), list(gda_archs))
+    per_image = per_image or {}
+    methods, comparisons = run_methods(variants or {}, False, {stage for stage, archs in per_image.items() if archs})
+    not_run = stages_not_run(list(prediction_files), per_image)
     correct = correctness(prediction_files, [target], methods, {}, not_run)
     table = accuracy_table(correct, [target], [], severity=0)
     table = (

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from sda_core.ensemble import (
-    GDA_METHODS,
     WEIGHT_GRID,
     Method,
     mean_interval,
@@ -19,12 +18,13 @@ from sda_core.ensemble import (
     method_labels,
     method_terms,
     paired_difference,
-    run_methods,
     tune_weight,
     weight_hits,
     wilson_interval,
 )
 from sda_core.image_sets import CLEAN, labels_key, predictions_key
+from sda_core.methods import not_run as stages_not_run
+from sda_core.methods import run_methods
 from sda_core.scoring.plots import plot_accuracy
 from sda_core.scoring.predictions import PredictionFiles, PredictionReader
 from sda_core.scoring.sanity import SANITY_CHECKS
@@ -101,11 +101,6 @@ def correctness(
                     }
                 )
     return correct
-
-
-def gda_not_run(archs: list[str], gda_archs: list[str]) -> dict[str, set[str]]:
-    """arch -> the GDA methods not made for it (gda.architectures)."""
-    return {arch: set(GDA_METHODS) for arch in archs if arch not in gda_archs}
 
 
 def accuracy_table(correct: Correctness, test: list[str], validation: list[str], severity: int) -> pd.DataFrame:
@@ -187,21 +182,21 @@ def score_accuracy(
     variants: dict[str, str] | None = None,
     fusions: bool = False,
     fusion_output: str | None = None,
-    memo: bool = False,
-    gda_archs: list[str] = (),
+    per_image: dict[str, list[str]] | None = None,
     num_classes: int | None = None,
     seed: int = 0,
 ) -> None:
     """variants: method label -> fine-tuned model of a study (sda_core.studies); fusions: add the
     fusion methods, whose tuned weight (and its grid, to fusion_output) comes from `validation` only;
-    memo: score MEMO's predictions, gda_archs: GDA's of these architectures (prediction_files holds
-    their stores). num_classes and seed: part of every task's score interface; top-1 and its Wilson
-    intervals need neither."""
-    methods, comparisons = run_methods(variants or {}, fusions, memo, bool(gda_archs))
+    per_image: per-image stage (sda_core.methods.PER_IMAGE_STAGES: memo, gda) -> the architectures it
+    made predictions for (prediction_files holds their stores). num_classes and seed: part of every
+    task's score interface; top-1 and its Wilson intervals need neither."""
+    per_image = per_image or {}
+    methods, comparisons = run_methods(variants or {}, fusions, {stage for stage, archs in per_image.items() if archs})
     weights, grid = tuned_weights(prediction_files, methods, validation)
     if fusion_output is not None:
         grid.to_csv(fusion_output, index=False, float_format="%.2f")
-    not_run = gda_not_run(list(prediction_files), list(gda_archs))
+    not_run = stages_not_run(list(prediction_files), per_image)
     correct = correctness(prediction_files, test + validation, methods, weights, not_run)
     table = accuracy_table(correct, test, validation, severity)
     table.to_csv(table_output, index=False, float_format="%.2f")

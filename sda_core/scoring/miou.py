@@ -1,7 +1,7 @@
 """The segmentation task's aggregate: mIoU tables with bootstrap intervals over scenes, the paired
 differences, the sanity checks and the per-corruption plot.
 
-The methods are the classification ones (sda_core.ensemble.METHODS: Source, DiffPure, DDA, SDA and the
+The methods are the classification ones (sda_core.methods: Source, DiffPure, DDA, SDA and the
 adapted-only rows), whose softmax sums run over the class axis of each pixel; a method's prediction is
 the per-pixel argmax. Its score on a corruption is the mIoU of the set's summed confusion matrix
 (sda_core.segmentation). The corruptions corrupt the same target scenes, so one draw of scenes resamples
@@ -16,8 +16,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from sda_core.ensemble import COMPARISONS, METHODS, Method, fuse, method_labels, method_terms
+from sda_core.ensemble import Method, fuse, method_labels, method_terms
 from sda_core.image_sets import labels_key, predictions_key
+from sda_core.methods import run_methods
 from sda_core.scoring.plots import plot_accuracy
 from sda_core.scoring.predictions import PredictionFiles, PredictionReader
 from sda_core.scoring.sanity import SANITY_CHECKS
@@ -31,6 +32,9 @@ from sda_core.segmentation import (
 )
 
 log = logging.getLogger(__name__)
+
+# the methods scored and compared: the registry's that need no per-image stage (none runs for segmentation)
+METHODS, COMPARISONS = run_methods({}, fusions=False)
 
 Confusions = dict[str, dict[tuple[str, str], np.ndarray]]  # arch -> (method, corruption) -> (N, K, K)
 
@@ -130,16 +134,14 @@ def score_miou(
     fusion_output: str | None = None,
     variants: dict[str, str] | None = None,
     fusions: bool = False,
-    memo: bool = False,
-    gda_archs: list[str] = (),
+    per_image: dict[str, list[str]] | None = None,
 ) -> None:
     """The segmentation task's score stage (every task's score interface: sda_core.tasks.base.Task): the
     reference methods only; the embedded scenes always have their clean set."""
     extras = {
         "variants": variants,
         "fusions": fusions,
-        "memo": memo,
-        "gda_archs": gda_archs,
+        "per_image": any((per_image or {}).values()),
         "fusion_output": fusion_output,
     }
     asked = [name for name, value in extras.items() if value]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-PLOTTED_METHODS = ["Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
+from sda_core.methods import PLOTTED_METHODS
 
 
 def plot_accuracy(

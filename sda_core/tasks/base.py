@@ -13,12 +13,12 @@ from typing import ClassVar
 
 import numpy as np
 
+from sda_core.methods import PER_IMAGE_STAGES
 from sda_core.store import LabelLayout
 
 # The optional parts of a run a task may support (Task.supports): each -> the config keys that turn it on.
+# The per-image methods (MEMO, GDA) name the tasks they support in their own registry entries.
 OPTIONAL_PARTS = {
-    "memo": lambda config: {"memo.enabled": config["memo"]["enabled"]},
-    "gda": lambda config: {"gda.enabled": config["gda"]["enabled"]},
     "targets": lambda config: {"targets": bool(config["targets"])},
     "studies": lambda config: {f"studies.{name}": study["enabled"] for name, study in config["studies"].items()},
     "claims": lambda config: {},  # the claims table: made wherever the task supports it, no key of its own
@@ -45,13 +45,19 @@ class Task:
     def problems(self, config: dict, specs: dict, data_classes: int) -> list[str]:
         """What a config asks of this task that it cannot do: optional parts it does not support, model
         settings of another task, a generator conditioned on another kind of label."""
-        problems = [
-            f"{key}: not available for task {self.name} yet; turn it off"
+        refused = [
+            f"{name}.enabled"
+            for name, stage in PER_IMAGE_STAGES.items()
+            if config[name]["enabled"] and self.name not in stage.tasks
+        ]
+        refused += [
+            key
             for part, switches in OPTIONAL_PARTS.items()
             if part not in self.supports
             for key, on in switches(config).items()
             if on
         ]
+        problems = [f"{key}: not available for task {self.name} yet; turn it off" for key in refused]
         return problems + self.model_problems(config) + self.generator_problems(specs, data_classes)
 
     def model_problems(self, config: dict) -> list[str]:

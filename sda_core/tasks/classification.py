@@ -59,7 +59,7 @@ class Classification(Task):
     metric_label = "top-1"
     unit = "images"
     condition = "classes"
-    supports = frozenset({"memo", "gda", "targets", "studies", "claims"})
+    supports = frozenset({"targets", "studies", "claims"})
     captions = {"table": "accuracy.rst", "paired": "paired.rst", "sanity": "sanity.rst", "plot": "plot.rst"}
     preview_caption = "preview.rst"
 
