@@ -98,7 +98,6 @@ wildcard_constraints:
     t=r"\d+",
     shard=r"\d+",
     role="unconditional|generator",
-    method="|".join(PER_IMAGE_STAGES),
     group="|".join([image_sets.ALL_GROUP] + list(IMAGE_SETS.groups())),
 
 
@@ -313,15 +312,29 @@ def prediction_inputs(files):
     return sorted({path for paths in files.values() for path in ([paths] if isinstance(paths, str) else paths)})
 
 
-def per_image_inputs(wildcards):
-    """What a per-image method's job reads: the target set's images, the architecture's source classifier,
-    the unconditional denoiser where the method runs it, and the config files it names (GDA: VGG-19 and
-    CLIP where their terms are on)."""
-    stage = PER_IMAGE_STAGES[wildcards.method]
-    inputs = {"images": [target_store(wildcards.corruption)], "classifier": source_weights(wildcards.arch)}
-    if stage.reads_denoiser:
-        inputs["checkpoint"] = denoiser_weights("unconditional")
-    return inputs | stage.files(config)
+def per_image_inputs(method):
+    """What a per-image method's jobs read (a rule input function): the target set's images, the
+    architecture's source classifier, the unconditional denoiser where the method runs it, and the config
+    files it names (GDA: VGG-19 and CLIP where their terms are on)."""
+    stage = PER_IMAGE_STAGES[method]
+
+    def inputs(wildcards):
+        found = {"images": [target_store(wildcards.corruption)], "classifier": source_weights(wildcards.arch)}
+        if stage.reads_denoiser:
+            found["checkpoint"] = denoiser_weights("unconditional")
+        return found | stage.files(config)
+
+    return inputs
+
+
+def per_image_settings(method):
+    """A per-image method's settings for an architecture (a rule param function; PerImageStage.settings)."""
+    return lambda wildcards: PER_IMAGE_STAGES[method].settings(config, ARCHS[wildcards.arch])
+
+
+def per_image_stream(method):
+    """The noise stream of a per-image method's jobs on a target set (a rule param function)."""
+    return lambda wildcards: f"{method}/{wildcards.corruption}"
 
 
 def preview_rows():

@@ -1,32 +1,37 @@
 # The per-image methods (sda_core.methods.PER_IMAGE_STAGES: MEMO adapts the source classifier to each
-# target image on its own, GDA adapts each image under its guidance): one rule for all of them, one job
-# per method, architecture, target set and shard (sda_core/jobs/per_image.py).
+# target image on its own, GDA adapts each image under its guidance): one rule per registry entry, named
+# after it, made from this one definition; a job per architecture, target set and shard
+# (sda_core/jobs/per_image.py).
 
 
-rule per_image:
-    input:
-        unpack(per_image_inputs),
-    output:
-        directory(per_image_store("{method}", "{arch}", "{corruption}", "{shard}")),
-    log:
-        log_path("{method}/{arch}/{corruption}/{shard}"),
-    benchmark:
-        benchmark_path("{method}/{arch}/{corruption}/{shard}")
-    conda:
-        "../environment.yml"
-    threads: JOB_THREADS
-    resources:
-        gpu=GPUS_PER_JOB,
-    params:
-        model=lambda wc: classifier_model(wc.arch),
-        num_classes=NUM_CLASSES,
-        settings=lambda wc: PER_IMAGE_STAGES[wc.method].settings(config, ARCHS[wc.arch]),
-        preprocess=config["classifier_input"],
-        images=lambda wc: config[wc.method]["images"],
-        batch_size=lambda wc: config[wc.method]["batch_size"],
-        num_shards=lambda wc: config[wc.method]["shards"],
-        stream=lambda wc: f"{wc.method}/{wc.corruption}",
-        seed=SEED,
-        device=job_device(uses_gpu=True),
-    script:
-        "../workflow_scripts/per_image.py"
+for name in PER_IMAGE_STAGES:
+
+    rule:
+        name:
+            name
+        input:
+            unpack(per_image_inputs(name)),
+        output:
+            directory(per_image_store(name, "{arch}", "{corruption}", "{shard}")),
+        log:
+            log_path(f"{name}/{{arch}}/{{corruption}}/{{shard}}"),
+        benchmark:
+            benchmark_path(f"{name}/{{arch}}/{{corruption}}/{{shard}}")
+        conda:
+            "../environment.yml"
+        threads: JOB_THREADS
+        resources:
+            gpu=GPUS_PER_JOB,
+        params:
+            model=lambda wc: classifier_model(wc.arch),
+            num_classes=NUM_CLASSES,
+            settings=per_image_settings(name),
+            preprocess=config["classifier_input"],
+            images=config[name]["images"],
+            batch_size=config[name]["batch_size"],
+            num_shards=config[name]["shards"],
+            stream=per_image_stream(name),
+            seed=SEED,
+            device=job_device(uses_gpu=True),
+        script:
+            "../workflow_scripts/per_image.py"

@@ -6,7 +6,7 @@ from sda_core.runtime import start_snakemake_job
 device = start_snakemake_job(snakemake)
 p = snakemake.params
 per_image_job(
-    snakemake.wildcards.method,
+    snakemake.rule,  # named after its registry entry (rules/per_image.smk)
     list(snakemake.input.images),
     snakemake.output[0],
     weights={name: path for name, path in snakemake.input.items() if name != "images"},
