@@ -3,7 +3,7 @@
 from snakemake.utils import validate
 
 from sda_core import image_sets
-from sda_core.config_checks import config_problems, problems_message, unknown_timm_models
+from sda_core.config_checks import config_problems, problems_message, schema_problem, unknown_timm_models
 from sda_core.diffusion.processes import reverse_process
 from sda_core.methods import PER_IMAGE_STAGES
 from sda_core.models.specs import resolve_spec
@@ -12,7 +12,10 @@ from sda_core.sources import adapted_folder, imagenet_folder
 from sda_core.studies import Studies
 from sda_core.worlds import generated_maps, is_embedded, num_classes, other_world_in, task_of
 
-validate(config, "../schemas/config.schema.yaml", set_default=True)
+try:
+    validate(config, "../schemas/config.schema.yaml", set_default=True)
+except WorkflowError as error:
+    raise WorkflowError(schema_problem(error)) from None
 
 RESULTS = "results"  # every output of the workflow lies under it
 WORLD = config["world"]

@@ -14,6 +14,17 @@ from sda_core.models.specs import image_size, is_latent, mask_classes, num_class
 from sda_core.worlds import is_embedded, task_of, task_problems
 
 
+def schema_problem(error: BaseException) -> str:
+    """A schema validation error as one line naming the key ("digit_scenes.test_scenes: 1 is less than the
+    minimum of 2"), from the jsonschema error behind snakemake's (its own message names no key)."""
+    cause = error.__cause__ or error.__context__
+    path = getattr(cause, "absolute_path", None)
+    if path is None:
+        return str(error)
+    key = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in path).replace(".[", "[")
+    return f"config: {key or 'the top level'}: {cause.message} (schemas/config.schema.yaml)"
+
+
 def config_problems(config: dict, data_classes: int) -> list[str]:
     """Every problem of a schema-validated config whose data has `data_classes` classes."""
     problems = []
@@ -127,6 +138,12 @@ def scene_size_problems(config: dict, specs: dict) -> list[str]:
         for role, spec in specs.items()
         if image_size(spec) != resolution
     ]
+    scenes = config["digit_scenes"]
+    if scenes["validation_images"] is not None and scenes["validation_images"] > scenes["test_scenes"]:
+        problems.append(
+            f"digit_scenes.validation_images: {scenes['validation_images']} scenes per validation corruption, "
+            f"but they are taken from the {scenes['test_scenes']} test scenes (digit_scenes.test_scenes)"
+        )
     sizes = config["classifier_input"]
     if (sizes["resize"], sizes["crop"]) != (resolution, resolution):
         problems.append(

@@ -8,6 +8,7 @@ reads it while it parses.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sda_core.tasks import TASKS, Task, task_named
@@ -60,6 +61,22 @@ def generated_maps(config: dict, seed: int) -> dict | None:
     return {**maps, "count": scenes["generated_scenes"]}
 
 
+def _trained_here(root: Path) -> bool:
+    """Denoisers trained by the workflow: only the embedded worlds train them (ImageNet reads its files)."""
+    return any(root.glob("models/unconditional.safetensors")) or any(
+        root.glob("seed-*/models/unconditional.safetensors")
+    )
+
+
+def _embedded_world_of(root: Path) -> str:
+    """The embedded world of a run without its data/ folder, told by how its target stores hold their labels
+    (a class per image: digits; a label map: digit scenes), or "an embedded world" where none is left."""
+    for labels in sorted(root.glob("**/target/*.zarr/labels/zarr.json"))[:1]:
+        dimensions = len(json.loads(labels.read_text())["shape"])
+        return [w for w in EMBEDDED_WORLDS if len(task_of(w).label_layout(1).shape) + 1 == dimensions][0]
+    return "an embedded world"
+
+
 def other_world_in(results: str, world: str) -> str | None:
     """A problem when `results` already holds another world's run. The worlds' outputs share names
     (models/, adapted/, target/, predictions/), so a run of this world there would overwrite that one's.
@@ -68,8 +85,15 @@ def other_world_in(results: str, world: str) -> str | None:
     manifests are no sign: parsing an ImageNet config writes them, a dry run too.)"""
     root = Path(results)
     found = [w for w in EMBEDDED_WORLDS if (root / "data" / w).is_dir() or any(root.glob(f"seed-*/data/{w}"))]
-    if not found and any((root / folder).is_dir() for folder in ("models/source", "target", "adapted")):
+    if not found and _trained_here(root):  # an embedded world whose data/ folder is gone
+        found = [_embedded_world_of(root)]
+    elif not found and any((root / folder).is_dir() for folder in ("models/source", "target", "adapted")):
         found = ["imagenet"]
+    if found == ["an embedded world"]:
+        return (
+            f"{results}/ holds a run of an embedded world whose data/ folder is gone, so which world cannot be "
+            f"told: run {world} in a folder of its own (snakemake --directory <folder>) or move {results}/ away"
+        )
     others = [w for w in found if w != world]
     if not others:
         return None

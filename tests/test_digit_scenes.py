@@ -74,7 +74,8 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
     from sda_core.store import StoreSequence
 
     train, test = str(tmp_path / "train.zarr"), str(tmp_path / "test.zarr")
-    prepare_digit_scenes_job(train, test, 8, 0.3, train_scenes=12, test_scenes=5, seed=0)
+    prepare_digit_scenes_job(train, "train", 8, 0.3, count=12, seed=0)
+    prepare_digit_scenes_job(test, "test", 8, 0.3, count=5, seed=0)
     source = StoreSequence([train])
     assert len(source) == 12 and len(StoreSequence([test])) == 5 and source.label_shape == (8, 8)
     pools = digit_pools(0.3, 0)
@@ -160,7 +161,8 @@ def test_a_segmenter_is_trained_fine_tuned_and_predicts_per_pixel_through_the_cl
     from sda_core.jobs.train_classifier import train_classifier_job
 
     train, test = str(tmp_path / "train.zarr"), str(tmp_path / "test.zarr")
-    prepare_digit_scenes_job(train, test, 8, 0.3, train_scenes=16, test_scenes=6, seed=0)
+    prepare_digit_scenes_job(train, "train", 8, 0.3, count=16, seed=0)
+    prepare_digit_scenes_job(test, "test", 8, 0.3, count=6, seed=0)
     model = {"timm_name": "convnext_atto", "timm_kwargs": {"patch_size": 1, "depths": [1, 1, 1, 1], "dims": [8] * 4}}
     segmenter = {"feature_index": 0, "atrous_rates": [1, 2], "aspp_channels": 8}
     settings = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 8, "epochs": 1, "schedule": "constant"}

@@ -57,15 +57,19 @@ def predict_job(
     unknown = sorted({model for names in models.values() for model in names} - set(weights))
     if unknown:
         raise ValueError(f"no weights given for model(s) {', '.join(unknown)}")
+    for set_name, stores in image_sets.items():  # the inputs' mistakes, before any model is loaded
+        sequence = StoreSequence(stores)
+        run_task.check_layout(sequence.label_layout, ", ".join(stores))
+        run_task.check_inputs(preprocess, sequence.label_layout)
+        problem = run_task.label_problem(sequence.labels(), num_classes)
+        if problem:
+            raise ValueError(f"image set {set_name} ({', '.join(stores)}): {problem}")
     loaded = {
         name: run_task.load_model(timm_name, num_classes, timm_kwargs, path, segmenter).to(device).eval()
         for name, path in weights.items()
     }
     arrays: dict[str, np.ndarray] = {}
     for set_name, stores in image_sets.items():
-        layout = StoreSequence(stores).label_layout
-        run_task.check_layout(layout, ", ".join(stores))
-        run_task.check_inputs(preprocess, layout)
         scoring = {name: loaded[name] for name in models[set_name]}
         probs: dict[str, list[np.ndarray]] = {name: [] for name in scoring}
         labels = []

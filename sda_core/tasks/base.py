@@ -89,6 +89,21 @@ class Task:
                 f"{expected.shape or 'one class'} ({expected.dtype}) per image"
             )
 
+    def label_problem(self, labels: np.ndarray, num_classes: int) -> str | None:
+        """The first sample whose labels are outside the classes (labels: a set's, in store order), or None."""
+        valid = self.labelled_values(labels)
+        wrong = (labels < 0) | (labels >= num_classes)
+        wrong &= valid
+        if not wrong.any():
+            return None
+        first = int(np.flatnonzero(wrong.reshape(len(labels), -1).any(1))[0])
+        values = sorted({int(v) for v in np.unique(labels[first][wrong[first]])})
+        return f"image {first} has label value(s) {values}, outside the classes 0..{num_classes - 1}"
+
+    def labelled_values(self, labels: np.ndarray) -> np.ndarray:
+        """Which stored label values count (numpy; `labelled` is its torch twin for training)."""
+        return np.ones(labels.shape, bool)
+
     def check_generator(self, spec: dict, data: str) -> None:
         """Refuse a generator spec that cannot be conditioned on the labels of `data` (a store)."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sda_core.models.specs import mask_classes
+from sda_core.models.specs import mask_classes, resolve_spec
 from sda_core.models.specs import num_classes as spec_classes
 from sda_core.store import IGNORE_INDEX, LabelLayout
 from sda_core.tasks.base import Task
@@ -59,15 +59,31 @@ class Segmentation(Task):
         return {"segmenter": arch["segmenter"]}  # present: model_problems
 
     def model_problems(self, config: dict) -> list[str]:
-        return [
-            f"architectures: {arch['name']}: a segmenter needs its segmenter settings"
-            for arch in config["architectures"]
-            if "segmenter" not in arch
-        ]
+        problems = []
+        for arch in config["architectures"]:
+            if "segmenter" not in arch:
+                problems.append(f"architectures: {arch['name']}: a segmenter needs its segmenter settings")
+                continue
+            from sda_core.models.segmenters import feature_index_problem  # torch and timm: segmentation only
+
+            try:
+                problem = feature_index_problem(
+                    arch["timm_name"], arch["timm_kwargs"] or {}, arch["segmenter"]["feature_index"]
+                )
+            except Exception:  # an unknown timm name: reported where the model is built, with close matches
+                problem = None
+            if problem:
+                problems.append(f"architectures: {arch['name']}: {problem}")
+        return problems
 
     def generator_problems(self, specs: dict, data_classes: int) -> list[str]:
         if "generator" not in specs:
             return []
+        if resolve_spec(specs["generator"])["arch"] != "adm":
+            return [
+                "denoisers.generator.spec: a DiT cannot condition on label maps; a segmentation generator is an "
+                "ADM with mask_classes (sda_core.models.specs)"
+            ]
         problems = []
         if spec_classes(specs["generator"]) is not None:
             problems.append(
@@ -124,6 +140,9 @@ class Segmentation(Task):
         return total / self.labelled(labels).sum().clamp(min=1)
 
     def labelled(self, labels):
+        return labels != IGNORE_INDEX
+
+    def labelled_values(self, labels: np.ndarray) -> np.ndarray:
         return labels != IGNORE_INDEX
 
     def check_training(self, preprocess, layout: LabelLayout, slice_sizes: list[int], augment: str) -> None:
