@@ -36,13 +36,13 @@ from record import write_results
 from snakemake.utils import validate
 
 from sda_core import image_sets
-from sda_core.diffusion.processes import ReverseProcess, reverse_process
 from sda_core.diffusion.respacing import nearest_level, noise_level, space_timesteps
 from sda_core.ensemble import method_correct, paired_difference
 from sda_core.jobs.adapt import adapt_job
 from sda_core.jobs.predict import predict_job
-from sda_core.jobs.train_classifier import train_classifier_job
+from sda_core.jobs.train_model import train_model_job
 from sda_core.methods import METHODS
+from sda_core.processes import ReverseProcess, reverse_process
 from sda_core.store import StoreSequence
 from sda_core.studies import steps_for_level
 
@@ -130,7 +130,7 @@ def run_mode(mode: Mode, config: dict, results: Path, work: Path, seed: int) -> 
         source = str(results / "models/source" / f"{arch['name']}.safetensors")
         finetuned = work / f"finetuned-{arch['name']}.safetensors"
         start = time.perf_counter()
-        train_classifier_job(
+        train_model_job(
             [str(mod)], str(finetuned), **model, num_classes=10, settings=arch["finetune"],
             preprocess=config["classifier_input"], seed=seed, device=CPU, init_weights=source,
         )  # fmt: skip

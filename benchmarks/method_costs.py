@@ -21,8 +21,8 @@ import numpy as np
 import yaml
 from record import write_results
 
-from sda_core.diffusion.processes import reverse_process
 from sda_core.gda import GdaSettings
+from sda_core.processes import reverse_process
 from sda_core.store import open_store
 
 

@@ -4,11 +4,11 @@ from snakemake.utils import validate
 
 from sda_core import image_sets
 from sda_core.config_checks import config_problems, problems_message, schema_problem, unknown_timm_models
-from sda_core.diffusion.processes import reverse_process
+from sda_core.processes import reverse_process
 from sda_core.methods import PER_IMAGE_STAGES
 from sda_core.models.specs import resolve_spec
-from sda_core.seeds import seed_folder, table_path
-from sda_core.sources import adapted_folder, imagenet_folder
+from sda_core.seed_runs import seed_folder, table_path
+from sda_core.external_inputs import adapted_folder, imagenet_folder
 from sda_core.studies import Studies
 from sda_core.worlds import generated_maps, is_embedded, num_classes, other_world_in, task_of
 
@@ -58,7 +58,7 @@ PER_IMAGE_ARCHS = {name: stage.architectures(config) for name, stage in PER_IMAG
 JOB_THREADS = config["threads"]
 
 
-def classifier_model(arch):
+def task_model(arch):
     """What builds an architecture's model (the task's: sda_core.tasks): its params, apart from the
     training settings (so that a change of the fine-tuning recipe does not retrain or re-import the
     source model)."""
@@ -75,13 +75,13 @@ def job_device(uses_gpu):
 
 def imagenet_classifier_weights():
     """Each architecture's weights file: the configured one, else timm's in the local HF cache (or None)."""
-    from sda_core.sources import cached_pretrained_weights
+    from sda_core.external_inputs import cached_pretrained_weights
 
     return {name: arch["weights"] or cached_pretrained_weights(arch["timm_name"]) for name, arch in ARCHS.items()}
 
 
 if WORLD == "imagenet":
-    from sda_core.sources import imagenet_requirements, missing_inputs_message
+    from sda_core.external_inputs import imagenet_requirements, missing_inputs_message
 
     CLASSIFIER_WEIGHTS = imagenet_classifier_weights()
     # once, where the run starts: a cluster job parses the workflow again on its node, which may not
@@ -244,7 +244,7 @@ def adapted_stores(process, corruption):
 
 
 def process_settings(process):
-    """A reverse process's settings as rule params (sda_core.diffusion.processes decides them)."""
+    """A reverse process's settings as rule params (sda_core.processes decides them)."""
     return reverse_process(process, config["adaptation"], config["diffpure"]).as_params()
 
 
@@ -316,7 +316,7 @@ def prediction_inputs(files):
 
 
 def per_image_inputs(method):
-    """What a per-image method's jobs read (a rule input function): the target set's images, the
+    """What a per-image method's jobs read (the input function of its rule): the target set's images, the
     architecture's source classifier, the unconditional denoiser where the method runs it, and the config
     files it names (GDA: VGG-19 and CLIP where their terms are on)."""
     stage = PER_IMAGE_STAGES[method]
@@ -434,7 +434,7 @@ def score_settings():
 def generator_weights(wildcards):
     """The generator's weights (a file, or a diffusers DiT directory) and, for a latent-space one, its VAE."""
     from sda_core.models.specs import is_latent
-    from sda_core.sources import vae_directory
+    from sda_core.external_inputs import vae_directory
 
     weights = {"checkpoint": denoiser_weights("generator")}
     generator = config["denoisers"]["generator"]

@@ -23,7 +23,7 @@ for name in PER_IMAGE_STAGES:
         resources:
             gpu=GPUS_PER_JOB,
         params:
-            model=lambda wc: classifier_model(wc.arch),
+            model=lambda wc: task_model(wc.arch),
             num_classes=NUM_CLASSES,
             settings=per_image_settings(name),
             preprocess=config["classifier_input"],

@@ -38,10 +38,10 @@ from torchvision.transforms.v2 import functional as TF
 from sda_core.augmix import augmix_views, crop_boxes, resized_crops
 from sda_core.diffusion.adapt import check_denoiser, reverse_diffusion
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
+from sda_core.external_inputs import HOW_TO_OBTAIN
 from sda_core.memo import marginal_entropy, mean_log_probs
 from sda_core.models.classifiers import IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalise
-from sda_core.seeding import randn_per_sample
-from sda_core.sources import HOW_TO_OBTAIN
+from sda_core.rng import randn_per_sample
 
 OBJECTIVES = ("weighted_marginal", "marginal")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -355,10 +355,10 @@ def per_image_predictor(
     from sda_core.compilation import compile_denoiser
     from sda_core.diffusion.adapt import configure_denoiser
     from sda_core.finite import check_finite
-    from sda_core.images import resize, to_model_range
     from sda_core.methods import PerImagePredictor
     from sda_core.models.classifiers import load_classifier
     from sda_core.models.denoisers import load_denoiser
+    from sda_core.pixels import resize, to_model_range
     from sda_core.precision import set_up_precision
 
     precision = set_up_precision(precision, device)  # resolved: what the fingerprint records

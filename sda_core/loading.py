@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sda_core.seeding import sample_seed
+from sda_core.rng import sample_seed
 from sda_core.store import CLASS_LABELS, LabelLayout, StoreSequence
 
 log = logging.getLogger(__name__)

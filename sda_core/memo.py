@@ -166,9 +166,9 @@ def per_image_predictor(
 ):
     """MEMO as a per-image stage (sda_core.jobs.per_image): the source classifier (weights["classifier"])
     adapted to each image on its own; settings: MemoSettings' fields."""
-    from sda_core.images import to_unit
     from sda_core.methods import PerImagePredictor
     from sda_core.models.classifiers import load_classifier
+    from sda_core.pixels import to_unit
 
     memo = MemoSettings(**settings)
     timm_name, timm_kwargs = model["timm_name"], model["timm_kwargs"]

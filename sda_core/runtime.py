@@ -31,7 +31,7 @@ def start_job(log_path: str | os.PathLike | None, threads: int, device: str) -> 
 
 def start_snakemake_job(snakemake) -> torch.device:
     """start_job for a workflow script: the job's log and threads, and the device its rule's params name
-    (rules/common.smk: job_params, "cpu" for every rule without the gpu resource)."""
+    (rules/common.smk: job_device, "cpu" for every rule without the gpu resource)."""
     return start_job(snakemake.log[0], snakemake.threads, snakemake.params.device)
 
 

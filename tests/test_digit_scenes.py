@@ -65,12 +65,12 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
     trained on them, images drawn for new maps (the same whatever the shard count), MoD keeping the maps."""
     from sda_core.checkpoints import save_weights
     from sda_core.data.digit_scenes import GeneratedMaps
-    from sda_core.diffusion.processes import ReverseProcess
     from sda_core.jobs.adapt import adapt_job
     from sda_core.jobs.prepare_digit_scenes import prepare_digit_scenes_job
     from sda_core.jobs.sample import sample_job
     from sda_core.jobs.train_denoiser import train_denoiser_job
     from sda_core.models.denoisers import build_denoiser
+    from sda_core.processes import ReverseProcess
     from sda_core.store import StoreSequence
 
     train, test = str(tmp_path / "train.zarr"), str(tmp_path / "test.zarr")
@@ -158,7 +158,7 @@ def test_a_segmenter_is_trained_fine_tuned_and_predicts_per_pixel_through_the_cl
     from sda_core.image_sets import labels_key, predictions_key
     from sda_core.jobs.predict import predict_job
     from sda_core.jobs.prepare_digit_scenes import prepare_digit_scenes_job
-    from sda_core.jobs.train_classifier import train_classifier_job
+    from sda_core.jobs.train_model import train_model_job
 
     train, test = str(tmp_path / "train.zarr"), str(tmp_path / "test.zarr")
     prepare_digit_scenes_job(train, "train", 8, 0.3, count=16, seed=0)
@@ -169,10 +169,10 @@ def test_a_segmenter_is_trained_fine_tuned_and_predicts_per_pixel_through_the_cl
     source, tuned = str(tmp_path / "source.safetensors"), str(tmp_path / "tuned.safetensors")
     common = dict(num_classes=NUM_CLASSES, settings=settings, preprocess={"resize": 8, "crop": 8}, seed=0)
     common.update(device=torch.device("cpu"), segmenter=segmenter, task="segmentation")
-    train_classifier_job([train], source, model["timm_name"], model["timm_kwargs"], **common)
-    train_classifier_job([train], tuned, model["timm_name"], model["timm_kwargs"], init_weights=source, **common)
+    train_model_job([train], source, model["timm_name"], model["timm_kwargs"], **common)
+    train_model_job([train], tuned, model["timm_name"], model["timm_kwargs"], init_weights=source, **common)
     with pytest.raises(ValueError, match="task segmentation has no class per image"):
-        train_classifier_job([train], tuned, model["timm_name"], model["timm_kwargs"], images_per_class=1, **common)
+        train_model_job([train], tuned, model["timm_name"], model["timm_kwargs"], images_per_class=1, **common)
     output = tmp_path / "predictions.npz"
     predict_job(
         {"target/clean": [test]},

@@ -28,7 +28,7 @@ from sda_core.gda import (
 from sda_core.jobs.per_image import per_image_job
 from sda_core.memo import marginal_entropy
 from sda_core.models.classifiers import Preprocess, create_classifier
-from sda_core.seeding import randn_per_sample, sample_generators
+from sda_core.rng import randn_per_sample, sample_generators
 from sda_core.store import StoreSequence, read_predictions, write_store
 
 PREPROCESS = Preprocess(resize=8, crop=8)

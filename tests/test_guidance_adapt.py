@@ -6,7 +6,7 @@ import torch
 from sda_core.diffusion.adapt import check_denoiser, renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance, low_pass
 from sda_core.diffusion.schedule import DiffusionSchedule
-from sda_core.seeding import randn_per_sample, sample_generators
+from sda_core.rng import randn_per_sample, sample_generators
 
 
 def test_low_pass_keeps_constants_and_removes_the_finest_frequencies():

@@ -1,9 +1,9 @@
-"""What each reverse process means, decided once (sda_core.diffusion.processes)."""
+"""What each reverse process means, decided once (sda_core.processes)."""
 
 import pytest
 
-from sda_core.diffusion.processes import ReverseProcess, reverse_process, steps_for_timestep
 from sda_core.diffusion.schedule import DiffusionSchedule
+from sda_core.processes import ReverseProcess, reverse_process, steps_for_timestep
 
 ADAPTATION = {
     "respacing": 100,

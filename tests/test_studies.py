@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sda_core.diffusion.processes import reverse_process
 from sda_core.ensemble import WEIGHT_GRID, fuse, tune_weight
 from sda_core.image_sets import RunImageSets, SweepLevel, labels_key, parse_process, predictions_key
 from sda_core.jobs.claims import FAILS, HOLDS, INCONCLUSIVE, claims_table
 from sda_core.methods import run_methods
+from sda_core.processes import reverse_process
 from sda_core.scoring.accuracy import paired_table, tuned_weights
 from sda_core.scoring.tables import corruption_wins
 from sda_core.scoring.timesteps import MISALIGNMENT, gain_table, timestep_correctness, timestep_table
@@ -230,7 +230,7 @@ def test_a_class_balanced_subset_takes_the_first_images_of_each_class():
 
 
 def test_the_summary_over_seeds_gives_the_spread_and_the_verdict_counts(tmp_path):
-    from sda_core.seeds import seed_folder, seeds_summary
+    from sda_core.seed_runs import seed_folder, seeds_summary
 
     assert seed_folder("results", 0) == "results" and seed_folder("results", 2) == "results/seed-2"
     paths = {}

@@ -32,17 +32,17 @@ sys.path.insert(0, str(ROOT))
 
 from sda_core import image_sets  # noqa: E402
 from sda_core.config_checks import config_problems, problems_message  # noqa: E402
-from sda_core.diffusion.processes import reverse_process  # noqa: E402
 from sda_core.diffusion.respacing import noise_level  # noqa: E402
 from sda_core.diffusion.schedule import DiffusionSchedule  # noqa: E402
 from sda_core.jobs.adapt import adapt_job  # noqa: E402
 from sda_core.jobs.predict import predict_job  # noqa: E402
 from sda_core.models.specs import resolve_spec  # noqa: E402
-from sda_core.seeds import seed_folder  # noqa: E402
+from sda_core.processes import reverse_process  # noqa: E402
+from sda_core.seed_runs import seed_folder  # noqa: E402
 from sda_core.worlds import is_embedded, num_classes, task_of  # noqa: E402
 
 SOURCE = image_sets.SOURCE
-DDA = "dda"  # the process (sda_core.diffusion.processes)
+DDA = "dda"  # the process (sda_core.processes)
 ADAPTED_ONLY = "DDA (adapted only)"  # the method's name in the workflow's tables (sda_core.ensemble)
 
 

@@ -20,7 +20,7 @@ import torch
 from sda_core.finite import check_finite
 from sda_core.image_sets import covered_images
 from sda_core.methods import PER_IMAGE_STAGES, PerImagePredictor
-from sda_core.seeding import sample_generators
+from sda_core.rng import sample_generators
 from sda_core.store import PROBABILITIES, StoreSequence, fill_store, shard_range
 
 log = logging.getLogger(__name__)

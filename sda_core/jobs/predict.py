@@ -18,9 +18,9 @@ import torch
 
 from sda_core.finite import check_finite
 from sda_core.image_sets import labels_key, predictions_key
-from sda_core.images import to_unit
 from sda_core.loading import WaitClock, batch_loader
 from sda_core.models.classifiers import Preprocess
+from sda_core.pixels import to_unit
 from sda_core.precision import autocast, set_up_precision
 from sda_core.store import StoreSequence
 from sda_core.tasks import task_named

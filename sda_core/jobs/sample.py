@@ -12,12 +12,12 @@ from sda_core.compilation import compile_denoiser
 from sda_core.diffusion.adapt import configure_denoiser, generate
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.finite import check_finite
-from sda_core.images import from_model_range
 from sda_core.models.denoisers import load_denoiser
 from sda_core.models.dit import decode_latents, load_dit, load_vae, vae_image_size
 from sda_core.models.specs import is_latent
+from sda_core.pixels import from_model_range
 from sda_core.precision import set_up_precision
-from sda_core.seeding import sample_generators
+from sda_core.rng import sample_generators
 from sda_core.store import fill_store, shard_range
 from sda_core.tasks import task_named
 

@@ -18,9 +18,9 @@ from torch import nn
 from tqdm import tqdm
 
 from sda_core.finite import NonFiniteError
-from sda_core.images import to_unit
 from sda_core.loading import ArrayRows, StoreRows, TrainingImages, WaitClock, training_loader
 from sda_core.models.classifiers import Preprocess
+from sda_core.pixels import to_unit
 from sda_core.precision import autocast
 from sda_core.tasks import Task, task_named
 
@@ -152,7 +152,7 @@ def make_augment(augment: str, preprocess: Preprocess) -> ImagenetAugment | None
     raise ValueError(f"unknown augment {augment!r}; valid: none, imagenet")
 
 
-def train_classifier(
+def train_model(
     model: nn.Module,
     data: StoreRows | ArrayRows,
     settings: TrainSettings,

@@ -7,8 +7,8 @@ import logging
 import torch
 
 from sda_core.checkpoints import save_weights
-from sda_core.classifier_training import TrainSettings, train_classifier
 from sda_core.loading import StoreRows
+from sda_core.model_training import TrainSettings, train_model
 from sda_core.models.classifiers import Preprocess
 from sda_core.precision import set_up_precision
 from sda_core.store import StoreSequence
@@ -17,7 +17,7 @@ from sda_core.tasks import task_named
 log = logging.getLogger(__name__)
 
 
-def train_classifier_job(
+def train_model_job(
     stores: list[str],
     output: str,
     timm_name: str,
@@ -58,7 +58,7 @@ def train_classifier_job(
         "fine-tuning" if init_weights else "from scratch",
         precision,
     )
-    train_classifier(
+    train_model(
         model,
         data,
         TrainSettings.from_config(settings, seed),
