@@ -1,5 +1,6 @@
 """Stage: a corrupted copy of the held-out split (digits-C), one job and store per corruption."""
 
+
 from __future__ import annotations
 
 import logging
