@@ -1,6 +1,5 @@
 """Stage: a corrupted copy of the held-out split (digits-C), one job and store per corruption."""
 
-
 from __future__ import annotations
 
 import logging
