@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from workflow_copy import SNAKEMAKE, imagenet_placeholders  # noqa: E402, F401
+from workflow_copy import SNAKEMAKE, WORKFLOW_PARTS, imagenet_placeholders  # noqa: E402, F401 (re-exported)
 from workflow_copy import copy_workflow as _copy_workflow  # noqa: E402
 
 # The tiny digits configuration, runnable by hand: snakemake --cores 2 --configfile tests/config/tiny_digits.yaml
