@@ -1,6 +1,6 @@
 """What each method costs per test image, from a finished run: the passes it makes (from the config)
 and the seconds its jobs took per image (from the run's Snakemake `benchmark:` files), written to
-benchmarks/results/<date>_method_costs_<hardware>.csv (the README's "Cost per method" table).
+benchmarks/results/<date>_method_costs_<hardware>.csv (docs/running-at-scale.md's "Cost per method" table).
 
     python benchmarks/method_costs.py --configfile presets/digits.yaml   # after `make demo`
 

@@ -1,15 +1,16 @@
-"""The README's figures of the embedded worlds, generated from a finished run's tables, so that the two
-cannot drift.
+"""The figures of the embedded worlds in the README and in docs/results-*.md, generated from a finished
+run's tables, so that the two cannot drift.
 
     python tools/digits_readme.py --write            # after `make demo` (or `make seeds`): put the figures in
-    python tools/digits_readme.py --check            # CI, after `make demo`: exit 1 if README.md differs
+    python tools/digits_readme.py --check            # CI, after `make demo`: exit 1 if a block differs
     python tools/digits_readme.py --check --seeds    # the same, with the summary over seeds of `make seeds`
     python tools/digits_readme.py --check --scenes   # the same, with the digit-scenes block (`make scenes`)
     python tools/digits_readme.py --check --scenes-only   # the digit-scenes block alone
 
-Only the blocks between their markers in README.md are generated, each when its table exists: the main
-figures and the claims of seed 0 (`make demo`), the claims over seeds (`make seeds`) and the
-digit-scenes world's mIoU (`make scenes`); the prose around them quotes none of their numbers.
+Only the blocks between their markers (BLOCKS names the file of each) are generated, each when its table
+exists: the headline, the figures and the claims of seed 0 (`make demo`), the claims over seeds (`make
+seeds`) and the digit-scenes world's mIoU (`make scenes`); the prose around them quotes none of their
+numbers.
 """
 
 from __future__ import annotations
@@ -68,10 +69,10 @@ def interval(row) -> str:
     return f"{row.top1:.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]"
 
 
-def render(tables: Path) -> str:
+def render_headline(tables: Path) -> str:
+    """The README's headline: the mean top-1 of every method and the paired differences."""
     accuracy = pd.read_csv(tables / "digits_c.csv")
     paired = pd.read_csv(tables / "digits_c_paired.csv")
-    sanity = pd.read_csv(tables / "digits_sanity.csv")
     archs = list(dict.fromkeys(accuracy.arch))
     means = accuracy[(accuracy.corruption == "mean") & (accuracy.split == "test")].set_index(["arch", "method"])
     per_corruption = accuracy[(accuracy.split == "test") & (accuracy.corruption != "mean")]
@@ -107,8 +108,15 @@ def render(tables: Path) -> str:
             row = test_pairs.loc[(comparison, arch)]
             cells.append(f"{row.difference:+.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]")
         lines.append(table_row([comparison, *cells]))
-    lines += [
-        "",
+    return "\n".join(lines)
+
+
+def render(tables: Path) -> str:
+    """The digits results page's figures: the sanity table, contrast, the named target sets."""
+    accuracy = pd.read_csv(tables / "digits_c.csv")
+    sanity = pd.read_csv(tables / "digits_sanity.csv")
+    archs = list(dict.fromkeys(accuracy.arch))
+    lines = [
         "Sanity figures, top-1 (%) (`results/tables/digits_sanity.csv`):",
         "",
         *table_header(["check", *archs]),
@@ -358,13 +366,14 @@ def render_scene_seeds(tables: Path) -> list[str]:
     return lines
 
 
-# README block name -> (renderer, table it needs, the run that makes it: --check checks "demo" always,
-# "seeds" with --seeds, "scenes" with --scenes)
+# generated block name -> (renderer, table it needs, the run that makes it: --check checks "demo" always,
+# "seeds" with --seeds, "scenes" with --scenes; the file that holds the block)
 BLOCKS = {
-    "digits-figures": (render, "digits_c.csv", "demo"),
-    "digits-claims": (render_claims, "digits_claims.csv", "demo"),
-    "digits-seeds": (render_seeds, "digits_seeds.csv", "seeds"),
-    "digit-scenes": (render_scenes, "digit_scenes_c.csv", "scenes"),
+    "digits-headline": (render_headline, "digits_c.csv", "demo", "README.md"),
+    "digits-figures": (render, "digits_c.csv", "demo", "docs/results-digits.md"),
+    "digits-claims": (render_claims, "digits_claims.csv", "demo", "docs/results-digits.md"),
+    "digits-seeds": (render_seeds, "digits_seeds.csv", "seeds", "README.md"),
+    "digit-scenes": (render_scenes, "digit_scenes_c.csv", "scenes", "docs/results-scenes.md"),
 }
 
 
@@ -388,35 +397,35 @@ def main() -> int:
         "--scenes-tables", type=Path, default=Path("runs/digit_scenes/results/tables"), help="`make scenes`' tables"
     )
     args = parser.parse_args()
-    readme = (ROOT / "README.md").read_text()
+    texts = {name: (ROOT / name).read_text() for name in dict.fromkeys(block[3] for block in BLOCKS.values())}
     failed = False
     checked = {"demo", *(["seeds"] if args.seeds else []), *(["scenes"] if args.scenes else [])}
     if args.scenes_only:
         checked = {"scenes"}
-    for name, (renderer, needs, run) in BLOCKS.items():
+    for name, (renderer, needs, run, file) in BLOCKS.items():
         begin, end = markers(name)
-        if begin not in readme or end not in readme:
-            parser.error(f"README.md has no {name} markers")
-        before, rest = readme.split(begin)
+        if begin not in texts[file] or end not in texts[file]:
+            parser.error(f"{file} has no {name} markers")
+        before, rest = texts[file].split(begin)
         current, after = rest.split(end)
         tables = args.scenes_tables if run == "scenes" else args.tables
         if args.write:
             if (tables / needs).exists():
-                readme = before + begin + "\n" + renderer(tables) + "\n" + end + after
+                texts[file] = before + begin + "\n" + renderer(tables) + "\n" + end + after
             continue
         if run not in checked:
             continue
         generated = renderer(tables)
         if current.strip("\n") != generated:
-            print(f"README.md's {name} block is not that of this run (python tools/digits_readme.py --write):")
+            print(f"{file}'s {name} block is not that of this run (python tools/digits_readme.py --write):")
             print(generated)
             failed = True
         else:
-            print(f"README.md's {name} block is that of this run")
+            print(f"{file}'s {name} block is that of this run")
     if args.write:
-        (ROOT / "README.md").write_text(readme)
+        for file, text in texts.items():
+            (ROOT / file).write_text(text)
     return 1 if failed else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
