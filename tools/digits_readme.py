@@ -427,5 +427,6 @@ def main() -> int:
             (ROOT / file).write_text(text)
     return 1 if failed else 0
 
+
 if __name__ == "__main__":
     sys.exit(main())
