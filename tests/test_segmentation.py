@@ -142,3 +142,25 @@ def test_a_label_outside_the_classes_is_refused_before_prediction_naming_the_set
             segmenter={"feature_index": 0, "atrous_rates": [1], "aspp_channels": 8},
             task="segmentation",
         )
+
+
+def test_the_segmenters_seeded_weights_do_not_change_with_its_checks():
+    """A seeded segmenter's weights depend on every draw from the global generator before its backbone:
+    the name check (a throwaway classifier) and the level count (a throwaway feature extractor), both on
+    the CPU. The parse-time level check runs on the meta device instead; had the segmenter used it, every
+    segmenter (and every digit-scenes table) would have changed."""
+    import timm
+
+    from sda_core.models.classifiers import create_classifier
+    from sda_core.models.segmenters import SegmenterSpec, create_segmenter
+
+    kwargs = {"patch_size": 1, "depths": [1, 1, 1, 1], "dims": [8] * 4}
+    torch.manual_seed(0)
+    segmenter = create_segmenter(SegmenterSpec("convnext_atto", 11, kwargs, 0, (1,), 8))
+    torch.manual_seed(0)
+    create_classifier("convnext_atto", 0, kwargs)
+    timm.create_model("convnext_atto", pretrained=False, features_only=True, **kwargs)
+    body = timm.create_model("convnext_atto", pretrained=False, features_only=True, out_indices=(0,), **kwargs)
+    ours = segmenter.deeplab.backbone.body.state_dict()
+    assert ours.keys() == body.state_dict().keys()
+    assert all(torch.equal(ours[key], value) for key, value in body.state_dict().items())

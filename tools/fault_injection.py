@@ -86,8 +86,7 @@ STAGES = [
     "train_model",
     "sample",
     "adapt",
-    "memo",
-    "gda",
+    "per_image",  # the per-image methods' jobs (MEMO, GDA: rules/per_image.smk)
     "predict",
     "preview",
     "score",
