@@ -71,6 +71,22 @@ def test_adaptation_is_batch_invariant_with_per_sample_norm(tiny_adm):
     assert whole.abs().max() <= 1.5  # x0 is clamped, the last step adds no noise
 
 
+def test_guidance_at_scale_zero_is_the_plain_reverse_process(tiny_adm):
+    """The one owner of "scale 0 means unguided": the unguided process (sda_core.processes: DDA's settings
+    at scale 0, the misalignment check) computes exactly what the reverse process without guidance does."""
+    from sda_core.processes import reverse_process
+
+    torch.manual_seed(4)
+    images = torch.rand(3, 3, 8, 8) * 2 - 1
+    plain = renoise_denoise(
+        tiny_adm, DiffusionSchedule(respacing=10), images, 5, sample_generators(0, "test", range(3)), guidance=None
+    )
+    assert torch.equal(_adapt(tiny_adm, images, range(3), scale=0.0), plain)
+    adaptation = {"respacing": 10, "steps": 5, "noise_index": "reference", "guidance": {"scale": 6.0, "downsample": 2}}
+    assert reverse_process("unguided", adaptation, {}).guidance["scale"] == 0.0
+    assert reverse_process("unguided-t999", adaptation, {}).guidance["scale"] == 0.0
+
+
 def test_guidance_pulls_towards_the_reference(tiny_adm):
     torch.manual_seed(2)
     images = torch.rand(4, 3, 8, 8) * 2 - 1
