@@ -43,19 +43,8 @@ else:
 
 
 include: "rules/predict.smk"
-
-
-if TASK == "classification":
-
-    include: "rules/memo.smk"
-    include: "rules/gda.smk"
-    include: "rules/score.smk"
-
-else:
-
-    include: "rules/score_segmentation.smk"
-
-
+include: "rules/per_image.smk"
+include: "rules/score.smk"
 include: "rules/gates.smk"
 
 

@@ -1,5 +1,5 @@
 """Per-stage time and memory of a finished run, from its Snakemake `benchmark:` files, written to
-benchmarks/results/<date>_demo_stages_<hardware>.csv (what the README's `make demo` table quotes).
+benchmarks/results/<date>_demo_stages_<hardware>.csv (what docs/running-at-scale.md's `make demo` table quotes).
 
     python benchmarks/demo_stages.py                 # after `make demo`, from the repository root
     python benchmarks/demo_stages.py --wall 311      # also record the run's wall time (seconds)

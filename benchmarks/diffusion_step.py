@@ -42,7 +42,7 @@ from sda_core.models.adm import create_adm
 from sda_core.models.dit import DiTDenoiser
 from sda_core.models.specs import resolve_spec
 from sda_core.precision import autocast, set_up_precision
-from sda_core.seeding import sample_generators
+from sda_core.rng import sample_generators
 
 GUIDED_STEP_TFLOP = 4.49  # per image: UNet forward + input gradient (docs/method.md#cost)
 DIT_FORWARD_TFLOP = 0.237

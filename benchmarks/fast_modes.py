@@ -16,7 +16,7 @@ own DDA, so its images must equal the run's bitwise (checked; CPU, one thread).
     python benchmarks/fast_modes.py --results results --seeds 0 1    # the adaptation noise of two seeds
 
 Writes benchmarks/results/<date>_fast_modes_<hardware>.csv (one row per mode and seed). The test
-corruptions are never read. `--table CSV` prints the README's table of such a file (means over its
+corruptions are never read. `--table CSV` prints docs/speed.md's table of such a file (means over its
 seeds, and each seed's paired difference from the reference mode).
 """
 
@@ -36,12 +36,13 @@ from record import write_results
 from snakemake.utils import validate
 
 from sda_core import image_sets
-from sda_core.diffusion.processes import ReverseProcess, reverse_process
 from sda_core.diffusion.respacing import nearest_level, noise_level, space_timesteps
-from sda_core.ensemble import METHODS, method_correct, paired_difference
+from sda_core.ensemble import method_correct, paired_difference
 from sda_core.jobs.adapt import adapt_job
 from sda_core.jobs.predict import predict_job
-from sda_core.jobs.train_classifier import train_classifier_job
+from sda_core.jobs.train_model import train_model_job
+from sda_core.methods import METHODS
+from sda_core.processes import ReverseProcess, reverse_process
 from sda_core.store import StoreSequence
 from sda_core.studies import steps_for_level
 
@@ -129,7 +130,7 @@ def run_mode(mode: Mode, config: dict, results: Path, work: Path, seed: int) -> 
         source = str(results / "models/source" / f"{arch['name']}.safetensors")
         finetuned = work / f"finetuned-{arch['name']}.safetensors"
         start = time.perf_counter()
-        train_classifier_job(
+        train_model_job(
             [str(mod)], str(finetuned), **model, num_classes=10, settings=arch["finetune"],
             preprocess=config["classifier_input"], seed=seed, device=CPU, init_weights=source,
         )  # fmt: skip
@@ -164,7 +165,7 @@ def reproduces_the_run(config: dict, results: Path, work: Path) -> bool:
 
 
 def markdown_table(path: Path) -> str:
-    """The README's table of a CSV written by this script: means over its seeds, each seed's paired
+    """docs/speed.md's table of a CSV written by this script: means over its seeds, each seed's paired
     difference from the reference mode, and the Pareto front of the means (no cheaper or equally cheap
     mode has a higher mean SDA)."""
     import pandas as pd
@@ -204,7 +205,7 @@ def main():
     parser.add_argument("--configfile", type=Path, default=ROOT / "presets/digits.yaml")
     parser.add_argument("--modes", nargs="+", choices=[m.name for m in MODES], default=[m.name for m in MODES])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="adaptation and fine-tuning seeds")
-    parser.add_argument("--table", type=Path, default=None, help="print the README table of this CSV and stop")
+    parser.add_argument("--table", type=Path, default=None, help="print docs/speed.md's table of this CSV and stop")
     args = parser.parse_args()
     if args.table:
         print(markdown_table(args.table))

@@ -1,6 +1,6 @@
 """What each method costs per test image, from a finished run: the passes it makes (from the config)
 and the seconds its jobs took per image (from the run's Snakemake `benchmark:` files), written to
-benchmarks/results/<date>_method_costs_<hardware>.csv (the README's "Cost per method" table).
+benchmarks/results/<date>_method_costs_<hardware>.csv (docs/running-at-scale.md's "Cost per method" table).
 
     python benchmarks/method_costs.py --configfile presets/digits.yaml   # after `make demo`
 
@@ -21,8 +21,8 @@ import numpy as np
 import yaml
 from record import write_results
 
-from sda_core.diffusion.processes import reverse_process
 from sda_core.gda import GdaSettings
+from sda_core.processes import reverse_process
 from sda_core.store import open_store
 
 

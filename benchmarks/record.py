@@ -1,5 +1,5 @@
 """Where the benchmark scripts keep what they measured: one dated CSV per run under benchmarks/results/,
-named by benchmark and hardware, so figures quoted in the README can be traced to the run they come from."""
+named by benchmark and hardware, so figures quoted in the README and docs/ can be traced to the run they come from."""
 
 from __future__ import annotations
 

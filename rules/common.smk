@@ -3,19 +3,24 @@
 from snakemake.utils import validate
 
 from sda_core import image_sets
-from sda_core.config_checks import config_problems, problems_message, unknown_timm_models
-from sda_core.diffusion.processes import reverse_process
+from sda_core.config_checks import config_problems, problems_message, schema_problem, unknown_timm_models
+from sda_core.processes import reverse_process
+from sda_core.methods import PER_IMAGE_STAGES
 from sda_core.models.specs import resolve_spec
-from sda_core.seeds import seed_folder, table_path
-from sda_core.sources import adapted_folder, imagenet_folder
+from sda_core.seed_runs import seed_folder, table_path
+from sda_core.external_inputs import adapted_folder, imagenet_folder
 from sda_core.studies import Studies
-from sda_core.worlds import is_embedded, num_classes, other_world_in
+from sda_core.worlds import generated_maps, is_embedded, num_classes, other_world_in, task_of
 
-validate(config, "../schemas/config.schema.yaml", set_default=True)
+try:
+    validate(config, "../schemas/config.schema.yaml", set_default=True)
+except WorkflowError as error:
+    raise WorkflowError(schema_problem(error)) from None
 
 RESULTS = "results"  # every output of the workflow lies under it
 WORLD = config["world"]
-TASK = config["task"]  # classification or segmentation (sda_core.worlds; sda_core.tasks picks the model)
+# the task the world poses (sda_core.tasks): every rule that differs between tasks asks it
+TASK = task_of(WORLD)
 EMBEDDED = is_embedded(WORLD)  # data and models made here
 SEED = config["seed"]
 # What a seed makes lies in its own folder (seed 0: RESULTS itself), so that several seeds sit side by
@@ -47,23 +52,19 @@ IMAGE_SETS = image_sets.RunImageSets(
 # Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) also carry a
 # `priority:` so that they start before the many independent adaptation jobs.
 GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
-# the architectures GDA runs for (gda.architectures; none when gda.enabled is false)
-GDA_ARCHS = (
-    [name for name in ARCHS if config["gda"]["architectures"] is None or name in config["gda"]["architectures"]]
-    if config["gda"]["enabled"]
-    else []
-)
+# each per-image method (sda_core.methods.PER_IMAGE_STAGES: memo, gda) -> the architectures the run makes
+# it for (none where it is switched off; gda.architectures)
+PER_IMAGE_ARCHS = {name: stage.architectures(config) for name, stage in PER_IMAGE_STAGES.items()}
 JOB_THREADS = config["threads"]
 
 
-def classifier_model(arch):
-    """What builds an architecture's classifier (or segmenter: sda_core.tasks): its params, apart from the
+def task_model(arch):
+    """What builds an architecture's model (the task's: sda_core.tasks): its params, apart from the
     training settings (so that a change of the fine-tuning recipe does not retrain or re-import the
-    source model). A classifier's params name no segmenter, as before the task existed."""
-    model = {"timm_name": ARCHS[arch]["timm_name"], "timm_kwargs": ARCHS[arch]["timm_kwargs"]}
-    if TASK == "segmentation":
-        model["segmenter"] = ARCHS[arch]["segmenter"]  # present: sda_core.worlds.task_problems
-    return model
+    source model)."""
+    return {"timm_name": ARCHS[arch]["timm_name"], "timm_kwargs": ARCHS[arch]["timm_kwargs"]} | TASK.model_params(
+        ARCHS[arch]
+    )
 
 
 def job_device(uses_gpu):
@@ -74,13 +75,13 @@ def job_device(uses_gpu):
 
 def imagenet_classifier_weights():
     """Each architecture's weights file: the configured one, else timm's in the local HF cache (or None)."""
-    from sda_core.sources import cached_pretrained_weights
+    from sda_core.external_inputs import cached_pretrained_weights
 
     return {name: arch["weights"] or cached_pretrained_weights(arch["timm_name"]) for name, arch in ARCHS.items()}
 
 
 if WORLD == "imagenet":
-    from sda_core.sources import imagenet_requirements, missing_inputs_message
+    from sda_core.external_inputs import imagenet_requirements, missing_inputs_message
 
     CLASSIFIER_WEIGHTS = imagenet_classifier_weights()
     # once, where the run starts: a cluster job parses the workflow again on its node, which may not
@@ -202,22 +203,13 @@ def prediction_file(arch, group):
     return f"{RUN}/predictions/{arch}/{group}.npz"
 
 
-def memo_store(arch, images, shard):
-    """MEMO's predictions (a prediction store) on one shard of a target set."""
-    return f"{RUN}/memo/{arch}/{images}/shard-{shard}.zarr"
+def per_image_store(method, arch, images, shard):
+    """A per-image method's predictions (a prediction store) on one shard of a target set."""
+    return f"{RUN}/{method}/{arch}/{images}/shard-{shard}.zarr"
 
 
-def memo_stores(arch, images):
-    return [memo_store(arch, images, k) for k in range(config["memo"]["shards"])]
-
-
-def gda_store(arch, images, shard):
-    """GDA's predictions (a prediction store) on one shard of a target set."""
-    return f"{RUN}/gda/{arch}/{images}/shard-{shard}.zarr"
-
-
-def gda_stores(arch, images):
-    return [gda_store(arch, images, k) for k in range(config["gda"]["shards"])]
+def per_image_stores(method, arch, images):
+    return [per_image_store(method, arch, images, k) for k in range(config[method]["shards"])]
 
 
 def table_file(name):
@@ -252,7 +244,7 @@ def adapted_stores(process, corruption):
 
 
 def process_settings(process):
-    """A reverse process's settings as rule params (sda_core.diffusion.processes decides them)."""
+    """A reverse process's settings as rule params (sda_core.processes decides them)."""
     return reverse_process(process, config["adaptation"], config["diffpure"]).as_params()
 
 
@@ -285,25 +277,18 @@ def prediction_weights(arch, group):
 
 
 def prediction_files():
-    """arch -> image set -> the prediction file holding it; and MEMO's and GDA's predictions key of each
-    target set -> its prediction stores (sda_core.jobs.score.PredictionReader reads both)."""
+    """arch -> image set -> the prediction file holding it; and each per-image method's predictions key of
+    each target set -> its prediction stores (sda_core.scoring.predictions.PredictionReader reads both)."""
     group_of = {name: group for group, names in prediction_groups().items() for name in names}
     files = {arch: {name: prediction_file(arch, group) for name, group in group_of.items()} for arch in ARCHS}
-    if config["memo"]["enabled"]:
-        for arch in ARCHS:
+    for method, archs in PER_IMAGE_ARCHS.items():
+        for arch in archs:
             files[arch].update(
                 {
-                    image_sets.predictions_key(image_sets.MEMO, image_sets.target(c)): memo_stores(arch, c)
+                    image_sets.predictions_key(method, image_sets.target(c)): per_image_stores(method, arch, c)
                     for c in CORRUPTIONS + TARGETS
                 }
             )
-    for arch in GDA_ARCHS:
-        files[arch].update(
-            {
-                image_sets.predictions_key(image_sets.GDA, image_sets.target(c)): gda_stores(arch, c)
-                for c in CORRUPTIONS + TARGETS
-            }
-        )
     return files
 
 
@@ -330,68 +315,55 @@ def prediction_inputs(files):
     return sorted({path for paths in files.values() for path in ([paths] if isinstance(paths, str) else paths)})
 
 
-def memo_settings(arch):
-    """MEMO's settings for an architecture (sda_core.memo.MemoSettings): the method's, its optimiser."""
-    method = {key: config["memo"][key] for key in ("views", "steps", "prior_strength")}
-    return {**method, **ARCHS[arch]["memo"]}
+def per_image_inputs(method):
+    """What a per-image method's jobs read (the input function of its rule): the target set's images, the
+    architecture's source classifier, the unconditional denoiser where the method runs it, and the config
+    files it names (GDA: VGG-19 and CLIP where their terms are on)."""
+    stage = PER_IMAGE_STAGES[method]
+
+    def inputs(wildcards):
+        found = {"images": [target_store(wildcards.corruption)], "classifier": source_weights(wildcards.arch)}
+        if stage.reads_denoiser:
+            found["checkpoint"] = denoiser_weights("unconditional")
+        return found | stage.files(config)
+
+    return inputs
 
 
-def gda_settings():
-    """GDA's settings (sda_core.gda.GdaSettings)."""
-    keys = ("respacing", "steps", "objective", "views", "entropy_weight", "pixel_weight", "vgg_weight", "clip_weight")
-    return {key: config["gda"][key] for key in keys} | {
-        "clip_cutouts": config["gda"]["clip"]["cutouts"],
-        "clip_prompt": config["gda"]["clip"]["prompt"],
-    }
+def per_image_settings(method):
+    """A per-image method's settings for an architecture (a rule param function; PerImageStage.settings)."""
+    return lambda wildcards: PER_IMAGE_STAGES[method].settings(config, ARCHS[wildcards.arch])
 
 
-def gda_weights(wildcards):
-    """The weights GDA's job reads: the denoiser, the architecture's source classifier, and VGG-19 and
-    CLIP where their terms are on."""
-    weights = {"checkpoint": denoiser_weights("unconditional"), "classifier": source_weights(wildcards.arch)}
-    if config["gda"]["vgg_weight"]:
-        weights["vgg"] = config["gda"]["vgg"]
-    if config["gda"]["clip_weight"]:
-        weights["clip"] = config["gda"]["clip"]["weights"]
-    return weights
+def per_image_stream(method):
+    """The noise stream of a per-image method's jobs on a target set (a rule param function)."""
+    return lambda wildcards: f"{method}/{wildcards.corruption}"
 
 
-def preview_sets():
-    """Rows of the preview grid -> their stores."""
-    stores = image_set_stores()
-    return {name: stores[name] for name in IMAGE_SETS.preview_rows(TEST_CORRUPTIONS[:2])}
+def preview_rows():
+    """Rows of the preview grid (the task's: name -> (kind, stores, method)), the first two test corruptions."""
+    return TASK.preview_rows(image_set_stores(), TEST_CORRUPTIONS[:2], IMAGE_SETS)
 
 
-def segmentation_preview_rows():
-    """Rows of the segmentation preview: the clean scenes and their maps; per shown test corruption its
-    images, their DDA adaptation, and the maps Source and SDA predict (the first architecture's)."""
-    from sda_core.ensemble import METHODS
-
-    stores = image_set_stores()
-    rows = {
-        "clean": ("images", stores[image_sets.CLEAN], ()),
-        "label maps": ("labels", stores[image_sets.CLEAN], ()),
-    }
-    for c in TEST_CORRUPTIONS[:2]:
-        dda = image_sets.adapted("dda", c)
-        rows[c] = ("images", stores[image_sets.target(c)], ())
-        rows[f"{c}, DDA"] = ("images", stores[dda], ())
-        for name in ("Source", "SDA"):
-            keys = tuple(image_sets.predictions_key(model, images(c)) for model, images in METHODS[name].terms)
-            rows[f"{c}: {name}"] = ("predicted", None, keys)
-    return rows
+def preview_prediction_files():
+    """The prediction files the preview's predicted rows read (the first architecture's); none without such rows."""
+    if not any(kind == "predicted" for kind, _, _ in preview_rows().values()):
+        return {}
+    return prediction_files()[list(ARCHS)[0]]
 
 
 def score_outputs():
-    """The score rule's outputs, each shown in the HTML report with its caption (report/)."""
-    miou = TASK == "segmentation"
+    """The score rule's outputs, each shown in the HTML report with its caption (report/, the task's)."""
     outputs = {
-        "table": (table_file("c"), "miou.rst" if miou else "accuracy.rst"),
-        "paired": (table_file("c_paired"), "paired_miou.rst" if miou else "paired.rst"),
-        "sanity": (table_file("sanity"), "sanity_miou.rst" if miou else "sanity.rst"),
-        "plot": (plot_file("c"), "plot_miou.rst" if miou else "plot.rst"),
-        "provenance": (provenance_file(), "provenance.rst"),
+        name: (path, TASK.captions[name])
+        for name, path in (
+            ("table", table_file("c")),
+            ("paired", table_file("c_paired")),
+            ("sanity", table_file("sanity")),
+            ("plot", plot_file("c")),
+        )
     }
+    outputs["provenance"] = (provenance_file(), "provenance.rst")
     if STUDIES.fusions:
         outputs["fusion"] = (table_file("fusion"), "fusion.rst")
     return {
@@ -426,7 +398,7 @@ RESULT_FILES = [
     plot_file("c"),
 ]
 RESULT_FILES.append(plot_file("preview"))
-if TASK == "classification":  # segmentation has no claims or studies yet
+if "claims" in TASK.supports:
     RESULT_FILES.append(table_file("claims"))
 if STUDIES.fusions:
     RESULT_FILES.append(table_file("fusion"))
@@ -436,20 +408,33 @@ if STUDIES.sweep:
 
 
 def generated_label_maps():
-    """The sampling rule's label_maps param: the maps the generator draws the synthetic set for
-    (sda_core.data.digit_scenes.GeneratedMaps); no param at all (classes) unless the task is segmentation,
-    so that a classification run's params, and so its finished samples, stay as they were."""
-    if TASK != "segmentation":
-        return {}
-    scenes = config["digit_scenes"]
-    maps = {"resolution": scenes["resolution"], "test_fraction": scenes["test_fraction"], "seed": SEED}
-    return {"label_maps": {**maps, "count": scenes["generated_scenes"]}}
+    """The sampling rule's label_maps param: the maps the world's generator draws the synthetic set for
+    (sda_core.worlds.generated_maps); no param at all where it draws for classes, so that a
+    classification run's params, and so its finished samples, stay as they were."""
+    maps = generated_maps(config, SEED)
+    return {} if maps is None else {"label_maps": maps}
+
+
+def score_settings():
+    """The score rule's settings (every task's score interface: sda_core.tasks.base.Task.score_tables)."""
+    return {
+        "test": TEST_CORRUPTIONS,
+        "validation": VALIDATION_CORRUPTIONS,
+        "severity": config["corruptions"]["severity"],
+        "title": f"{WORLD}-C, severity {config['corruptions']['severity']}",
+        "num_classes": NUM_CLASSES,
+        "seed": SEED,
+        "has_clean": HAS_CLEAN,
+        "variants": STUDIES.variants,
+        "fusions": STUDIES.fusions,
+        "per_image": PER_IMAGE_ARCHS,
+    }
 
 
 def generator_weights(wildcards):
     """The generator's weights (a file, or a diffusers DiT directory) and, for a latent-space one, its VAE."""
     from sda_core.models.specs import is_latent
-    from sda_core.sources import vae_directory
+    from sda_core.external_inputs import vae_directory
 
     weights = {"checkpoint": denoiser_weights("generator")}
     generator = config["denoisers"]["generator"]

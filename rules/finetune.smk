@@ -21,7 +21,7 @@ rule finetune:
     resources:
         gpu=GPUS_PER_JOB,
     params:
-        model=lambda wc: classifier_model(wc.arch),
+        model=lambda wc: task_model(wc.arch),
         settings=lambda wc: ARCHS[wc.arch]["finetune"],
         images_per_class=lambda wc: STUDIES.subset_sizes.get(wc.model),
         num_classes=NUM_CLASSES,
@@ -30,4 +30,4 @@ rule finetune:
         device=job_device(uses_gpu=True),
         precision=config["precision"],
     script:
-        "../workflow_scripts/train_classifier.py"
+        "../workflow_scripts/train_model.py"

@@ -12,6 +12,7 @@ rule gates:
         "../environment.yml"
     params:
         gates=config["gates"],
+        metric=TASK.metric,
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/gates.py"

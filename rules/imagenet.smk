@@ -63,7 +63,7 @@ rule import_classifier:
     conda:
         "../environment.yml"
     params:
-        model=lambda wc: classifier_model(wc.arch),
+        model=lambda wc: task_model(wc.arch),
         num_classes=NUM_CLASSES,
         device=job_device(uses_gpu=False),
     script:

@@ -21,7 +21,7 @@ rule predict:
         image_sets=lambda wc: {name: image_set_stores()[name] for name in prediction_groups()[wc.group]},
         models=lambda wc: {name: IMAGE_SETS.models_of(name) for name in prediction_groups()[wc.group]},
         weights=lambda wc: prediction_weights(wc.arch, wc.group),
-        model=lambda wc: classifier_model(wc.arch),
+        model=lambda wc: task_model(wc.arch),
         num_classes=NUM_CLASSES,
         preprocess=config["classifier_input"],
         device=job_device(uses_gpu=True),

@@ -1,4 +1,5 @@
-# Ensembles, accuracy tables with intervals, sanity figures and the plot.
+# Ensembles, tables with intervals (the task's: top-1 or mIoU), sanity figures, the plot and the preview;
+# for classification also the named targets' tables, the timestep study and the claims.
 
 
 rule score:
@@ -12,16 +13,8 @@ rule score:
         "../environment.yml"
     params:
         prediction_files=corruption_prediction_files(),
-        test=TEST_CORRUPTIONS,
-        validation=VALIDATION_CORRUPTIONS,
-        severity=config["corruptions"]["severity"],
-        has_clean=HAS_CLEAN,
-        variants=STUDIES.variants,
-        fusions=STUDIES.fusions,
-        memo=config["memo"]["enabled"],
-        gda_archs=GDA_ARCHS,
+        settings=score_settings(),
         config=config,
-        title=f"{WORLD}-C, severity {config['corruptions']['severity']}",
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/score.py"
@@ -42,8 +35,7 @@ rule score_target:
     params:
         prediction_files=lambda wc: target_prediction_files(wc.target),
         variants=STUDIES.variants,
-        memo=config["memo"]["enabled"],
-        gda_archs=GDA_ARCHS,
+        per_image=PER_IMAGE_ARCHS,
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/score_target.py"
@@ -72,15 +64,18 @@ rule score_timesteps:
 
 rule preview:
     input:
-        images=lambda wc: sorted({store for stores in preview_sets().values() for store in stores}),
+        images=sorted({store for _, stores, _ in preview_rows().values() for store in stores or []}),
+        predictions=sorted(set(preview_prediction_files().values())),
     output:
-        report(plot_file("preview"), caption="../report/preview.rst", category="Sanity"),
+        report(plot_file("preview"), caption=f"../report/{TASK.preview_caption}", category="Sanity"),
     log:
         log_path("preview"),
     conda:
         "../environment.yml"
     params:
-        image_sets=preview_sets(),
+        rows=preview_rows(),
+        prediction_files=preview_prediction_files(),
+        num_classes=NUM_CLASSES,
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/preview.py"

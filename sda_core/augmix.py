@@ -6,7 +6,7 @@ Each view: a random resized crop to the classifier's input size and a random hor
 with Dirichlet(1, 1, 1) weights and blended with the original by m ~ Beta(1, 1).
 
 The views of an image are made together, as one batch, with every random draw taken from that
-image's own generator (sda_core.seeding), so they depend only on (seed, stream, index). Operations work
+image's own generator (sda_core.rng), so they depend only on (seed, stream, index). Operations work
 on values in [0, 255] rounded to integers after each one, as the PIL operations of the reference do;
 geometric ones resample bilinearly and fill with (128, 0, 0) where they leave the image: the reference
 passes fillcolor=128 to PIL for RGB images, which PIL takes as red 128, green and blue 0.

@@ -10,116 +10,158 @@ from __future__ import annotations
 from collections import Counter
 
 from sda_core import batching, compilation, precision
-from sda_core.models.specs import image_size, is_latent, mask_classes, num_classes, resolve_spec, spec_problems
-from sda_core.worlds import is_embedded, task_problems
+from sda_core.models.specs import image_size, is_latent, mask_classes, num_classes, spec_problems
+from sda_core.worlds import is_embedded, task_of, task_problems
+
+
+def schema_problem(error: BaseException) -> str:
+    """A schema validation error as one line naming the key ("digit_scenes.test_scenes: 1 is less than the
+    minimum of 2"), from the jsonschema error behind snakemake's (its own message names no key)."""
+    cause = error.__cause__ or error.__context__
+    path = getattr(cause, "absolute_path", None)
+    if path is None:
+        return str(error)
+    key = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in path).replace(".[", "[")
+    return f"config: {key or 'the top level'}: {cause.message} (schemas/config.schema.yaml)"
 
 
 def config_problems(config: dict, data_classes: int) -> list[str]:
-    """Every problem of a schema-validated config whose data has `data_classes` classes."""
-    problems = []
+    """Every problem of a schema-validated config whose data has `data_classes` classes, section by section."""
+    specs, spec_found = denoiser_specs(config)
+    mismatch = task_problems(config)
+    return [
+        *architecture_problems(config),
+        *corruption_problems(config),
+        *target_problems(config),
+        *gda_problems(config),
+        *runtime_problems(config),
+        *imagenet_problems(config),
+        *spec_found,
+        *unconditional_problems(config, specs),
+        *(scene_size_problems(config, specs) if config["world"] == "digit_scenes" else []),
+        *(mismatch or task_of(config["world"]).problems(config, specs, data_classes)),
+        *gate_problems(config),
+        *adaptation_problems(config),
+        *study_problems(config),
+    ]
+
+
+def architecture_problems(config: dict) -> list[str]:
     names = Counter(arch["name"] for arch in config["architectures"])
-    problems += [
+    problems = [
         f"architectures: the name {name!r} is used {count} times; names must be unique"
         for name, count in names.items()
         if count > 1
     ]
+    return problems + [
+        f"architectures: {arch['name']}: memo.momentum applies to sgd, not adamw"
+        for arch in config["architectures"]
+        if arch["memo"]["optimizer"] == "adamw" and arch["memo"]["momentum"] != 0
+    ]
+
+
+def corruption_problems(config: dict) -> list[str]:
     corruptions = config["corruptions"]
     both = [c for c in corruptions["test"] if c in corruptions["validation"]]
-    if both:
-        problems.append(
-            f"corruptions: {', '.join(both)} in both test and validation; a corruption tuned on "
-            "must not be scored as a test corruption"
-        )
-    problems += task_problems(config)
-    problems += target_problems(config)
-    problems += gda_problems(config)
-    problems += [
-        problem
-        for problem in (
-            batching.auto_problem(config["adaptation"]["batch_size"], config["adaptation"]["guidance"]),
-            precision.device_problem(config["precision"], config["device"]),
-            compilation.device_problem(config["compile"], config["device"]),
-        )
-        if problem
+    if not both:
+        return []
+    return [
+        f"corruptions: {', '.join(both)} in both test and validation; a corruption tuned on "
+        "must not be scored as a test corruption"
     ]
-    imagenet = config["imagenet"]
-    for key in ("adapted_root", "subset_file"):
-        if is_embedded(config["world"]) and imagenet[key] is not None:
-            problems.append(
-                f"imagenet.{key}: world {config['world']} makes its target sets here; it applies to world imagenet"
-            )
+
+
+def runtime_problems(config: dict) -> list[str]:
+    """The device, precision, compilation and automatic batch size asked for, together."""
+    found = (
+        batching.auto_problem(config["adaptation"]["batch_size"], config["adaptation"]["guidance"]),
+        precision.device_problem(config["precision"], config["device"]),
+        compilation.device_problem(config["compile"], config["device"]),
+    )
+    return [problem for problem in found if problem]
+
+
+def imagenet_problems(config: dict) -> list[str]:
+    """ImageNet-only keys on an embedded world; pre-adapted sets, subsets and unreadable files together."""
+    imagenet, world = config["imagenet"], config["world"]
+    problems = [
+        f"imagenet.{key}: world {world} makes its target sets here; it applies to world imagenet"
+        for key in ("adapted_root", "subset_file")
+        if is_embedded(world) and imagenet[key] is not None
+    ]
+    if world != "imagenet":
+        return problems
     pre_adapted = imagenet["adapted_root"] is not None or any(t["adapted_root"] for t in config["targets"])
-    if config["world"] == "imagenet" and pre_adapted and imagenet["skip_unreadable"]:
+    if pre_adapted and imagenet["skip_unreadable"]:
         problems.append(
             "imagenet.skip_unreadable with pre-adapted sets: a file skipped on one side only would shift every "
             "pair after it; replace the unreadable files, or set skip_unreadable: false"
         )
-    for arch in config["architectures"]:
-        if arch["memo"]["optimizer"] == "adamw" and arch["memo"]["momentum"] != 0:
-            problems.append(f"architectures: {arch['name']}: memo.momentum applies to sgd, not adamw")
-    if config["world"] == "imagenet" and imagenet["adapted_root"] and imagenet["target"] == "imagenet_val":
+    if imagenet["adapted_root"] and imagenet["target"] == "imagenet_val":
         problems.append(
             "imagenet.adapted_root: pre-adapted images pair with the published ImageNet-C (imagenet.target: "
             "imagenet_c), not with corruptions made here from val"
         )
-    if config["world"] == "imagenet" and imagenet["subset_file"] and imagenet["images_per_class"]:
+    if imagenet["subset_file"] and imagenet["images_per_class"]:
         problems.append(
             "imagenet.subset_file and imagenet.images_per_class are both set; choose one way to take a subset"
         )
-    specs = {}
+    return problems
+
+
+def denoiser_specs(config: dict) -> tuple[dict, list[str]]:
+    """role -> its spec, for the specs without a problem; and the problems of the others."""
+    specs, problems = {}, []
     for role in ("unconditional", "generator"):
         found = spec_problems(config["denoisers"][role]["spec"], f"denoisers.{role}.spec")
         problems += found
         if not found:
             specs[role] = config["denoisers"][role]["spec"]
-    if "unconditional" in specs:
-        spec = specs["unconditional"]
-        if num_classes(spec) is not None or mask_classes(spec):
-            key = "num_classes" if num_classes(spec) is not None else "mask_classes"
-            problems.append(f"denoisers.unconditional.spec: {key} is set, but the DDA/MoD model is unconditional")
-        if is_latent(spec):
-            problems.append("denoisers.unconditional.spec: in_channels must be 3 (adaptation works on RGB pixels)")
-        size, downsample = image_size(spec), config["adaptation"]["guidance"]["downsample"]
-        if downsample > size:
-            problems.append(
-                f"adaptation.guidance.downsample: {downsample} is larger than the unconditional model's "
-                f"images ({size} px); at most {size}"
-            )
-    if config["world"] == "digit_scenes":
-        problems += scene_size_problems(config, specs)
-    if "generator" in specs and config["task"] == "segmentation" and num_classes(specs["generator"]) is not None:
+    return specs, problems
+
+
+def unconditional_problems(config: dict, specs: dict) -> list[str]:
+    """The DDA/MoD model: unconditional, on RGB pixels, at least as large as the guidance's low-pass."""
+    if "unconditional" not in specs:
+        return []
+    spec, problems = specs["unconditional"], []
+    if num_classes(spec) is not None or mask_classes(spec):
+        key = "num_classes" if num_classes(spec) is not None else "mask_classes"
+        problems.append(f"denoisers.unconditional.spec: {key} is set, but the DDA/MoD model is unconditional")
+    if is_latent(spec):
+        problems.append("denoisers.unconditional.spec: in_channels must be 3 (adaptation works on RGB pixels)")
+    size, downsample = image_size(spec), config["adaptation"]["guidance"]["downsample"]
+    if downsample > size:
         problems.append(
-            "denoisers.generator.spec: num_classes is set, but a segmentation generator is conditioned on "
-            "label maps (mask_classes) only"
+            f"adaptation.guidance.downsample: {downsample} is larger than the unconditional model's "
+            f"images ({size} px); at most {size}"
         )
-    if "generator" in specs and config["task"] == "segmentation":
-        classes = mask_classes(specs["generator"])
-        if classes != data_classes:
-            problems.append(
-                f"denoisers.generator.spec: conditioned on label maps of {classes} classes (mask_classes), "
-                f"the data has {data_classes}"
-            )
-    elif "generator" in specs:
-        classes = num_classes(specs["generator"])
-        if classes != data_classes:
-            key = "num_classes" if resolve_spec(specs["generator"])["arch"] == "adm" else "num_embeds_ada_norm"
-            problems.append(
-                f"denoisers.generator.spec: conditioned on {classes} classes ({key}), the data has {data_classes}"
-            )
+    return problems
+
+
+def gate_problems(config: dict) -> list[str]:
     has_clean = is_embedded(config["world"]) or config["imagenet"]["val_root"] is not None
-    if config["gates"]["source_clean_accuracy"] is not None and not has_clean:
-        problems.append(
-            "gates.source_clean_accuracy: there are no clean target images to measure it on; set "
-            "imagenet.val_root, or the gate to null"
-        )
+    if config["gates"]["source_clean_accuracy"] is None or has_clean:
+        return []
+    return [
+        "gates.source_clean_accuracy: there are no clean target images to measure it on; set "
+        "imagenet.val_root, or the gate to null"
+    ]
+
+
+def adaptation_problems(config: dict) -> list[str]:
     adaptation = config["adaptation"]
     most = adaptation["respacing"] - 1 if adaptation["noise_index"] == "reference" else adaptation["respacing"]
-    if adaptation["steps"] > most:
-        problems.append(
-            f"adaptation.steps: {adaptation['steps']} steps do not fit a respacing of "
-            f"{adaptation['respacing']} with noise_index {adaptation['noise_index']}; at most {most}"
-        )
-    studies = config["studies"]
+    if adaptation["steps"] <= most:
+        return []
+    return [
+        f"adaptation.steps: {adaptation['steps']} steps do not fit a respacing of "
+        f"{adaptation['respacing']} with noise_index {adaptation['noise_index']}; at most {most}"
+    ]
+
+
+def study_problems(config: dict) -> list[str]:
+    studies, problems = config["studies"], []
     full = config["sampling"]["images_per_class"]
     too_many = [k for k in studies["set_size"]["images_per_class"] if k >= full]
     if studies["set_size"]["enabled"] and too_many:
@@ -127,7 +169,7 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
             f"studies.set_size.images_per_class: {', '.join(map(str, too_many))} not below the "
             f"{full} generated images per class (sampling.images_per_class); the whole set is f' itself"
         )
-    if studies["fusions"]["enabled"] and not corruptions["validation"]:
+    if studies["fusions"]["enabled"] and not config["corruptions"]["validation"]:
         problems.append(
             "studies.fusions: its tuned weight is chosen on the validation corruptions, and "
             "corruptions.validation is empty; name some, or set studies.fusions.enabled: false"
@@ -145,6 +187,12 @@ def scene_size_problems(config: dict, specs: dict) -> list[str]:
         for role, spec in specs.items()
         if image_size(spec) != resolution
     ]
+    scenes = config["digit_scenes"]
+    if scenes["validation_images"] is not None and scenes["validation_images"] > scenes["test_scenes"]:
+        problems.append(
+            f"digit_scenes.validation_images: {scenes['validation_images']} scenes per validation corruption, "
+            f"but they are taken from the {scenes['test_scenes']} test scenes (digit_scenes.test_scenes)"
+        )
     sizes = config["classifier_input"]
     if (sizes["resize"], sizes["crop"]) != (resolution, resolution):
         problems.append(

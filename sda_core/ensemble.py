@@ -1,5 +1,5 @@
-"""The methods compared, as fusions of stored softmax outputs (docs/method.md#ensembles), and their
-accuracy intervals.
+"""Methods as fusions of stored softmax outputs (docs/method.md#ensembles), and their accuracy
+intervals; the methods a run scores are registered in sda_core.methods.
 
 A method is a list of (model, image set of the corruption scored) terms and a fusion of their
 probability rows; its prediction is the argmax of the fused row. The reference methods sum the
@@ -18,24 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
-from sda_core.image_sets import (
-    GDA,
-    MEMO,
-    SOURCE,
-    adapted,
-    covered_images,
-    finetuned,
-    labels_key,
-    predictions_key,
-    target,
-)
+from sda_core.image_sets import covered_images, labels_key, predictions_key
 
 ImageSetOf = Callable[[str], str]  # corruption -> image set name
-dda = partial(adapted, "dda")
 FUSIONS = ("sum", "entropy_weighted", "confidence_weighted", "entropy_select", "confidence_select", "tuned_weight")
 FUSION_LABELS = {
     "entropy_weighted": "entropy-weighted",
@@ -52,58 +40,6 @@ WEIGHT_GRID = tuple(round(0.05 * k, 2) for k in range(21))
 class Method:
     terms: tuple[tuple[str, ImageSetOf], ...]  # (model, corruption -> image set)
     fusion: str = "sum"
-
-
-def _ensemble(model: str, fusion: str = "sum") -> Method:
-    """f on the raw image fused with `model` on the DDA image."""
-    return Method(((SOURCE, target), (model, dda)), fusion)
-
-
-METHODS: dict[str, Method] = {
-    "Source": Method(((SOURCE, target),)),
-    "DiffPure": Method(((SOURCE, partial(adapted, "diffpure")),)),
-    "DDA": _ensemble(SOURCE),  # self-ensemble
-    "SDA": _ensemble(finetuned()),
-    "DDA (adapted only)": Method(((SOURCE, dda),)),
-    "SDA (adapted only)": Method(((finetuned(), dda),)),
-}
-# method pairs whose difference the paper's claims rest on (first minus second)
-COMPARISONS = [("SDA", "DDA"), ("DDA", "Source"), ("SDA", "Source"), ("DiffPure", "Source")]
-# MEMO's predictions of the raw target image (sda_core.memo), where the run has them
-MEMO_METHOD = Method(((MEMO, target),))
-MEMO_COMPARISONS = [("MEMO", "Source"), ("SDA", "MEMO")]
-# GDA's predictions of the target image after its guided diffusion (sda_core.gda), and its code's
-# optional ensemble: of the raw image's and the adapted image's predictions, the one of lower entropy
-GDA_METHODS = {
-    "GDA": Method(((GDA, target),)),
-    "GDA (ensemble)": Method(((SOURCE, target), (GDA, target)), "entropy_select"),
-}
-GDA_COMPARISONS = [("GDA", "Source"), ("SDA", "GDA"), ("GDA (ensemble)", "GDA")]
-
-
-def run_methods(
-    variants: Mapping[str, str], fusions: bool, memo: bool = False, gda: bool = False
-) -> tuple[dict[str, Method], list[tuple[str, str]]]:
-    """The methods and comparisons of a run: the reference ones (with `memo`, MEMO too; with `gda`, GDA
-    and its ensemble); an SDA row per fine-tuning variant (label -> model, e.g. "SDA (f_c')" -> the model
-    fine-tuned on the generated images), compared with SDA and with DDA; with `fusions`, DDA and SDA
-    under every other fusion, each compared with its sum."""
-    methods, comparisons = dict(METHODS), list(COMPARISONS)
-    if memo:
-        methods["MEMO"] = MEMO_METHOD
-        comparisons += MEMO_COMPARISONS
-    if gda:
-        methods.update(GDA_METHODS)
-        comparisons += GDA_COMPARISONS
-    for label, model in variants.items():
-        methods[label] = _ensemble(model)
-        comparisons += [("SDA", label), (label, "DDA")]
-    if fusions:
-        for name, model in (("DDA", SOURCE), ("SDA", finetuned())):
-            for fusion, suffix in FUSION_LABELS.items():
-                methods[f"{name} ({suffix})"] = _ensemble(model, fusion)
-                comparisons.append((f"{name} ({suffix})", name))
-    return methods, comparisons
 
 
 def entropy(p: np.ndarray) -> np.ndarray:

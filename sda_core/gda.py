@@ -38,10 +38,10 @@ from torchvision.transforms.v2 import functional as TF
 from sda_core.augmix import augmix_views, crop_boxes, resized_crops
 from sda_core.diffusion.adapt import check_denoiser, reverse_diffusion
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
+from sda_core.external_inputs import HOW_TO_OBTAIN
 from sda_core.memo import marginal_entropy, mean_log_probs
 from sda_core.models.classifiers import IMAGENET_MEAN, IMAGENET_STD, Preprocess, normalise
-from sda_core.seeding import randn_per_sample
-from sda_core.sources import HOW_TO_OBTAIN
+from sda_core.rng import randn_per_sample
 
 OBJECTIVES = ("weighted_marginal", "marginal")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -334,3 +334,74 @@ class GdaAdapter:
         """The source classifier's softmax rows on adapted images in [-1, 1] (clamped, as the code does)."""
         with torch.no_grad():
             return self.classifier(self.preprocess(((adapted + 1) / 2).clamp(0, 1))).float().softmax(dim=1)
+
+
+def per_image_predictor(
+    weights: dict[str, str],
+    model: dict,
+    num_classes: int,
+    preprocess: dict,
+    device: torch.device,
+    method: dict,
+    spec: dict,
+    clip_model: str | None = None,
+    precision: str = "auto",
+    compile_mode: str = "none",
+):
+    """GDA as a per-image stage (sda_core.jobs.per_image): each image adapted by the unconditional
+    denoiser (weights["checkpoint"]) under the guidance of the source classifier (weights["classifier"]),
+    and classified as it is made (on the unquantised x0 estimate, as GDA's code does). method: GdaSettings'
+    fields; VGG (weights["vgg"]) and CLIP (weights["clip"]) are loaded where their terms are on."""
+    from sda_core.compilation import compile_denoiser
+    from sda_core.diffusion.adapt import configure_denoiser
+    from sda_core.finite import check_finite
+    from sda_core.methods import PerImagePredictor
+    from sda_core.models.classifiers import load_classifier
+    from sda_core.models.denoisers import load_denoiser
+    from sda_core.pixels import resize, to_model_range
+    from sda_core.precision import set_up_precision
+
+    precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
+    settings = GdaSettings(**method)
+    timm_name, timm_kwargs = model["timm_name"], model["timm_kwargs"]
+    checkpoint, classifier_weights = weights["checkpoint"], weights["classifier"]
+    vgg_weights, clip_weights = weights.get("vgg"), weights.get("clip")
+    denoiser = compile_denoiser(configure_denoiser(load_denoiser(spec, checkpoint).to(device)), compile_mode, device)
+    classifier = load_classifier(timm_name, num_classes, timm_kwargs, classifier_weights).to(device)
+    vgg = VggFeatures(vgg_weights).to(device) if settings.vgg_weight else None
+    clip = None
+    if settings.clip_weight:
+        clip = ClipStyle(load_clip(clip_model, clip_weights).to(device), settings.clip_prompt, settings.clip_cutouts)
+    adapter = GdaAdapter(
+        denoiser, configure_classifier(classifier), Preprocess(**preprocess), settings, vgg, clip, precision
+    )
+
+    def probabilities(images: np.ndarray, generators, where: str) -> torch.Tensor:
+        adapted = adapter.adapt(resize(to_model_range(images, device), spec["image_size"]), generators)
+        check_finite(adapted, f"{where}, denoiser {checkpoint}, classifier {classifier_weights}")
+        return adapter.probabilities(adapted)
+
+    def report() -> str:
+        terms = ", ".join(f"{name} {value:.4g}" for name, value in adapter.last_terms.items())
+        return f"; last guided step's terms: {terms}"
+
+    return PerImagePredictor(
+        probabilities=probabilities,
+        fingerprint={
+            "spec": spec,
+            "checkpoint": checkpoint,
+            "model": [timm_name, timm_kwargs],
+            "weights": classifier_weights,
+            "settings": settings,
+            "vgg": vgg_weights if settings.vgg_weight else None,
+            "clip": [clip_model, clip_weights] if settings.clip_weight else None,
+            "preprocess": preprocess,
+            "precision": precision,
+            "compile": compile_mode,
+        },
+        description=(
+            f"{timm_name}, {settings.steps} of {settings.respacing} steps from t={adapter.start_timestep}, {settings}"
+        ),
+        checked=f"classifier {classifier_weights}",
+        report=report,
+    )

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sda_core.seeding import sample_seed
-from sda_core.store import StoreSequence
+from sda_core.rng import sample_seed
+from sda_core.store import CLASS_LABELS, LabelLayout, StoreSequence
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,9 @@ class StoreRows:
         return len(self.positions)
 
     @property
-    def label_shape(self) -> tuple[int, ...]:
-        """() for classes, (H, W) for label maps."""
-        return self.sequence.label_shape
+    def label_layout(self) -> LabelLayout:
+        """How the stores hold the labels (the task's: sda_core.tasks)."""
+        return self.sequence.label_layout
 
     def rows(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Images, labels and store positions of rows `indices`."""
@@ -72,9 +72,10 @@ class StoreRows:
 class ArrayRows:
     """In-memory images and labels as rows (tests, small sets)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.images, self.labels = images, labels
-        self.label_shape = tuple(labels.shape[1:])  # () for classes, (H, W) for label maps
+    def __init__(self, images: np.ndarray, labels: np.ndarray, layout: LabelLayout = CLASS_LABELS):
+        if tuple(labels.shape[1:]) != layout.shape:
+            raise ValueError(f"labels of shape {labels.shape[1:]} for a label layout of shape {layout.shape}")
+        self.images, self.labels, self.label_layout = images, labels, layout
 
     def __len__(self) -> int:
         return len(self.images)
@@ -117,8 +118,6 @@ class TrainingImages(Dataset):
         images, labels, positions = self.source.rows([row for _, row in keys])
         if self.augment is None:
             return [(torch.from_numpy(image), as_label(label)) for image, label in zip(images, labels)]
-        if labels.ndim > 1:
-            raise ValueError("images with label maps are not augmented: a geometric transform would misalign them")
         augmented = []
         for (epoch, _), position, image, label in zip(keys, positions, images, labels):
             with seeded(sample_seed(self.seed, f"augment/epoch-{epoch}", int(position))):

@@ -159,3 +159,29 @@ class MemoAdapter:
                 )
             rows.append(logits.float().softmax(dim=1))
         return torch.cat(rows)
+
+
+def per_image_predictor(
+    weights: dict[str, str], model: dict, num_classes: int, preprocess: dict, device: torch.device, **settings
+):
+    """MEMO as a per-image stage (sda_core.jobs.per_image): the source classifier (weights["classifier"])
+    adapted to each image on its own; settings: MemoSettings' fields."""
+    from sda_core.methods import PerImagePredictor
+    from sda_core.models.classifiers import load_classifier
+    from sda_core.pixels import to_unit
+
+    memo = MemoSettings(**settings)
+    timm_name, timm_kwargs = model["timm_name"], model["timm_kwargs"]
+    classifier = load_classifier(timm_name, num_classes, timm_kwargs, weights["classifier"]).to(device)
+    adapter = MemoAdapter(configure_model(classifier, memo.prior), memo, Preprocess(**preprocess))
+    return PerImagePredictor(
+        probabilities=lambda images, generators, where: adapter.probabilities(to_unit(images, device), generators),
+        fingerprint={
+            "model": [timm_name, timm_kwargs],
+            "weights": weights["classifier"],
+            "settings": memo,
+            "preprocess": preprocess,
+        },
+        description=f"{timm_name}, {memo}",
+        checked=weights["classifier"],
+    )

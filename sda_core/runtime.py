@@ -31,8 +31,16 @@ def start_job(log_path: str | os.PathLike | None, threads: int, device: str) -> 
 
 def start_snakemake_job(snakemake) -> torch.device:
     """start_job for a workflow script: the job's log and threads, and the device its rule's params name
-    (rules/common.smk: job_params, "cpu" for every rule without the gpu resource)."""
+    (rules/common.smk: job_device, "cpu" for every rule without the gpu resource)."""
     return start_job(snakemake.log[0], snakemake.threads, snakemake.params.device)
+
+
+def run_task(snakemake) -> str:
+    """The task of the job's run: the one its world poses (sda_core.worlds), read from the config rather
+    than a rule param, so that a rule's params, and so its finished outputs, stay as they were."""
+    from sda_core.worlds import WORLD_TASKS
+
+    return WORLD_TASKS[snakemake.config["world"]]
 
 
 def resolve_device(device: str) -> torch.device:

@@ -76,7 +76,9 @@ def miou_interval(
     per_set: Sequence[np.ndarray], draws: np.ndarray, level: float = BOOTSTRAP_LEVEL
 ) -> tuple[float, float, float]:
     """(mean mIoU, lower, upper) in percent: a percentile bootstrap over images, the same draws for
-    every set (bootstrap_resamples)."""
+    every set (bootstrap_resamples); no interval (NaN) from a single image, whose resamples all agree."""
+    if draws.shape[1] < 2:
+        return mean_miou(per_set), float("nan"), float("nan")
     values = _resampled(per_set, draws)
     tail = (1 - level) / 2
     return mean_miou(per_set), float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
@@ -86,7 +88,10 @@ def paired_difference_interval(
     first: Sequence[np.ndarray], second: Sequence[np.ndarray], draws: np.ndarray, level: float = BOOTSTRAP_LEVEL
 ) -> tuple[float, float, float]:
     """(mean mIoU of `first` - that of `second`, lower, upper) in points: both methods scored on the
-    same resampled images in each draw, so that what the images share cancels."""
+    same resampled images in each draw, so that what the images share cancels; no interval (NaN) from a
+    single image."""
+    if draws.shape[1] < 2:
+        return mean_miou(first) - mean_miou(second), float("nan"), float("nan")
     values = _resampled(first, draws) - _resampled(second, draws)
     tail = (1 - level) / 2
     point = mean_miou(first) - mean_miou(second)

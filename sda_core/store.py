@@ -84,9 +84,33 @@ PROBABILITIES = "probabilities"  # the array of a prediction store: (N, classes)
 IGNORE_INDEX = 255  # a label map's "no label" value (PASCAL VOC's void), and its fill before it is written
 
 
-def label_encoding(label_shape: Sequence[int]) -> tuple[str, int]:
-    """(dtype, fill value) of a store's labels: int64 classes (label_shape ()), uint8 label maps else."""
-    return ("int64", -1) if len(label_shape) == 0 else ("uint8", IGNORE_INDEX)
+@dataclass(frozen=True)
+class LabelLayout:
+    """How a store holds its labels: an array of `shape` per image (() a class), as `dtype`, `fill` in the
+    rows not written yet. The run's task chooses it (sda_core.tasks: Task.label_layout); a store keeps it,
+    and every stage that copies a store's labels copies its layout."""
+
+    shape: tuple[int, ...] = ()
+    dtype: str = "int64"
+    fill: int = -1
+
+    def record(self) -> dict:
+        """The layout in a store's attrs: nothing for the default (stores of classes read as before)."""
+        return {} if self == CLASS_LABELS else {"label_shape": [int(s) for s in self.shape]}
+
+    def fits(self, image_side: int) -> bool:
+        """Whether the labels stay true for images of `image_side` px (a label per pixel does not)."""
+        return self.shape in ((), (image_side, image_side))
+
+    def values_problem(self, labels: np.ndarray) -> str | None:
+        """Labels an unsigned dtype cannot hold (they would wrap around)."""
+        if np.dtype(self.dtype).kind != "u" or not np.size(labels):
+            return None
+        high = np.iinfo(self.dtype).max
+        return None if 0 <= np.min(labels) <= np.max(labels) <= high else f"label values outside 0..{high}"
+
+
+CLASS_LABELS = LabelLayout()  # one int64 class per image, -1 before it is written
 
 
 class ImageStore:
@@ -110,8 +134,12 @@ class ImageStore:
 
     @property
     def label_shape(self) -> tuple[int, ...]:
-        """() for class labels, (H, W) for label maps."""
+        """The shape of one image's labels: () for a class, (H, W) for a label map."""
         return tuple(self.labels.shape[1:])
+
+    @property
+    def label_layout(self) -> LabelLayout:
+        return LabelLayout(self.label_shape, str(self.labels.dtype), int(self.labels.fill_value))
 
     @property
     def num_chunks(self) -> int:
@@ -140,8 +168,9 @@ class ImageStore:
                 f"chunk {chunk} of {self.path} expects labels of shape {(stop - start, *self.label_shape)}, "
                 f"got {np.shape(labels)}"
             )
-        if self.label_shape and np.size(labels) and not 0 <= np.min(labels) <= np.max(labels) <= IGNORE_INDEX:
-            raise StoreError(f"chunk {chunk} of {self.path}: label-map values outside 0..{IGNORE_INDEX}")
+        problem = self.label_layout.values_problem(labels)
+        if problem:
+            raise StoreError(f"chunk {chunk} of {self.path}: {problem}")
         self.images[start:stop] = images
         self.labels[start:stop] = labels
         self.group["done"][chunk] = True  # last: the flag vouches for the data written before it
@@ -258,12 +287,12 @@ def open_partial(
     fingerprint: dict,
     codec: str = "zstd",
     array: str = IMAGES,
-    label_shape: Sequence[int] = (),
+    labels: LabelLayout = CLASS_LABELS,
 ) -> ImageStore:
     """Open `<output>.partial` for writing: resume it when its layout, fingerprint and storage codec
     (a name in STORAGE_CODECS) match, else start anew. array=PROBABILITIES: a prediction store, whose
-    float16 rows of shape `image_shape` are stored with zstd (codec is ignored). label_shape (H, W):
-    a label map per image (segmentation), else one class per image."""
+    float16 rows of shape `image_shape` are stored with zstd (codec is ignored). labels: how the labels
+    are held (the task's layout; a class per image by default)."""
     if array == PROBABILITIES:
         dtype, codec = "float16", "zstd"
         encoding = {"chunks": (int(chunk_size), *map(int, image_shape)), "compressors": ZstdCodec(level=3)}
@@ -276,7 +305,7 @@ def open_partial(
         "image_shape": [int(s) for s in image_shape],
         "chunk_size": int(chunk_size),
         **({"array": array} if array != IMAGES else {}),
-        **({"label_shape": [int(s) for s in label_shape]} if len(label_shape) else {}),
+        **labels.record(),
     }
     wanted = {"layout": layout, "fingerprint": json.loads(_fingerprint_json(fingerprint)), "codec": codec}
     if partial.exists():
@@ -305,13 +334,12 @@ def open_partial(
     group = zarr.open_group(str(partial), mode="w")
     num_chunks = math.ceil(num_items / chunk_size)  # 0 for an empty shard (more shards than batches)
     group.create_array(array, shape=(num_items, *image_shape), dtype=dtype, fill_value=0, **encoding)
-    label_dtype, label_fill = label_encoding(label_shape)
     group.create_array(
         "labels",
-        shape=(num_items, *label_shape),
-        chunks=(chunk_size, *label_shape),
-        dtype=label_dtype,
-        fill_value=label_fill,
+        shape=(num_items, *labels.shape),
+        chunks=(chunk_size, *labels.shape),
+        dtype=labels.dtype,
+        fill_value=labels.fill,
     )
     group.create_array("done", shape=(num_chunks,), chunks=(1,), dtype="bool", fill_value=False)
     group.attrs.update(wanted)
@@ -340,15 +368,15 @@ def fill_store(
     codec: str = "zstd",
     array: str = IMAGES,
     chunks_per_call: int | Callable[[], int] = 1,
-    label_shape: Sequence[int] = (),
+    labels: LabelLayout = CLASS_LABELS,
 ) -> None:
     """Create `output` chunk by chunk with storage codec `codec`, resuming a matching partial store;
     compute(start, stop) gives the uint8 images (array=PROBABILITIES: float16 rows) and labels of items
     [start, stop) of this store. Each call covers up to `chunks_per_call` consecutive pending chunks (a
     batch larger than the store's chunk: adaptation.batch_size auto; a callable is asked only when
     chunks are pending); each is written as soon as the call returns, so a kill loses at most one
-    call's chunks. label_shape: as for open_partial."""
-    store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec, array, label_shape)
+    call's chunks. labels: as for open_partial."""
+    store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec, array, labels)
     pending = store.pending_chunks()
     if pending and callable(chunks_per_call):
         chunks_per_call = chunks_per_call()
@@ -381,9 +409,10 @@ def write_store(
     chunk_size: int,
     fingerprint: dict,
     codec: str = "zstd",
+    layout: LabelLayout = CLASS_LABELS,
 ) -> None:
-    """Write a whole in-memory image set (labels: classes, or label maps) as a finished store with
-    storage codec `codec`."""
+    """Write a whole in-memory image set (labels as `layout` holds them: the task's) as a finished store
+    with storage codec `codec`."""
     fill_store(
         output,
         len(images),
@@ -392,7 +421,7 @@ def write_store(
         fingerprint,
         lambda start, stop: (images[start:stop], labels[start:stop]),
         codec=codec,
-        label_shape=labels.shape[1:],
+        labels=layout,
     )
 
 
@@ -417,11 +446,13 @@ class StoreSequence:
         if len(shapes) != 1:
             raise StoreError(f"stores have different image shapes {sorted(shapes)}: {list(map(str, paths))}")
         self.image_shape = shapes.pop()
-        label_shapes = {s.label_shape for s in self.stores}
-        if len(label_shapes) != 1:
-            raise StoreError(f"stores have different label shapes {sorted(label_shapes)}: {list(map(str, paths))}")
-        self.label_shape = label_shapes.pop()
-        self.label_dtype = label_encoding(self.label_shape)[0]
+        layouts = {s.label_layout for s in self.stores}
+        if len(layouts) != 1:
+            raise StoreError(
+                f"stores have different label layouts {sorted(map(str, layouts))}: {list(map(str, paths))}"
+            )
+        self.label_layout = layouts.pop()
+        self.label_shape, self.label_dtype = self.label_layout.shape, self.label_layout.dtype
         self.offsets = np.cumsum([0] + [len(s) for s in self.stores])
 
     def __len__(self) -> int:

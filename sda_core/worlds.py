@@ -8,9 +8,11 @@ reads it while it parses.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-TASKS = ("classification", "segmentation")
+from sda_core.tasks import TASKS, Task, task_named
+
 WORLD_TASKS = {"imagenet": "classification", "digits": "classification", "digit_scenes": "segmentation"}
 EMBEDDED_WORLDS = ("digits", "digit_scenes")  # their data and models are made by the workflow
 
@@ -33,35 +35,46 @@ def num_classes(config: dict) -> int:
     return config["imagenet"]["num_classes"]
 
 
+def task_of(world: str) -> Task:
+    """The task the world poses (one object of sda_core.tasks.TASKS)."""
+    return task_named(WORLD_TASKS[world])
+
+
 def task_problems(config: dict) -> list[str]:
-    """A task the world does not pose, and what only the other task has."""
+    """A config's task key that differs from the task its world poses (what else a task refuses:
+    sda_core.tasks.base.Task.problems)."""
     world, task = config["world"], config["task"]
+    if task not in TASKS:
+        return [f"task: unknown task {task!r}; valid: {', '.join(TASKS)} (sda_core.tasks.TASKS)"]
     if WORLD_TASKS[world] != task:
         return [f"task: world {world} poses {WORLD_TASKS[world]}, not {task}; set task: {WORLD_TASKS[world]}"]
-    problems = []
-    if task == "segmentation":
-        only_classification = {
-            "memo.enabled": config["memo"]["enabled"],
-            "gda.enabled": config["gda"]["enabled"],
-            "targets": bool(config["targets"]),
-            **{f"studies.{name}": study["enabled"] for name, study in config["studies"].items()},
-        }
-        problems += [
-            f"{key}: not available for task segmentation yet; turn it off"
-            for key, on in only_classification.items()
-            if on
-        ]
-    for arch in config["architectures"]:
-        if ("segmenter" in arch) != (task == "segmentation"):
-            problems.append(
-                f"architectures: {arch['name']}: "
-                + (
-                    "a segmenter needs its segmenter settings"
-                    if task == "segmentation"
-                    else "segmenter is for task segmentation"
-                )
-            )
-    return problems
+    return []
+
+
+def generated_maps(config: dict, seed: int) -> dict | None:
+    """The label maps the world's generator draws its synthetic set for (the settings of
+    sda_core.data.digit_scenes.GeneratedMaps), or None where it is conditioned on classes."""
+    if config["world"] != "digit_scenes":
+        return None
+    scenes = config["digit_scenes"]
+    maps = {"resolution": scenes["resolution"], "test_fraction": scenes["test_fraction"], "seed": seed}
+    return {**maps, "count": scenes["generated_scenes"]}
+
+
+def _trained_here(root: Path) -> bool:
+    """Denoisers trained by the workflow: only the embedded worlds train them (ImageNet reads its files)."""
+    return any(root.glob("models/unconditional.safetensors")) or any(
+        root.glob("seed-*/models/unconditional.safetensors")
+    )
+
+
+def _embedded_world_of(root: Path) -> str:
+    """The embedded world of a run without its data/ folder, told by how its target stores hold their labels
+    (a class per image: digits; a label map: digit scenes), or "an embedded world" where none is left."""
+    for labels in sorted(root.glob("**/target/*.zarr/labels/zarr.json"))[:1]:
+        dimensions = len(json.loads(labels.read_text())["shape"])
+        return [w for w in EMBEDDED_WORLDS if len(task_of(w).label_layout(1).shape) + 1 == dimensions][0]
+    return "an embedded world"
 
 
 def other_world_in(results: str, world: str) -> str | None:
@@ -72,8 +85,15 @@ def other_world_in(results: str, world: str) -> str | None:
     manifests are no sign: parsing an ImageNet config writes them, a dry run too.)"""
     root = Path(results)
     found = [w for w in EMBEDDED_WORLDS if (root / "data" / w).is_dir() or any(root.glob(f"seed-*/data/{w}"))]
-    if not found and any((root / folder).is_dir() for folder in ("models/source", "target", "adapted")):
+    if not found and _trained_here(root):  # an embedded world whose data/ folder is gone
+        found = [_embedded_world_of(root)]
+    elif not found and any((root / folder).is_dir() for folder in ("models/source", "target", "adapted")):
         found = ["imagenet"]
+    if found == ["an embedded world"]:
+        return (
+            f"{results}/ holds a run of an embedded world whose data/ folder is gone, so which world cannot be "
+            f"told: run {world} in a folder of its own (snakemake --directory <folder>) or move {results}/ away"
+        )
     others = [w for w in found if w != world]
     if not others:
         return None

@@ -5,15 +5,16 @@ import math
 import pytest
 import torch
 
+from sda_core.checkpoints import load_weights
 from sda_core.models.adm import (
     AttentionBlock,
     QKVAttention,
     attention_downsample_rates,
     create_adm,
-    load_adm_state_dict,
     mask_channels,
     timestep_embedding,
 )
+from sda_core.models.denoisers import load_denoiser
 from sda_core.models.specs import resolve_spec
 
 TINY = dict(
@@ -254,7 +255,7 @@ def test_state_dict_round_trip(tmp_path, suffix):
     else:
         torch.save(state, path)
 
-    target = load_adm_state_dict(tiny(seed=None), path)
+    target = load_weights(tiny(seed=None), path)
     x, t = inputs()
     with torch.no_grad():
         assert torch.equal(target(x, t), source(x, t))
@@ -263,7 +264,7 @@ def test_state_dict_round_trip(tmp_path, suffix):
 def test_missing_checkpoint_names_path_and_origin(tmp_path):
     path = tmp_path / "nowhere" / "256x256_diffusion_uncond.pt"
     with pytest.raises(FileNotFoundError) as info:
-        load_adm_state_dict(tiny(seed=None), path)
+        load_denoiser({"arch": "adm", **TINY}, path)  # how the jobs load a denoiser
     assert str(path) in str(info.value) and "openai/guided-diffusion" in str(info.value)
 
 
@@ -276,7 +277,7 @@ def test_mismatched_state_dict_names_keys(tmp_path):
     path = tmp_path / "bad.pt"
     torch.save(state, path)
     with pytest.raises(ValueError) as info:
-        load_adm_state_dict(model, path)
+        load_weights(model, path)
     msg = str(info.value)
     for needle in (str(path), "input_blocks.1.0.emb_layers.1.weight", "out.2.weight", "extra.weight", "missing (1)"):
         assert needle in msg
@@ -295,7 +296,7 @@ def test_truncated_checkpoint_raises_value_error(tmp_path, suffix):
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(ValueError) as info:
-        load_adm_state_dict(tiny(seed=None), cut)
+        load_weights(tiny(seed=None), cut)
     assert str(cut) in str(info.value)
 
 

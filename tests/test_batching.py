@@ -7,8 +7,8 @@ import torch
 import sda_core.jobs.adapt as adapt_module
 from sda_core.batching import AUTO_CHUNK_SIZE, FILL, batch_that_fits, chunk_size, resolve_batch_size
 from sda_core.checkpoints import save_weights
-from sda_core.diffusion.processes import ReverseProcess
 from sda_core.jobs.adapt import adapt_job
+from sda_core.processes import ReverseProcess
 from sda_core.store import StoreSequence, write_store
 
 CPU = torch.device("cpu")

@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from sda_core.classifier_training import TrainSettings, cross_entropy, learning_rate, train_classifier
-from sda_core.images import to_unit
 from sda_core.loading import ArrayRows
+from sda_core.model_training import TrainSettings, learning_rate, train_model
 from sda_core.models.classifiers import Preprocess, create_classifier
+from sda_core.pixels import to_unit
+from sda_core.tasks import TASKS
+
+CLASSIFICATION, SEGMENTATION = TASKS["classification"], TASKS["segmentation"]
+MAPS = SEGMENTATION.label_layout(8)
 
 
 def test_preprocess_matches_timm_eval_transform():
@@ -59,7 +63,7 @@ def test_training_learns_a_separable_toy_problem():
         no_decay_on_norm_bias=True,
     )
     preprocess = Preprocess(resize=8, crop=8)
-    train_classifier(model, ArrayRows(images, labels), settings, preprocess, torch.device("cpu"))
+    train_model(model, ArrayRows(images, labels), settings, preprocess, torch.device("cpu"))
     with torch.no_grad():
         accuracy = (model(preprocess(to_unit(images))).argmax(1).numpy() == labels).mean()
     assert accuracy > 0.9
@@ -69,13 +73,13 @@ def test_class_255_is_a_class_and_a_label_map_pixel_of_255_is_no_label():
     """ImageNet has a class 255; PASCAL VOC's label maps mark unlabelled pixels 255."""
     logits = torch.randn(3, 300)
     classes = torch.tensor([255, 3, 7])
-    torch.testing.assert_close(cross_entropy(logits, classes), torch.nn.functional.cross_entropy(logits, classes))
+    torch.testing.assert_close(CLASSIFICATION.loss(logits, classes), torch.nn.functional.cross_entropy(logits, classes))
     map_logits = torch.randn(2, 11, 4, 4)
     maps = torch.randint(0, 11, (2, 4, 4))
     maps[0, :2] = 255
     keep = maps != 255
     expected = torch.nn.functional.cross_entropy(map_logits.permute(0, 2, 3, 1)[keep], maps[keep])
-    torch.testing.assert_close(cross_entropy(map_logits, maps), expected)
+    torch.testing.assert_close(SEGMENTATION.loss(map_logits, maps), expected)
 
 
 def test_a_segmenter_learns_a_toy_label_map_problem_through_the_same_training():
@@ -99,7 +103,8 @@ def test_a_segmenter_learns_a_toy_label_map_problem_through_the_same_training():
     model = create_segmenter(spec)
     settings = TrainSettings(optimizer="adamw", lr=1e-2, weight_decay=0.0, epochs=8, batch_size=16, schedule="constant")
     preprocess = Preprocess(resize=8, crop=8)
-    train_classifier(model, ArrayRows(images, maps), settings, preprocess, torch.device("cpu"))
+    rows = ArrayRows(images, maps, MAPS)
+    train_model(model, rows, settings, preprocess, torch.device("cpu"), task=SEGMENTATION)
     with torch.no_grad():
         predicted = model(preprocess(to_unit(images))).argmax(1).numpy()
     assert mean_iou(confusions(predicted, maps, 3)) > 90
@@ -116,11 +121,13 @@ def test_label_maps_refuse_a_resizing_preprocess_a_batch_of_one_and_score_an_unl
     settings = TrainSettings(optimizer="adamw", lr=1e-3, epochs=1, batch_size=8, schedule="constant")
     cpu = torch.device("cpu")
     with pytest.raises(ValueError, match="resize and crop equal to their side"):
-        train_classifier(create_segmenter(spec), ArrayRows(images[:16], maps[:16]), settings, Preprocess(10, 8), cpu)
+        rows = ArrayRows(images[:16], maps[:16], MAPS)
+        train_model(create_segmenter(spec), rows, settings, Preprocess(10, 8), cpu, task=SEGMENTATION)
     with pytest.raises(ValueError, match="batch .* of one image"):
-        train_classifier(create_segmenter(spec), ArrayRows(images, maps), settings, Preprocess(8, 8), cpu)
+        rows = ArrayRows(images, maps, MAPS)
+        train_model(create_segmenter(spec), rows, settings, Preprocess(8, 8), cpu, task=SEGMENTATION)
     unlabelled = torch.full((2, 8, 8), 255)
-    assert cross_entropy(torch.randn(2, 3, 8, 8), unlabelled).item() == 0.0
+    assert SEGMENTATION.loss(torch.randn(2, 3, 8, 8), unlabelled).item() == 0.0
 
 
 def test_micro_batches_give_the_same_update_without_batch_norm():
@@ -144,8 +151,8 @@ def test_micro_batches_give_the_same_update_without_batch_norm():
     )
     whole, sliced = copy.deepcopy(model), copy.deepcopy(model)
     preprocess = Preprocess(resize=8, crop=8)
-    train_classifier(whole, ArrayRows(images, labels), settings, preprocess, torch.device("cpu"))
-    train_classifier(
+    train_model(whole, ArrayRows(images, labels), settings, preprocess, torch.device("cpu"))
+    train_model(
         sliced,
         ArrayRows(images, labels),
         dataclasses.replace(settings, micro_batch_size=5),
@@ -162,8 +169,8 @@ def test_imagenet_augmentation_survives_randaugment_at_its_top_magnitude():
     failed with "bits must be between or equal to 1 and 8" before the fix), and it gives black."""
     from PIL import Image
 
-    from sda_core.classifier_training import make_augment, posterize_keeping_any_bits
     from sda_core.loading import seeded
+    from sda_core.model_training import make_augment, posterize_keeping_any_bits
 
     augment = make_augment("imagenet", Preprocess(resize=20, crop=16))
     image = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
@@ -178,8 +185,8 @@ def test_imagenet_augmentation_survives_randaugment_at_its_top_magnitude():
 def test_imagenet_training_transform_gives_normalised_crops():
     """Seeded per image as the loader does (unseeded, the draws followed whatever the tests before had
     left in the global generators, and a dark draw failed this in CI)."""
-    from sda_core.classifier_training import make_augment
     from sda_core.loading import seeded
+    from sda_core.model_training import make_augment
 
     images = np.random.default_rng(0).integers(0, 256, (8, 40, 48, 3), dtype=np.uint8)
     augment = make_augment("imagenet", Preprocess(resize=36, crop=32))

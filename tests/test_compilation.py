@@ -7,7 +7,7 @@ from sda_core.compilation import compile_denoiser
 from sda_core.diffusion.adapt import renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance
 from sda_core.diffusion.schedule import DiffusionSchedule
-from sda_core.seeding import sample_generators
+from sda_core.rng import sample_generators
 
 CPU = torch.device("cpu")
 
@@ -53,7 +53,7 @@ def test_an_eager_reverse_loop_does_not_import_inductor():
         "from sda_core.diffusion.adapt import configure_denoiser, reverse_diffusion\n"
         "from sda_core.diffusion.schedule import DiffusionSchedule\n"
         "from sda_core.models.denoisers import build_denoiser\n"
-        "from sda_core.seeding import sample_generators\n"
+        "from sda_core.rng import sample_generators\n"
         "spec = dict(arch='adm', image_size=8, in_channels=3, model_channels=8, out_channels=6, num_res_blocks=1,\n"
         "            attention_resolutions='4', channel_mult=[1, 2], num_head_channels=8, norm_groups=4)\n"
         "model = configure_denoiser(build_denoiser(spec))\n"

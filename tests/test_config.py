@@ -77,13 +77,13 @@ def test_bad_values_are_rejected_with_the_offending_key(mutate, needle):
     assert needle in str(error.value)
 
 
-def test_environment_yml_lists_the_package_dependencies():
-    import tomllib
-
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
-    pip_section = next(d["pip"] for d in load("environment.yml")["dependencies"] if isinstance(d, dict))
-    assert wanted == set(pip_section) - {"-e ."}
+def test_environment_yml_installs_the_package_with_its_declared_dependencies_only():
+    """pyproject.toml owns the dependency list; the conda environment installs the package from it
+    instead of restating the list (which had to be kept in step by hand)."""
+    dependencies = load("environment.yml")["dependencies"]
+    pip_section = next(d["pip"] for d in dependencies if isinstance(d, dict))
+    assert pip_section == ["-e .[test]"]
+    assert {d for d in dependencies if isinstance(d, str)} == {"python=3.11", "pip"}
 
 
 def test_facts_spelled_in_the_schema_agree_with_their_owner_in_sda_core():
@@ -179,3 +179,19 @@ def test_the_fast_preset_merges_over_a_whole_experiment(experiment):
         k: v for k, v in plain.items() if k != "adaptation"
     }
     assert config_problems(config, 1000 if experiment == "config.yaml" else 10) == []
+
+
+def test_a_rule_lets_its_jobs_use_the_gpu_exactly_when_it_asks_for_one():
+    """A rule's `device` param (the job's device) and its `gpu` resource (what the scheduler reserves) are
+    spelled apart: a job on a GPU the scheduler did not reserve would share it, a CPU job holding a GPU
+    slot would starve the others. Every rule block of rules/ names both or neither."""
+    import re
+
+    for path in sorted((ROOT / "rules").glob("*.smk")):
+        blocks = re.split(r"^\s*rule\b", path.read_text(), flags=re.MULTILINE)[1:]
+        for block in blocks:
+            name = block.split(":")[0].strip() or "(a rule made in a loop)"
+            uses_gpu = "job_device(uses_gpu=True)" in block
+            reserves_gpu = "gpu=GPUS_PER_JOB" in block
+            assert uses_gpu == reserves_gpu, f"{path.name}: rule {name}: device and gpu resource disagree"
+            assert uses_gpu or "job_device(uses_gpu=False)" in block, f"{path.name}: rule {name} names no device"

@@ -3,6 +3,7 @@
 import copy
 import inspect
 
+import numpy as np
 import pytest
 import yaml
 from snakemake.utils import validate
@@ -202,3 +203,69 @@ def test_digit_scene_sizes_and_conditions_that_would_misalign_or_mislabel_are_re
     assert found == ["denoisers.unconditional.spec: mask_classes is set, but the DDA/MoD model is unconditional"]
     found = scene_problems(lambda c: c["denoisers"]["generator"]["spec"].update(num_classes=11))
     assert any("num_classes is set, but a segmentation generator" in p for p in found)
+
+
+def _scene_problems(mutate):
+    config = copy.deepcopy(TINY_SCENES)
+    mutate(config)
+    validate(config, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    return config_problems(config, 11)
+
+
+@pytest.mark.parametrize("index, refused", [(-1, False), (3, False), (-4, False), (4, True), (99, True), (-5, True)])
+def test_a_segmenter_feature_level_the_backbone_lacks_is_refused_not_wrapped_around(index, refused):
+    """convnext_atto has 4 feature levels: 4 used to build the shallowest and 99 the deepest."""
+    found = _scene_problems(lambda c: c["architectures"][0]["segmenter"].update(feature_index=index))
+    expected = "architectures: tiny_deeplab: segmenter.feature_index"
+    assert any(expected in p and "has 4 feature levels, so -4 .. 3" in p for p in found) == refused, found
+
+
+def test_scene_counts_that_cannot_be_honoured_are_refused():
+    found = _scene_problems(lambda c: c["digit_scenes"].update(validation_images=100))
+    assert found == [
+        "digit_scenes.validation_images: 100 scenes per validation corruption, but they are taken from the 6 test "
+        "scenes (digit_scenes.test_scenes)"
+    ]
+    with pytest.raises(Exception) as error:  # one scene: every bootstrap resample is that scene
+        _scene_problems(lambda c: c["digit_scenes"].update(test_scenes=1))
+    from sda_core.config_checks import schema_problem
+
+    assert schema_problem(error.value) == (
+        "config: digit_scenes.test_scenes: 1 is less than the minimum of 2 (schemas/config.schema.yaml)"
+    )
+
+
+def test_generator_sizes_and_kinds_that_would_fail_in_a_job_are_refused():
+    """A scene size of 9 passed parsing and failed in the denoiser's training; a DiT was refused as
+    "label maps of None classes"."""
+
+    def odd(config):
+        config["digit_scenes"]["resolution"] = 9
+        config["classifier_input"].update(resize=9, crop=9)
+        for role in ("unconditional", "generator"):
+            config["denoisers"][role]["spec"]["image_size"] = 9
+
+    found = _scene_problems(odd)
+    for role in ("unconditional", "generator"):
+        assert f"denoisers.{role}.spec: attention resolution 4 does not divide image_size 9" in found
+        assert any(p.startswith(f"denoisers.{role}.spec: image_size 9 is not divisible by 2") for p in found)
+    found = _scene_problems(lambda c: c["denoisers"]["generator"].update(spec="dit-xl-2-256"))
+    assert any("a DiT cannot condition on label maps" in p for p in found), found
+
+
+def test_a_finished_run_without_its_data_folder_is_told_apart_or_said_not_to_be(tmp_path):
+    """A scenes run whose data/ was deleted used to be refused as "a run of world imagenet"."""
+    from sda_core.store import write_store
+    from sda_core.tasks import TASKS
+    from sda_core.worlds import other_world_in
+
+    results = tmp_path / "results"
+    (results / "models").mkdir(parents=True)
+    (results / "models/unconditional.safetensors").write_bytes(b"trained here")
+    assert "cannot be told" in other_world_in(str(results), "digits")
+    assert "cannot be told" in other_world_in(str(results), "digit_scenes")
+    images, maps = np.zeros((2, 4, 4, 3), np.uint8), np.zeros((2, 4, 4), np.uint8)
+    write_store(results / "target/fog.zarr", images, maps, 2, {}, layout=TASKS["segmentation"].label_layout(4))
+    assert "holds a run of world digit_scenes" in other_world_in(str(results), "digits")
+    assert "holds a run of world digit_scenes" in other_world_in(str(results), "imagenet")
+    assert other_world_in(str(results), "digit_scenes") is None

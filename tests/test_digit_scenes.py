@@ -65,16 +65,17 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
     trained on them, images drawn for new maps (the same whatever the shard count), MoD keeping the maps."""
     from sda_core.checkpoints import save_weights
     from sda_core.data.digit_scenes import GeneratedMaps
-    from sda_core.diffusion.processes import ReverseProcess
     from sda_core.jobs.adapt import adapt_job
     from sda_core.jobs.prepare_digit_scenes import prepare_digit_scenes_job
     from sda_core.jobs.sample import sample_job
     from sda_core.jobs.train_denoiser import train_denoiser_job
     from sda_core.models.denoisers import build_denoiser
+    from sda_core.processes import ReverseProcess
     from sda_core.store import StoreSequence
 
     train, test = str(tmp_path / "train.zarr"), str(tmp_path / "test.zarr")
-    prepare_digit_scenes_job(train, test, 8, 0.3, train_scenes=12, test_scenes=5, seed=0)
+    prepare_digit_scenes_job(train, "train", 8, 0.3, count=12, seed=0)
+    prepare_digit_scenes_job(test, "test", 8, 0.3, count=5, seed=0)
     source = StoreSequence([train])
     assert len(source) == 12 and len(StoreSequence([test])) == 5 and source.label_shape == (8, 8)
     pools = digit_pools(0.3, 0)
@@ -83,15 +84,29 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
     spec = {**tiny_adm_spec, "mask_classes": NUM_CLASSES}
     settings = {"steps": 2, "batch_size": 4}
     generator = str(tmp_path / "generator.safetensors")
-    with pytest.raises(ValueError, match="needs mask_classes"):
-        train_denoiser_job(train, generator, tiny_adm_spec, settings, True, 0, torch.device("cpu"))
-    train_denoiser_job(train, generator, spec, settings, True, 0, torch.device("cpu"))
+    with pytest.raises(ValueError, match="needs a generator with mask_classes"):
+        train_denoiser_job(train, generator, tiny_adm_spec, settings, True, 0, torch.device("cpu"), "segmentation")
+    with pytest.raises(ValueError, match="task classification expects"):
+        train_denoiser_job(train, generator, spec, settings, True, 0, torch.device("cpu"))
+    train_denoiser_job(train, generator, spec, settings, True, 0, torch.device("cpu"), "segmentation")
 
     maps = GeneratedMaps(resolution=8, test_fraction=0.3, seed=0, count=5)
 
     def sample(output, shard, shards):
         sample_job(
-            str(output), spec, generator, NUM_CLASSES, 0, 3, 2, shard, shards, 0, torch.device("cpu"), label_maps=maps
+            str(output),
+            spec,
+            generator,
+            NUM_CLASSES,
+            0,
+            3,
+            2,
+            shard,
+            shards,
+            0,
+            torch.device("cpu"),
+            task="segmentation",
+            label_maps=maps,
         )
 
     with pytest.raises(ValueError, match="needs a generator with mask_classes"):
@@ -107,6 +122,7 @@ def test_scenes_go_through_generation_and_adaptation_with_their_label_maps(tmp_p
             1,
             0,
             torch.device("cpu"),
+            task="segmentation",
             label_maps=maps,
         )
     one, two = whole_and_in_two_shards(sample, tmp_path, 5)
@@ -142,20 +158,21 @@ def test_a_segmenter_is_trained_fine_tuned_and_predicts_per_pixel_through_the_cl
     from sda_core.image_sets import labels_key, predictions_key
     from sda_core.jobs.predict import predict_job
     from sda_core.jobs.prepare_digit_scenes import prepare_digit_scenes_job
-    from sda_core.jobs.train_classifier import train_classifier_job
+    from sda_core.jobs.train_model import train_model_job
 
     train, test = str(tmp_path / "train.zarr"), str(tmp_path / "test.zarr")
-    prepare_digit_scenes_job(train, test, 8, 0.3, train_scenes=16, test_scenes=6, seed=0)
+    prepare_digit_scenes_job(train, "train", 8, 0.3, count=16, seed=0)
+    prepare_digit_scenes_job(test, "test", 8, 0.3, count=6, seed=0)
     model = {"timm_name": "convnext_atto", "timm_kwargs": {"patch_size": 1, "depths": [1, 1, 1, 1], "dims": [8] * 4}}
     segmenter = {"feature_index": 0, "atrous_rates": [1, 2], "aspp_channels": 8}
     settings = {"optimizer": "adamw", "lr": 1e-3, "batch_size": 8, "epochs": 1, "schedule": "constant"}
     source, tuned = str(tmp_path / "source.safetensors"), str(tmp_path / "tuned.safetensors")
     common = dict(num_classes=NUM_CLASSES, settings=settings, preprocess={"resize": 8, "crop": 8}, seed=0)
-    common.update(device=torch.device("cpu"), segmenter=segmenter)
-    train_classifier_job([train], source, model["timm_name"], model["timm_kwargs"], **common)
-    train_classifier_job([train], tuned, model["timm_name"], model["timm_kwargs"], init_weights=source, **common)
-    with pytest.raises(ValueError, match="label maps have none"):
-        train_classifier_job([train], tuned, model["timm_name"], model["timm_kwargs"], images_per_class=1, **common)
+    common.update(device=torch.device("cpu"), segmenter=segmenter, task="segmentation")
+    train_model_job([train], source, model["timm_name"], model["timm_kwargs"], **common)
+    train_model_job([train], tuned, model["timm_name"], model["timm_kwargs"], init_weights=source, **common)
+    with pytest.raises(ValueError, match="task segmentation has no class per image"):
+        train_model_job([train], tuned, model["timm_name"], model["timm_kwargs"], images_per_class=1, **common)
     output = tmp_path / "predictions.npz"
     predict_job(
         {"target/clean": [test]},
@@ -169,6 +186,7 @@ def test_a_segmenter_is_trained_fine_tuned_and_predicts_per_pixel_through_the_cl
         torch.device("cpu"),
         batch_size=4,
         segmenter=segmenter,
+        task="segmentation",
     )
     stored = np.load(output)
     probabilities = stored[predictions_key("source", "target/clean")]

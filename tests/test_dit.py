@@ -14,9 +14,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sda_core.checkpoints import CheckpointError
+from sda_core.external_inputs import vae_directory
 from sda_core.jobs.sample import sample_job
 from sda_core.models.dit import DiTDenoiser, convert_original_dit, load_dit, load_vae, vae_image_size
-from sda_core.sources import vae_directory
 from sda_core.store import StoreSequence
 
 LATENT_SIZE, PATCH, CHANNELS, HIDDEN, DEPTH, HEADS, CLASSES = 8, 2, 4, 32, 2, 4, 10

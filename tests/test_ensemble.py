@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from sda_core.ensemble import METHODS, mean_interval, method_correct, wilson_interval
+from sda_core.ensemble import mean_interval, method_correct, wilson_interval
+from sda_core.methods import METHODS
 
 
 def test_ensembles_sum_softmaxes_of_the_right_models():
@@ -62,9 +63,11 @@ def test_mean_interval_stays_in_the_unit_range():
 def test_memo_rows_cover_evenly_spaced_images_and_pair_with_those(tmp_path):
     """MEMO with memo.images: its rows are images 0, 1, 3 of a 5-image set (image_sets.covered_images),
     scored and paired on those."""
-    from sda_core.ensemble import MEMO_METHOD, paired_difference
+    from sda_core.ensemble import paired_difference
+
+    MEMO_METHOD = METHODS["MEMO"]
     from sda_core.image_sets import covered_images
-    from sda_core.jobs.score import PredictionReader
+    from sda_core.scoring.predictions import PredictionReader
     from sda_core.store import PROBABILITIES, fill_store
 
     assert covered_images(5, 3).tolist() == [0, 1, 3] and covered_images(5, None).tolist() == [0, 1, 2, 3, 4]
@@ -103,7 +106,7 @@ def test_wilson_interval_contains_its_proportion_at_the_ends():
 def test_gda_ensemble_selects_the_lower_entropy_prediction_on_the_images_gda_covers():
     """GDA's code's ensemble: the raw image's prediction where its entropy is lower than the adapted
     image's, else the adapted one; with gda.images, on GDA's images only (rows 0, 1, 3 of 5)."""
-    from sda_core.ensemble import GDA_METHODS
+    GDA_METHODS = {name: METHODS[name] for name in ("GDA", "GDA (ensemble)")}
 
     labels = np.array([0, 1, 1, 0, 1])
     raw = np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5], [0.3, 0.7], [0.5, 0.5]])
@@ -118,7 +121,8 @@ def test_gda_ensemble_selects_the_lower_entropy_prediction_on_the_images_gda_cov
 def test_the_score_plot_leaves_out_a_method_an_architecture_does_not_run(tmp_path):
     """gda.architectures may name some architectures only (config.yaml: three of five): the plot of the
     score job must draw the others without GDA, not fail after the tables are written."""
-    from sda_core.jobs.score import accuracy_table, plot_accuracy
+    from sda_core.scoring.accuracy import accuracy_table
+    from sda_core.scoring.plots import plot_accuracy
 
     rng = np.random.default_rng(0)
     correct = {

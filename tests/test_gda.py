@@ -1,5 +1,6 @@
-"""GDA (sda_core.gda, sda_core.jobs.gda): the weighted-marginal entropy, the guided step, the views'
-gradient path, the VGG and CLIP terms, per-image independence, and the stage's sharding and resume."""
+"""GDA (sda_core.gda, a per-image stage of sda_core.jobs.per_image): the weighted-marginal entropy, the
+guided step, the views' gradient path, the VGG and CLIP terms, per-image independence, and the stage's sharding
+and resume."""
 
 import json
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import sda_core.jobs.gda as gda_module
+import sda_core.gda as gda_module
 from sda_core.augmix import AugMixDraws, augmix_views, resized_crops
 from sda_core.checkpoints import save_weights
 from sda_core.diffusion.adapt import reverse_diffusion
@@ -24,10 +25,10 @@ from sda_core.gda import (
     load_clip,
     weighted_marginal_entropy,
 )
-from sda_core.jobs.gda import gda_job
+from sda_core.jobs.per_image import per_image_job
 from sda_core.memo import marginal_entropy
 from sda_core.models.classifiers import Preprocess, create_classifier
-from sda_core.seeding import randn_per_sample, sample_generators
+from sda_core.rng import randn_per_sample, sample_generators
 from sda_core.store import StoreSequence, read_predictions, write_store
 
 PREPROCESS = Preprocess(resize=8, crop=8)
@@ -224,16 +225,14 @@ def job_inputs(tmp_path, tiny_adm, classifier):
 
 def _gda(job_inputs, tiny_adm_spec, output, shard, num_shards, images=None):
     store, weights, checkpoint = job_inputs
-    gda_job(
+    per_image_job(
+        "gda",
         [store],
         str(output),
-        spec=tiny_adm_spec,
-        checkpoint=checkpoint,
-        timm_name="resnet10t",
-        timm_kwargs={},
+        weights={"checkpoint": checkpoint, "classifier": weights},
+        model={"timm_name": "resnet10t", "timm_kwargs": {}},
         num_classes=5,
-        weights=weights,
-        settings=GdaSettings(steps=3, views=4, vgg_weight=0, clip_weight=0),
+        settings={"method": {"steps": 3, "views": 4, "vgg_weight": 0, "clip_weight": 0}, "spec": tiny_adm_spec},
         preprocess={"resize": 8, "crop": 8},
         images=images,
         batch_size=2,

@@ -17,7 +17,7 @@ from sda_core.diffusion.guidance import LowPassGuidance
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.models.adm import create_adm
 from sda_core.precision import set_up_precision
-from sda_core.seeding import sample_generators
+from sda_core.rng import sample_generators
 
 pytestmark = [
     pytest.mark.gpu,

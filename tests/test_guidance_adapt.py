@@ -6,7 +6,7 @@ import torch
 from sda_core.diffusion.adapt import check_denoiser, renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance, low_pass
 from sda_core.diffusion.schedule import DiffusionSchedule
-from sda_core.seeding import randn_per_sample, sample_generators
+from sda_core.rng import randn_per_sample, sample_generators
 
 
 def test_low_pass_keeps_constants_and_removes_the_finest_frequencies():
@@ -69,6 +69,22 @@ def test_adaptation_is_batch_invariant_with_per_sample_norm(tiny_adm):
     )
     torch.testing.assert_close(whole, halves, atol=1e-5, rtol=1e-5)
     assert whole.abs().max() <= 1.5  # x0 is clamped, the last step adds no noise
+
+
+def test_guidance_at_scale_zero_is_the_plain_reverse_process(tiny_adm):
+    """The one owner of "scale 0 means unguided": the unguided process (sda_core.processes: DDA's settings
+    at scale 0, the misalignment check) computes exactly what the reverse process without guidance does."""
+    from sda_core.processes import reverse_process
+
+    torch.manual_seed(4)
+    images = torch.rand(3, 3, 8, 8) * 2 - 1
+    plain = renoise_denoise(
+        tiny_adm, DiffusionSchedule(respacing=10), images, 5, sample_generators(0, "test", range(3)), guidance=None
+    )
+    assert torch.equal(_adapt(tiny_adm, images, range(3), scale=0.0), plain)
+    adaptation = {"respacing": 10, "steps": 5, "noise_index": "reference", "guidance": {"scale": 6.0, "downsample": 2}}
+    assert reverse_process("unguided", adaptation, {}).guidance["scale"] == 0.0
+    assert reverse_process("unguided-t999", adaptation, {}).guidance["scale"] == 0.0
 
 
 def test_guidance_pulls_towards_the_reference(tiny_adm):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sda_core.image_sets import RunImageSets, adapted, labels_key, predictions_key
-from sda_core.jobs.score import SANITY_CHECKS, sanity_table
+from sda_core.scoring.accuracy import sanity_table
+from sda_core.scoring.sanity import SANITY_CHECKS
 
 SETS = RunImageSets(("fog", "snow"), has_clean=True)
 

@@ -134,8 +134,8 @@ def test_classifier_weights_from_the_hub_cache_or_an_original_release_file(tmp_p
     from safetensors.torch import save_file
 
     from sda_core.checkpoints import CheckpointError
+    from sda_core.external_inputs import cached_pretrained_weights
     from sda_core.models.classifiers import create_classifier, load_classifier
-    from sda_core.sources import cached_pretrained_weights
 
     torch.manual_seed(0)
     model = create_classifier("resnet10t.c3_in1k", 1000)

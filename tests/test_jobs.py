@@ -7,11 +7,12 @@ from shard_helpers import whole_and_in_two_shards
 
 import sda_core.jobs.adapt as adapt_module
 from sda_core.checkpoints import save_weights
-from sda_core.diffusion.processes import ReverseProcess
 from sda_core.jobs.adapt import adapt_job
-from sda_core.jobs.sample import sample_job, sample_labels
+from sda_core.jobs.sample import sample_job
 from sda_core.models.denoisers import build_denoiser
+from sda_core.processes import ReverseProcess
 from sda_core.store import StoreSequence, write_store
+from sda_core.tasks.classification import sample_labels
 
 TINY_DIT = dict(
     arch="dit",
@@ -128,12 +129,12 @@ def test_training_jobs_are_bitwise_reproducible(tmp_path, source_store, tiny_adm
     """Same seed, same weights, bit for bit (CPU): random initialisation included."""
     from safetensors.torch import load_file
 
-    from sda_core.jobs.train_classifier import train_classifier_job
     from sda_core.jobs.train_denoiser import train_denoiser_job
+    from sda_core.jobs.train_model import train_model_job
 
     def run(output):
         if job == "classifier":
-            train_classifier_job(
+            train_model_job(
                 [source_store],
                 str(output),
                 "resnet10t",

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from sda_core.classifier_training import TrainSettings, make_augment, train_classifier
 from sda_core.jobs.predict import predict_job
-from sda_core.jobs.train_classifier import train_classifier_job
+from sda_core.jobs.train_model import train_model_job
 from sda_core.loading import ArrayRows, StoreRows, TrainingImages, WaitClock, loader_workers
+from sda_core.model_training import TrainSettings, make_augment, train_model
 from sda_core.models.classifiers import Preprocess, create_classifier
 from sda_core.store import write_store
 
@@ -55,7 +55,7 @@ def test_fine_tuning_with_augmentation_does_not_depend_on_the_worker_count(tmp_p
     for workers in (0, 2):
         torch.manual_seed(0)
         model = create_classifier("convnext_atto", 3, TINY_CONVNEXT)
-        train_classifier(model, StoreRows(paths), settings, Preprocess(resize=20, crop=16), CPU, workers=workers)
+        train_model(model, StoreRows(paths), settings, Preprocess(resize=20, crop=16), CPU, workers=workers)
         trained.append(model.state_dict())
     for name, value in trained[0].items():
         assert torch.equal(value, trained[1][name]), name
@@ -66,12 +66,12 @@ def test_streamed_fine_tuning_equals_the_in_memory_one(tmp_path):
     paths, images, labels = _stores(tmp_path, n=18)
     settings = {"optimizer": "sgd", "lr": 0.05, "epochs": 2, "batch_size": 4, "schedule": "constant"}
     preprocess = {"resize": 20, "crop": 16}
-    train_classifier_job(paths, str(tmp_path / "job.safetensors"), "convnext_atto", TINY_CONVNEXT, 3, settings,
+    train_model_job(paths, str(tmp_path / "job.safetensors"), "convnext_atto", TINY_CONVNEXT, 3, settings,
                          preprocess, seed=1, device=CPU, images_per_class=4, workers=1)  # fmt: skip
     keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:4] for c in range(3)]))
     torch.manual_seed(1)
     model = create_classifier("convnext_atto", 3, TINY_CONVNEXT)
-    train_classifier(model, ArrayRows(images[keep], labels[keep]), TrainSettings.from_config(settings, 1),
+    train_model(model, ArrayRows(images[keep], labels[keep]), TrainSettings.from_config(settings, 1),
                      Preprocess(**preprocess), CPU)  # fmt: skip
     job = load_file(str(tmp_path / "job.safetensors"))
     for name, value in model.state_dict().items():

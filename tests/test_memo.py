@@ -1,5 +1,5 @@
-"""MEMO (sda_core.memo, sda_core.jobs.memo): the loss, the batch-norm prior, one step against the plain
-nn.Module + torch.optim path, per-image independence, and the stage's sharding and resume."""
+"""MEMO (sda_core.memo, a per-image stage of sda_core.jobs.per_image): the loss, the batch-norm prior, one
+step against the plain nn.Module + torch.optim path, per-image independence, and the stage's sharding and resume."""
 
 import copy
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-import sda_core.jobs.memo as memo_module
+import sda_core.memo as memo_module
 from sda_core.augmix import augmix_views
 from sda_core.checkpoints import save_weights
-from sda_core.jobs.memo import memo_job
+from sda_core.jobs.per_image import per_image_job
 from sda_core.memo import MemoAdapter, MemoSettings, check_model, configure_model, marginal_entropy
 from sda_core.models.classifiers import Preprocess, create_classifier
 from sda_core.store import StoreSequence, read_predictions, write_store
@@ -135,14 +135,14 @@ def job_inputs(tmp_path, resnet):
 
 def _memo(job_inputs, output, shard, num_shards, images=None):
     store, weights = job_inputs
-    memo_job(
+    per_image_job(
+        "memo",
         [store],
         str(output),
-        timm_name="resnet10t",
-        timm_kwargs={},
+        weights={"classifier": weights},
+        model={"timm_name": "resnet10t", "timm_kwargs": {}},
         num_classes=5,
-        weights=weights,
-        settings=MemoSettings(views=4, lr=0.05),
+        settings={"views": 4, "lr": 0.05},
         preprocess={"resize": 8, "crop": 8},
         images=images,
         batch_size=2,

@@ -6,17 +6,16 @@ import torch
 from safetensors.torch import save_file
 
 import sda_core.jobs.adapt as adapt_module
-import sda_core.jobs.predict as predict_module
 from sda_core.checkpoints import CheckpointError, load_weights, save_weights
-from sda_core.classifier_training import TrainSettings, train_classifier
-from sda_core.diffusion.processes import ReverseProcess
 from sda_core.diffusion.training import DenoiserTrainSettings, train_denoiser
 from sda_core.finite import NonFiniteError
 from sda_core.jobs.adapt import adapt_job
 from sda_core.jobs.predict import predict_job
 from sda_core.loading import ArrayRows
+from sda_core.model_training import TrainSettings, train_model
 from sda_core.models.classifiers import Preprocess, create_classifier
 from sda_core.models.denoisers import build_denoiser
+from sda_core.processes import ReverseProcess
 from sda_core.store import write_store
 
 
@@ -49,7 +48,7 @@ def test_classifier_training_stops_on_a_non_finite_loss(tmp_path):
     model = _poison(create_classifier("resnet10t", 2))
     settings = TrainSettings(optimizer="sgd", lr=0.1, epochs=1, batch_size=8, schedule="constant")
     with pytest.raises(NonFiniteError, match=r"training resnet10t: the loss is nan at epoch 1, step 1"):
-        train_classifier(
+        train_model(
             model,
             ArrayRows(images, labels),
             settings,
@@ -104,7 +103,9 @@ def test_prediction_refuses_non_finite_outputs(tmp_path, monkeypatch):
         def forward(self, x):
             return torch.full((len(x), 2), float("nan"))
 
-    monkeypatch.setattr(predict_module, "load_model", lambda *a, **k: Broken())
+    from sda_core.tasks.classification import Classification
+
+    monkeypatch.setattr(Classification, "load_model", lambda *a, **k: Broken())
     with pytest.raises(NonFiniteError, match=r"predict target/fog, images 0\.\.4, source resnet10t \(s.safetensors\)"):
         predict_job(
             {"target/fog": [str(tmp_path / "fog.zarr")]},

@@ -6,17 +6,17 @@ import torch
 import zarr
 
 from sda_core.checkpoints import save_weights
-from sda_core.classifier_training import TrainSettings, train_classifier
 from sda_core.diffusion.adapt import renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance
-from sda_core.diffusion.processes import ReverseProcess
 from sda_core.diffusion.schedule import DiffusionSchedule
-from sda_core.images import to_unit
 from sda_core.jobs.adapt import adapt_job
 from sda_core.loading import ArrayRows
+from sda_core.model_training import TrainSettings, train_model
 from sda_core.models.classifiers import Preprocess, create_classifier
+from sda_core.pixels import to_unit
 from sda_core.precision import autocast, resolve_precision, set_up_precision
-from sda_core.seeding import sample_generators
+from sda_core.processes import ReverseProcess
+from sda_core.rng import sample_generators
 from sda_core.store import write_store
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -109,7 +109,7 @@ def test_classifier_training_learns_in_half_precision(precision):
     )
     preprocess = Preprocess(resize=8, crop=8)
     with torch.backends.mkldnn.flags(enabled=False):  # oneDNN's cache fault (sda_core.precision)
-        train_classifier(model, ArrayRows(images, labels), settings, preprocess, CPU, precision=precision)
+        train_model(model, ArrayRows(images, labels), settings, preprocess, CPU, precision=precision)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with torch.no_grad():
         accuracy = (model(preprocess(to_unit(images))).argmax(1).numpy() == labels).mean()

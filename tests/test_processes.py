@@ -1,9 +1,9 @@
-"""What each reverse process means, decided once (sda_core.diffusion.processes)."""
+"""What each reverse process means, decided once (sda_core.processes)."""
 
 import pytest
 
-from sda_core.diffusion.processes import ReverseProcess, reverse_process, steps_for_timestep
 from sda_core.diffusion.schedule import DiffusionSchedule
+from sda_core.processes import ReverseProcess, reverse_process, steps_for_timestep
 
 ADAPTATION = {
     "respacing": 100,
@@ -20,9 +20,10 @@ def test_dda_is_the_configured_adaptation():
     )
 
 
-def test_unguided_is_dda_at_guidance_scale_zero():
-    unguided = reverse_process("unguided", ADAPTATION, DIFFPURE)
-    assert unguided.guidance == {"scale": 0.0, "downsample": 4, "norm": "batch"}
+def test_unguided_is_dda_with_the_same_settings_but_the_scale():
+    """What scale 0 computes: tests/test_guidance_adapt.py (test_guidance_at_scale_zero_is_the_plain_...)."""
+    unguided, dda = reverse_process("unguided", ADAPTATION, DIFFPURE), reverse_process("dda", ADAPTATION, DIFFPURE)
+    assert {**unguided.guidance, "scale": dda.guidance["scale"]} == dda.guidance
     assert (unguided.respacing, unguided.steps, unguided.noise_index) == (100, 50, "reference")
     assert ADAPTATION["guidance"]["scale"] == 6.0  # the config is not modified
 

@@ -98,10 +98,69 @@ def test_deeplabv3_on_a_timm_backbone_gives_logits_at_the_input_size_and_round_t
 
 
 def test_the_task_scores_classes_by_top1_and_label_maps_by_miou():
-    from sda_core.tasks import score_summary
+    from sda_core.tasks import TASKS
 
     probabilities = np.eye(3)[[0, 1, 2, 2]]
-    assert score_summary(probabilities, np.array([0, 1, 2, 0]), 3) == "top-1 75.00%"
+    assert TASKS["classification"].score_summary(probabilities, np.array([0, 1, 2, 0]), 3) == "top-1 75.00%"
     predicted, labels = _maps(6, n=4, classes=3)
     per_pixel = np.moveaxis(np.eye(3)[predicted], -1, 1)
-    assert score_summary(per_pixel, labels, 3) == f"mIoU {mean_iou(confusions(predicted, labels, 3)):.2f}%"
+    assert (
+        TASKS["segmentation"].score_summary(per_pixel, labels, 3)
+        == f"mIoU {mean_iou(confusions(predicted, labels, 3)):.2f}%"
+    )
+
+
+def test_one_scene_gives_no_interval_rather_than_a_zero_width_one():
+    predicted, labels = _maps(5, n=1)
+    found = [confusions(predicted, labels, 5)]
+    value, low, high = miou_interval(found, bootstrap_resamples(1, 0))
+    assert value == mean_iou(found[0]) and np.isnan(low) and np.isnan(high)
+    difference, low, high = paired_difference_interval(found, found, bootstrap_resamples(1, 0))
+    assert difference == 0 and np.isnan(low) and np.isnan(high)
+
+
+def test_a_label_outside_the_classes_is_refused_before_prediction_naming_the_set_and_image(tmp_path):
+    from sda_core.jobs.predict import predict_job
+    from sda_core.store import write_store
+    from sda_core.tasks import TASKS
+
+    maps = np.zeros((4, 8, 8), np.uint8)
+    maps[2, 3, 3], maps[1, 0, 0] = 12, IGNORE_INDEX  # 12 is no class of 11; 255 is no label, not a mistake
+    store = str(tmp_path / "fog.zarr")
+    write_store(store, np.zeros((4, 8, 8, 3), np.uint8), maps, 2, {}, layout=TASKS["segmentation"].label_layout(8))
+    with pytest.raises(ValueError, match=r"image set target/fog \(.*fog.zarr\): image 2 has label value\(s\) \[12\]"):
+        predict_job(
+            {"target/fog": [store]},
+            str(tmp_path / "p.npz"),
+            "convnext_atto",
+            {"patch_size": 1, "depths": [1, 1, 1, 1], "dims": [8] * 4},
+            11,
+            {"source": str(tmp_path / "absent.safetensors")},
+            {"target/fog": ["source"]},
+            {"resize": 8, "crop": 8},
+            torch.device("cpu"),
+            segmenter={"feature_index": 0, "atrous_rates": [1], "aspp_channels": 8},
+            task="segmentation",
+        )
+
+
+def test_the_segmenters_seeded_weights_do_not_change_with_its_checks():
+    """A seeded segmenter's weights depend on every draw from the global generator before its backbone:
+    the name check (a throwaway classifier) and the level count (a throwaway feature extractor), both on
+    the CPU. The parse-time level check runs on the meta device instead; had the segmenter used it, every
+    segmenter (and every digit-scenes table) would have changed."""
+    import timm
+
+    from sda_core.models.classifiers import create_classifier
+    from sda_core.models.segmenters import SegmenterSpec, create_segmenter
+
+    kwargs = {"patch_size": 1, "depths": [1, 1, 1, 1], "dims": [8] * 4}
+    torch.manual_seed(0)
+    segmenter = create_segmenter(SegmenterSpec("convnext_atto", 11, kwargs, 0, (1,), 8))
+    torch.manual_seed(0)
+    create_classifier("convnext_atto", 0, kwargs)
+    timm.create_model("convnext_atto", pretrained=False, features_only=True, **kwargs)
+    body = timm.create_model("convnext_atto", pretrained=False, features_only=True, out_indices=(0,), **kwargs)
+    ours = segmenter.deeplab.backbone.body.state_dict()
+    assert ours.keys() == body.state_dict().keys()
+    assert all(torch.equal(ours[key], value) for key, value in body.state_dict().items())

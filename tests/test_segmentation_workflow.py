@@ -11,8 +11,8 @@ import yaml
 from workflow_helpers import ROOT, TINY_SCENES, copy_workflow, run_snakemake
 
 from sda_core.data.digit_scenes import GeneratedMaps
-from sda_core.ensemble import COMPARISONS, METHODS
-from sda_core.jobs.score import SANITY_CHECKS
+from sda_core.scoring.miou import COMPARISONS, METHODS
+from sda_core.scoring.sanity import SANITY_CHECKS
 from sda_core.store import StoreSequence
 
 
@@ -57,6 +57,19 @@ def test_label_maps_travel_with_the_images_through_every_stage(scenes_run):
     np.testing.assert_array_equal(mod.labels(), generated.labels())
     again = run_snakemake(scenes_run, "--configfile", "tiny.yaml", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_more_test_scenes_remake_the_test_side_only(scenes_run):
+    """The source scenes do not depend on the test scenes' count: the denoisers, the source segmenter and
+    the synthetic set stay (the change used to rerun all 24 jobs)."""
+    from workflow_helpers import job_counts
+
+    config = {**TINY_SCENES, "digit_scenes": {**TINY_SCENES["digit_scenes"], "test_scenes": 7}}
+    (scenes_run / "more.yaml").write_text(yaml.safe_dump(config))
+    counts = job_counts(run_snakemake(scenes_run, "--configfile", "more.yaml", "-n").stdout)
+    assert counts["prepare_digit_scenes"] == 1
+    assert not {"train_denoiser", "train_source_classifier", "sample_synthetic", "mod", "finetune"} & set(counts)
+    assert counts["corrupt"] == 3 and counts["score"] == 1  # the target sets and what scores them
 
 
 def test_a_segmentation_config_mistake_is_refused_before_any_job(tmp_path):

@@ -120,11 +120,14 @@ def files_under(path):
 def test_profile_names_real_rules_and_no_gres():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
+    from sda_core.methods import PER_IMAGE_STAGES
+
     rules = {
         name
         for path in (ROOT / "rules").glob("*.smk")
         for name in re.findall(r"^(?:rule|use rule \w+ as) (\w+)", path.read_text(), re.M)
     }
+    rules |= set(PER_IMAGE_STAGES)  # rules/per_image.smk makes a rule per registry entry, named after it
     assert set(profile["set-resources"]) <= rules, set(profile["set-resources"]) - rules
     for resources in [profile["default-resources"], *profile["set-resources"].values()]:
         assert "gres" not in resources and "gpu" not in resources  # GPUs come from the rules' resources

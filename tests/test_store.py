@@ -17,6 +17,9 @@ from sda_core.store import (
     shard_range,
     write_store,
 )
+from sda_core.tasks import TASKS
+
+MAPS = TASKS["segmentation"].label_layout(4)  # a label map per image, uint8, 255 unwritten
 
 LOSSLESS_CODECS = [codec for codec in STORAGE_CODECS if codec not in JPEG_QUALITY]
 # least PSNR (dB) of each lossy codec on a natural 256x256 photo; libjpeg-turbo gives 32.5 (q75)
@@ -243,9 +246,9 @@ def test_label_maps_are_stored_with_their_images_and_resume_per_chunk(tmp_path):
 
     resumed = False
     with pytest.raises(KeyboardInterrupt):
-        fill_store(output, 7, (4, 4, 3), 3, {}, compute, label_shape=(4, 4))
+        fill_store(output, 7, (4, 4, 3), 3, {}, compute, labels=MAPS)
     resumed, calls = True, []
-    fill_store(output, 7, (4, 4, 3), 3, {}, compute, label_shape=(4, 4))
+    fill_store(output, 7, (4, 4, 3), 3, {}, compute, labels=MAPS)
     assert calls == [3, 6]
     stored = open_store(output)
     assert stored.label_shape == (4, 4) and stored.labels.dtype == np.uint8
@@ -258,13 +261,13 @@ def test_label_maps_are_stored_with_their_images_and_resume_per_chunk(tmp_path):
 
 
 def test_label_maps_of_the_wrong_shape_are_refused_and_a_class_store_is_not_resumed_as_maps(tmp_path):
-    store = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {}, label_shape=(4, 4))
+    store = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {}, labels=MAPS)
     with pytest.raises(StoreError, match=r"labels of shape \(2, 4, 4\)"):
         store.write_chunk(0, _images(2)[0], np.zeros((2, 3, 4), np.uint8))
     with pytest.raises(StoreError, match="outside 0..255"):
         store.write_chunk(0, _images(2)[0], np.full((2, 4, 4), 300))
     store.write_chunk(0, _images(2)[0], _label_maps(2))
-    resumed = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {}, label_shape=(4, 4))
+    resumed = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {}, labels=MAPS)
     assert resumed.pending_chunks() == [1]
     as_classes = open_partial(tmp_path / "out.zarr", 4, (4, 4, 3), 2, {})
     assert as_classes.pending_chunks() == [0, 1] and as_classes.label_shape == ()
@@ -273,6 +276,6 @@ def test_label_maps_of_the_wrong_shape_are_refused_and_a_class_store_is_not_resu
 def test_stores_with_class_labels_and_label_maps_are_not_read_as_one(tmp_path):
     images, labels = _images(2)
     write_store(tmp_path / "classes.zarr", images, labels, 2, {})
-    write_store(tmp_path / "maps.zarr", images, _label_maps(2), 2, {})
-    with pytest.raises(StoreError, match="different label shapes"):
+    write_store(tmp_path / "maps.zarr", images, _label_maps(2), 2, {}, layout=MAPS)
+    with pytest.raises(StoreError, match="different label layouts"):
         StoreSequence([tmp_path / "classes.zarr", tmp_path / "maps.zarr"])

@@ -5,14 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sda_core.diffusion.processes import reverse_process
-from sda_core.ensemble import WEIGHT_GRID, fuse, run_methods, tune_weight
+from sda_core.ensemble import WEIGHT_GRID, fuse, tune_weight
 from sda_core.image_sets import RunImageSets, SweepLevel, labels_key, parse_process, predictions_key
 from sda_core.jobs.claims import FAILS, HOLDS, INCONCLUSIVE, claims_table
-from sda_core.jobs.score import corruption_wins, paired_table, tuned_weights
-from sda_core.jobs.timesteps import MISALIGNMENT, gain_table, timestep_correctness, timestep_table
-from sda_core.jobs.train_classifier import class_balanced_subset
+from sda_core.methods import run_methods
+from sda_core.processes import reverse_process
+from sda_core.scoring.accuracy import paired_table, tuned_weights
+from sda_core.scoring.tables import corruption_wins
+from sda_core.scoring.timesteps import MISALIGNMENT, gain_table, timestep_correctness, timestep_table
 from sda_core.studies import Studies, sweep_levels
+from sda_core.tasks.classification import class_balanced_subset
 
 
 def test_sweep_levels_are_the_nearest_distinct_respaced_levels_with_the_configured_one_marked():
@@ -31,7 +33,6 @@ def test_a_swept_process_is_the_configured_one_noised_to_its_level():
     dda = reverse_process("dda", adaptation, {})
     swept = reverse_process("dda-t315", adaptation, {})
     assert swept.steps == 6 and swept.guidance == dda.guidance and swept.respacing == 20
-    assert reverse_process("unguided-t999", adaptation, {}).guidance["scale"] == 0.0
     with pytest.raises(ValueError, match="not a level"):
         reverse_process("dda-t300", adaptation, {})
     assert parse_process("unguided-t105") == ("unguided", 105)
@@ -228,7 +229,7 @@ def test_a_class_balanced_subset_takes_the_first_images_of_each_class():
 
 
 def test_the_summary_over_seeds_gives_the_spread_and_the_verdict_counts(tmp_path):
-    from sda_core.seeds import seed_folder, seeds_summary
+    from sda_core.seed_runs import seed_folder, seeds_summary
 
     assert seed_folder("results", 0) == "results" and seed_folder("results", 2) == "results/seed-2"
     paths = {}

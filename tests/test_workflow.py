@@ -71,7 +71,7 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     assert (paired.ci_low <= paired.difference).all() and (paired.difference <= paired.ci_high).all()
 
 
-def test_tiny_digits_run_makes_every_study(finished_run):
+def test_the_timestep_study_sweeps_its_levels_with_f_t(finished_run):
     tables = finished_run / "results/tables"
     steps = pd.read_csv(tables / "digits_timesteps.csv")
     assert set(steps.t) == {0, 111, 333, 666} and set(steps.process) == {"unguided", "dda"}
@@ -81,12 +81,22 @@ def test_tiny_digits_run_makes_every_study(finished_run):
     # the configured start's sets are the run's own, not a second copy; f'_t per other level
     assert not (finished_run / "results/adapted/dda-t333").exists()
     assert (finished_run / "results/adapted/unguided-t666/clean/shard-1.zarr").exists()
+    assert (finished_run / "results/plots/digits_timesteps.png").stat().st_size > 10_000
+
+
+def test_the_fine_tuning_studies_make_their_variants_of_f_prime(finished_run):
     models = sorted(p.name for p in (finished_run / "results/models").iterdir() if p.is_dir())
     assert models == ["finetuned", "finetuned-1pc", "finetuned-generated", "finetuned-t111", "finetuned-t666", "source"]
     assert "on 10 images" in (finished_run / "results/logs/finetune/finetuned-1pc/tiny_resnet.log").read_text()
-    fusion = pd.read_csv(tables / "digits_fusion.csv")
+
+
+def test_the_fusion_study_tunes_one_weight_per_tuned_method(finished_run):
+    fusion = pd.read_csv(finished_run / "results/tables/digits_fusion.csv")
     assert fusion.groupby("method").chosen.sum().to_dict() == {"DDA (tuned weight)": 1, "SDA (tuned weight)": 1}
-    claims = pd.read_csv(tables / "digits_claims.csv")
+
+
+def test_the_claims_table_gives_each_claim_a_verdict(finished_run):
+    claims = pd.read_csv(finished_run / "results/tables/digits_claims.csv")
     assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
     assert {
         "sda_beats_dda",
@@ -95,7 +105,9 @@ def test_tiny_digits_run_makes_every_study(finished_run):
         "mod_beats_generated_only",
         "few_images_suffice",
     } <= set(claims.claim)
-    assert (finished_run / "results/plots/digits_timesteps.png").stat().st_size > 10_000
+
+
+def test_the_run_records_its_provenance_benchmarks_and_progress(finished_run):
     assert (finished_run / "results/benchmarks/mod/0.tsv").exists()
     provenance = json.loads((finished_run / "results/tables/digits_provenance.json").read_text())
     assert provenance["packages"]["torch"] == torch.__version__.split("+")[0]
@@ -109,9 +121,23 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_html_report(finished_run):
+def test_html_report_shows_every_result_with_its_caption(finished_run):
+    """Each table and plot of the run is in the report, captioned with its own text (report/*.rst)."""
     run_snakemake(finished_run, "--configfile", "tiny.yaml", "--report", "report.html")
-    assert "digits_c.csv" in (finished_run / "report.html").read_text(errors="ignore")
+    html = (finished_run / "report.html").read_text(errors="ignore")
+    captions = {
+        "digits_c.csv": "accuracy.rst",
+        "digits_c_paired.csv": "paired.rst",
+        "digits_sanity.csv": "sanity.rst",
+        "digits_c.png": "plot.rst",
+        "digits_preview.png": "preview.rst",
+        "digits_claims.csv": "claims.rst",
+        "digits_timesteps.csv": "timesteps.rst",
+    }
+    for result, caption in captions.items():
+        assert result in html, result
+        opening = " ".join((ROOT / "report" / caption).read_text().split()[:6])  # its first words, as rendered
+        assert opening in " ".join(html.split()), (result, caption)
 
 
 def test_one_prediction_job_per_architecture_gives_the_same_tables(finished_run, tmp_path):

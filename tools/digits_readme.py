@@ -1,15 +1,16 @@
-"""The README's figures of the embedded worlds, generated from a finished run's tables, so that the two
-cannot drift.
+"""The figures of the embedded worlds in the README and in docs/results-*.md, generated from a finished
+run's tables, so that the two cannot drift.
 
     python tools/digits_readme.py --write            # after `make demo` (or `make seeds`): put the figures in
-    python tools/digits_readme.py --check            # CI, after `make demo`: exit 1 if README.md differs
+    python tools/digits_readme.py --check            # CI, after `make demo`: exit 1 if a block differs
     python tools/digits_readme.py --check --seeds    # the same, with the summary over seeds of `make seeds`
     python tools/digits_readme.py --check --scenes   # the same, with the digit-scenes block (`make scenes`)
     python tools/digits_readme.py --check --scenes-only   # the digit-scenes block alone
 
-Only the blocks between their markers in README.md are generated, each when its table exists: the main
-figures and the claims of seed 0 (`make demo`), the claims over seeds (`make seeds`) and the
-digit-scenes world's mIoU (`make scenes`); the prose around them quotes none of their numbers.
+Only the blocks between their markers (BLOCKS names the file of each) are generated, each when its table
+exists: the headline, the figures and the claims of seed 0 (`make demo`), the claims over seeds (`make
+seeds`) and the digit-scenes world's mIoU (`make scenes`); the prose around them quotes none of their
+numbers.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# the paper's column order (its six columns first); MEMO and GDA only where the run scored them
-PAPER_COLUMNS = ["Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA"]
-METHODS = PAPER_COLUMNS + ["GDA (ensemble)", "DDA (adapted only)", "SDA (adapted only)"]
-COMPARISONS = ["SDA - DDA", "DDA - Source", "SDA - Source", "DiffPure - Source", "MEMO - Source", "SDA - MEMO"]
-COMPARISONS += ["GDA - Source", "SDA - GDA"]
-LIMITED = ["MEMO", "GDA"]  # the methods that may cover n images of each set (memo.images, gda.images)
+sys.path.insert(0, str(ROOT))
+from sda_core import methods as methods_registry  # noqa: E402
+
+# From the method registry (sda_core.methods): the paper's columns in its order, then the others in the
+# tables' order, each only where the run scored it; the comparisons between the paper's columns.
+PAPER_COLUMNS = list(methods_registry.PAPER_COLUMNS)
+METHODS = PAPER_COLUMNS + [m.name for m in methods_registry.SCORED_METHODS if m.name not in PAPER_COLUMNS]
+COMPARISONS = [f"{a} - {b}" for a, b in methods_registry.COMPARISONS if {a, b} <= set(PAPER_COLUMNS)]
+# the paper's columns that a per-image stage makes, which may cover n images of each set (memo.images, ...)
+LIMITED = [m.name for m in methods_registry.SCORED_METHODS if m.stage and m.name in PAPER_COLUMNS]
+LIMITED.sort(key=PAPER_COLUMNS.index)
 FUSIONS = [
     "SDA",
     "SDA (entropy-weighted)",
@@ -63,10 +69,10 @@ def interval(row) -> str:
     return f"{row.top1:.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]"
 
 
-def render(tables: Path) -> str:
+def render_headline(tables: Path) -> str:
+    """The README's headline: the mean top-1 of every method and the paired differences."""
     accuracy = pd.read_csv(tables / "digits_c.csv")
     paired = pd.read_csv(tables / "digits_c_paired.csv")
-    sanity = pd.read_csv(tables / "digits_sanity.csv")
     archs = list(dict.fromkeys(accuracy.arch))
     means = accuracy[(accuracy.corruption == "mean") & (accuracy.split == "test")].set_index(["arch", "method"])
     per_corruption = accuracy[(accuracy.split == "test") & (accuracy.corruption != "mean")]
@@ -88,7 +94,7 @@ def render(tables: Path) -> str:
         "",
         "Paired differences on the 15 test corruptions (`results/tables/digits_c_paired.csv`: both methods",
         "scored on the same images, 95% intervals from the per-image differences), in points"
-        + (", MEMO's and GDA's on the images they predicted:" if memo else ":"),
+        + (f", {limited_owners(methods)} on the images they predicted:" if memo else ":"),
         "",
         *table_header(["difference", *archs]),
     ]
@@ -102,8 +108,15 @@ def render(tables: Path) -> str:
             row = test_pairs.loc[(comparison, arch)]
             cells.append(f"{row.difference:+.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]")
         lines.append(table_row([comparison, *cells]))
-    lines += [
-        "",
+    return "\n".join(lines)
+
+
+def render(tables: Path) -> str:
+    """The digits results page's figures: the sanity table, contrast, the named target sets."""
+    accuracy = pd.read_csv(tables / "digits_c.csv")
+    sanity = pd.read_csv(tables / "digits_sanity.csv")
+    archs = list(dict.fromkeys(accuracy.arch))
+    lines = [
         "Sanity figures, top-1 (%) (`results/tables/digits_sanity.csv`):",
         "",
         *table_header(["check", *archs]),
@@ -124,6 +137,11 @@ def render(tables: Path) -> str:
         cells = [f"{contrast.loc[(arch, m), 'top1']:.1f}" for m in ("Source", "DDA (adapted only)", "DDA", "SDA")]
         lines.append(table_row([arch, *cells]))
     return "\n".join(lines + render_targets(tables, archs))
+
+
+def limited_owners(methods: list[str]) -> str:
+    """ "MEMO's and GDA's": the methods of LIMITED among `methods`."""
+    return " and ".join(f"{m}'s" for m in LIMITED if m in methods)
 
 
 def limited_note(counts: pd.Series, methods: list[str]) -> str:
@@ -252,7 +270,8 @@ def render_seeds(tables: Path) -> str:
     return "\n".join(lines)
 
 
-SCENE_METHODS = ["Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"]
+# the methods of task segmentation: the registry's without a per-image stage
+SCENE_METHODS = list(methods_registry.reference_methods())
 SCENE_SANITY = {
     "source on clean test": "source on clean test scenes (gate: >= {source_clean_accuracy:g})",
     "source on clean after unguided diffusion (misalignment)": "source on clean scenes after unguided diffusion",
@@ -347,13 +366,14 @@ def render_scene_seeds(tables: Path) -> list[str]:
     return lines
 
 
-# README block name -> (renderer, table it needs, the run that makes it: --check checks "demo" always,
-# "seeds" with --seeds, "scenes" with --scenes)
+# generated block name -> (renderer, table it needs, the run that makes it: --check checks "demo" always,
+# "seeds" with --seeds, "scenes" with --scenes; the file that holds the block)
 BLOCKS = {
-    "digits-figures": (render, "digits_c.csv", "demo"),
-    "digits-claims": (render_claims, "digits_claims.csv", "demo"),
-    "digits-seeds": (render_seeds, "digits_seeds.csv", "seeds"),
-    "digit-scenes": (render_scenes, "digit_scenes_c.csv", "scenes"),
+    "digits-headline": (render_headline, "digits_c.csv", "demo", "README.md"),
+    "digits-figures": (render, "digits_c.csv", "demo", "docs/results-digits.md"),
+    "digits-claims": (render_claims, "digits_claims.csv", "demo", "docs/results-digits.md"),
+    "digits-seeds": (render_seeds, "digits_seeds.csv", "seeds", "README.md"),
+    "digit-scenes": (render_scenes, "digit_scenes_c.csv", "scenes", "docs/results-scenes.md"),
 }
 
 
@@ -377,33 +397,34 @@ def main() -> int:
         "--scenes-tables", type=Path, default=Path("runs/digit_scenes/results/tables"), help="`make scenes`' tables"
     )
     args = parser.parse_args()
-    readme = (ROOT / "README.md").read_text()
+    texts = {name: (ROOT / name).read_text() for name in dict.fromkeys(block[3] for block in BLOCKS.values())}
     failed = False
     checked = {"demo", *(["seeds"] if args.seeds else []), *(["scenes"] if args.scenes else [])}
     if args.scenes_only:
         checked = {"scenes"}
-    for name, (renderer, needs, run) in BLOCKS.items():
+    for name, (renderer, needs, run, file) in BLOCKS.items():
         begin, end = markers(name)
-        if begin not in readme or end not in readme:
-            parser.error(f"README.md has no {name} markers")
-        before, rest = readme.split(begin)
+        if begin not in texts[file] or end not in texts[file]:
+            parser.error(f"{file} has no {name} markers")
+        before, rest = texts[file].split(begin)
         current, after = rest.split(end)
         tables = args.scenes_tables if run == "scenes" else args.tables
         if args.write:
             if (tables / needs).exists():
-                readme = before + begin + "\n" + renderer(tables) + "\n" + end + after
+                texts[file] = before + begin + "\n" + renderer(tables) + "\n" + end + after
             continue
         if run not in checked:
             continue
         generated = renderer(tables)
         if current.strip("\n") != generated:
-            print(f"README.md's {name} block is not that of this run (python tools/digits_readme.py --write):")
+            print(f"{file}'s {name} block is not that of this run (python tools/digits_readme.py --write):")
             print(generated)
             failed = True
         else:
-            print(f"README.md's {name} block is that of this run")
+            print(f"{file}'s {name} block is that of this run")
     if args.write:
-        (ROOT / "README.md").write_text(readme)
+        for file, text in texts.items():
+            (ROOT / file).write_text(text)
     return 1 if failed else 0
 
 

@@ -29,9 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from workflow_helpers import SNAKEMAKE, copy_workflow  # noqa: E402
+import yaml
+from workflow_copy import SNAKEMAKE, copy_workflow  # noqa: E402
 
+CONFIG = Path(__file__).resolve().parents[1] / "tests/config/tiny_digits.yaml"  # reaches every stage
 COMMAND = [SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 SKIPPED = ("logs/", "benchmarks/")  # job logs and timings differ between runs by nature
@@ -39,7 +40,7 @@ SKIPPED = ("logs/", "benchmarks/")  # job logs and timings differ between runs b
 
 def workflow_copy(directory: Path) -> Path:
     directory.mkdir(parents=True)
-    return copy_workflow(directory)
+    return copy_workflow(directory, yaml.safe_load(CONFIG.read_text()))
 
 
 def outputs(workdir: Path) -> dict[str, bytes]:
@@ -82,11 +83,10 @@ STAGES = [
     "prepare_digits",
     "corrupt",
     "train_denoiser",
-    "train_classifier",
+    "train_model",
     "sample",
     "adapt",
-    "memo",
-    "gda",
+    "per_image",  # the per-image methods' jobs (MEMO, GDA: rules/per_image.smk)
     "predict",
     "preview",
     "score",

@@ -8,8 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from workflow_helpers import SNAKEMAKE, copy_workflow, imagenet_placeholders  # noqa: E402
+from workflow_copy import SNAKEMAKE, copy_workflow, imagenet_placeholders  # noqa: E402
 
 CLEAN = "Congratulations, your workflow is in a good condition!"
 

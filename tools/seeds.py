@@ -20,7 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from sda_core.seeds import seeds_summary, table_path  # noqa: E402
+from sda_core.seed_runs import seeds_summary, table_path  # noqa: E402
 
 RESULTS = "results"
 

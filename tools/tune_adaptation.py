@@ -32,18 +32,17 @@ sys.path.insert(0, str(ROOT))
 
 from sda_core import image_sets  # noqa: E402
 from sda_core.config_checks import config_problems, problems_message  # noqa: E402
-from sda_core.diffusion.processes import reverse_process  # noqa: E402
 from sda_core.diffusion.respacing import noise_level  # noqa: E402
 from sda_core.diffusion.schedule import DiffusionSchedule  # noqa: E402
 from sda_core.jobs.adapt import adapt_job  # noqa: E402
 from sda_core.jobs.predict import predict_job  # noqa: E402
 from sda_core.models.specs import resolve_spec  # noqa: E402
-from sda_core.seeds import seed_folder  # noqa: E402
-from sda_core.tasks import score  # noqa: E402
-from sda_core.worlds import is_embedded, num_classes  # noqa: E402
+from sda_core.processes import reverse_process  # noqa: E402
+from sda_core.seed_runs import seed_folder  # noqa: E402
+from sda_core.worlds import is_embedded, num_classes, task_of  # noqa: E402
 
 SOURCE = image_sets.SOURCE
-DDA = "dda"  # the process (sda_core.diffusion.processes)
+DDA = "dda"  # the process (sda_core.processes)
 ADAPTED_ONLY = "DDA (adapted only)"  # the method's name in the workflow's tables (sda_core.ensemble)
 
 
@@ -67,6 +66,7 @@ def main() -> int:
     torch.set_num_threads(config["threads"])
     run = Path(seed_folder(args.run, config["seed"]))
     classes = num_classes(config)
+    task = task_of(config["world"])
     spec = resolve_spec(config["denoisers"]["unconditional"]["spec"])
     denoiser = run / "models/unconditional.safetensors"
     sets = {name: [str(run / f"target/{name}.zarr")] for name in config["corruptions"]["validation"]}
@@ -106,7 +106,8 @@ def main() -> int:
                     {name: [SOURCE] for name in both},
                     config["classifier_input"],
                     device,
-                    segmenter=arch.get("segmenter"),
+                    task=task.name,
+                    **task.model_params(arch),
                 )
                 with np.load(predictions) as arrays:
                     for name in sets:
@@ -115,7 +116,7 @@ def main() -> int:
                         labels = arrays[image_sets.labels_key(f"raw/{name}")]
                         methods = {"Source": raw, "DDA": raw + dda, ADAPTED_ONLY: dda}
                         for method, probabilities in methods.items():
-                            value = score(probabilities, labels, classes)
+                            value = task.score(probabilities, labels, classes)
                             rows.append(
                                 {
                                     "architecture": arch["name"],

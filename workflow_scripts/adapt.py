@@ -1,6 +1,6 @@
 # DDA / DiffPure / unguided adaptation of target data, and MoD of the generated set: one job, one shard.
-from sda_core.diffusion.processes import ReverseProcess
 from sda_core.jobs.adapt import adapt_job
+from sda_core.processes import ReverseProcess
 from sda_core.runtime import start_snakemake_job
 
 device = start_snakemake_job(snakemake)

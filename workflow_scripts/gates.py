@@ -3,4 +3,5 @@ from sda_core.jobs.gates import gates_job
 from sda_core.runtime import start_snakemake_job
 
 start_snakemake_job(snakemake)
-gates_job(snakemake.input.sanity, snakemake.output[0], gates=snakemake.params.gates)
+p = snakemake.params
+gates_job(snakemake.input.sanity, snakemake.output[0], gates=p.gates, metric=p.metric)

@@ -1,6 +1,6 @@
 # Softmax outputs of the source, fine-tuned and study classifiers on one group of image sets.
 from sda_core.jobs.predict import predict_job
-from sda_core.runtime import start_snakemake_job
+from sda_core.runtime import run_task, start_snakemake_job
 
 device = start_snakemake_job(snakemake)
 p = snakemake.params
@@ -17,4 +17,5 @@ predict_job(
     precision=p.precision,
     threads=snakemake.threads,
     segmenter=p.model.get("segmenter"),
+    task=run_task(snakemake),
 )

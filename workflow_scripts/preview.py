@@ -1,6 +1,7 @@
-# The preview grid: the same images through every stage.
+# The preview grid: the same samples through every stage (as the run's task shows them).
 from sda_core.jobs.preview import preview_job
-from sda_core.runtime import start_snakemake_job
+from sda_core.runtime import run_task, start_snakemake_job
 
 start_snakemake_job(snakemake)
-preview_job(snakemake.params.image_sets, snakemake.output[0])
+p = snakemake.params
+preview_job(run_task(snakemake), p.rows, p.prediction_files, snakemake.output[0], num_classes=p.num_classes)

@@ -1,7 +1,7 @@
 # Conditional generation of one shard of the synthetic source set (for classes, or for label maps).
 from sda_core.data.digit_scenes import GeneratedMaps
 from sda_core.jobs.sample import sample_job
-from sda_core.runtime import start_snakemake_job
+from sda_core.runtime import run_task, start_snakemake_job
 
 device = start_snakemake_job(snakemake)
 p = snakemake.params
@@ -22,5 +22,6 @@ sample_job(
     vae=snakemake.input.get("vae"),
     latent_scale=p.latent_scale,
     codec=p.codec,
-    label_maps=GeneratedMaps(**p.label_maps) if hasattr(p, "label_maps") else None,
+    task=run_task(snakemake),
+    label_maps=GeneratedMaps(**p.label_maps) if p.get("label_maps") else None,
 )

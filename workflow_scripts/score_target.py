@@ -1,5 +1,5 @@
 # The tables of one named target set (e.g. ImageNet-W): every method's accuracy and the paired differences.
-from sda_core.jobs.score import score_target_job
+from sda_core.jobs.score_target import score_target_job
 from sda_core.runtime import start_snakemake_job
 
 start_snakemake_job(snakemake)
@@ -10,6 +10,5 @@ score_target_job(
     table_output=snakemake.output.table,
     paired_output=snakemake.output.paired,
     variants=p.variants,
-    memo=p.memo,
-    gda_archs=p.gda_archs,
+    per_image=p.per_image,
 )

@@ -1,5 +1,5 @@
 # The held-out split under a named shift (a digits target set).
-from sda_core.jobs.corrupt import shift_job
+from sda_core.jobs.shift import shift_job
 from sda_core.runtime import start_snakemake_job
 
 start_snakemake_job(snakemake)

@@ -1,6 +1,6 @@
 # The digits world's unconditional denoiser or class-conditional generator.
 from sda_core.jobs.train_denoiser import train_denoiser_job
-from sda_core.runtime import start_snakemake_job
+from sda_core.runtime import run_task, start_snakemake_job
 
 device = start_snakemake_job(snakemake)
 p = snakemake.params
@@ -12,4 +12,5 @@ train_denoiser_job(
     conditional=p.conditional,
     seed=p.seed,
     device=device,
+    task=run_task(snakemake),
 )

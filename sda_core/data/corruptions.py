@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from sda_core.seeding import sample_seed
+from sda_core.rng import sample_seed
 
 TEST_CORRUPTIONS = (
     "gaussian_noise",

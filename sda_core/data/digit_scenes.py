@@ -17,7 +17,6 @@ import numpy as np
 
 BACKGROUND = 0
 NUM_CLASSES = 11  # background and the ten digits; read while the workflow parses (no torch import)
-CLASS_NAMES = ("background", *(str(d) for d in range(10)))
 MAX_DIGITS = 3
 # a pixel is the digit's where its alpha reaches this: a quarter, not a half, gives strokes of about 2 px
 # at 24 px, which a DeepLabV3 resolves (measured: 91% against 89% target mIoU at a half, same training)
@@ -70,7 +69,7 @@ def _resized(digit: np.ndarray, side: int) -> np.ndarray:
     """An 8x8 digit at side x side, antialiased bicubic, in [0, 1]."""
     import torch
 
-    from sda_core.images import resize
+    from sda_core.pixels import resize
 
     return resize(torch.from_numpy(digit)[None, None], side)[0, 0].clamp(0, 1).numpy()
 
@@ -121,7 +120,7 @@ def make_scenes(
     pool: DigitPool, size: int, split: str, seed: int, start: int, stop: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scenes [start, stop) of a split: images (N, size, size, 3) and label maps (N, size, size), uint8."""
-    from sda_core.seeding import sample_seed  # imports torch: not while the workflow parses
+    from sda_core.rng import sample_seed  # imports torch: not while the workflow parses
 
     scenes = [
         compose_scene(np.random.default_rng(sample_seed(seed, f"scenes/{split}", index)), pool, size)

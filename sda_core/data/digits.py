@@ -19,7 +19,7 @@ def load_digits_split(
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from sda_core.images import resize
+    from sda_core.pixels import resize
 
     digits = load_digits()
     grey = torch.from_numpy(digits.images).float().unsqueeze(1) / 16.0

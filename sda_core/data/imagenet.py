@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from sda_core.seeding import sample_seed
+from sda_core.rng import sample_seed
 
 log = logging.getLogger(__name__)
 

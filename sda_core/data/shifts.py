@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sda_core.seeding import sample_seed
+from sda_core.rng import sample_seed
 
 WATERMARK_GLYPH = (
     "#...#.#...#",
@@ -35,7 +35,7 @@ def watermark_mask(height: int, width: int) -> np.ndarray:
     """The glyph as an opacity mask in [0, 1], about WATERMARK_HEIGHT of `height` tall (antialiased)."""
     import torch
 
-    from sda_core.images import resize
+    from sda_core.pixels import resize
 
     glyph = torch.tensor([[c == "#" for c in row] for row in WATERMARK_GLYPH], dtype=torch.float32)
     mask_height = max(2, round(WATERMARK_HEIGHT * height))

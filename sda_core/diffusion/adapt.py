@@ -22,7 +22,7 @@ from sda_core.diffusion.guidance import Guidance, LowPassGuidance
 from sda_core.diffusion.respacing import noise_level
 from sda_core.diffusion.schedule import DiffusionOutput, DiffusionSchedule
 from sda_core.precision import autocast
-from sda_core.seeding import randn_per_sample
+from sda_core.rng import randn_per_sample
 
 
 def configure_denoiser(model: nn.Module) -> nn.Module:

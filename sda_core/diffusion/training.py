@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from sda_core.diffusion.schedule import DiffusionSchedule, hybrid_loss
 from sda_core.finite import NonFiniteError
-from sda_core.images import to_model_range
+from sda_core.pixels import to_model_range
 
 log = logging.getLogger(__name__)
 

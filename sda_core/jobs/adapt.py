@@ -10,14 +10,14 @@ from sda_core.batching import auto_problem, chunk_size, resolve_batch_size
 from sda_core.compilation import compile_denoiser
 from sda_core.diffusion.adapt import configure_denoiser, renoise_denoise
 from sda_core.diffusion.guidance import LowPassGuidance
-from sda_core.diffusion.processes import ReverseProcess
 from sda_core.diffusion.respacing import noise_level
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.finite import check_finite
-from sda_core.images import from_model_range, resize, to_model_range
 from sda_core.models.denoisers import load_denoiser
+from sda_core.pixels import from_model_range, resize, to_model_range
 from sda_core.precision import set_up_precision
-from sda_core.seeding import sample_generators
+from sda_core.processes import ReverseProcess
+from sda_core.rng import sample_generators
 from sda_core.store import StoreSequence, fill_store, shard_range
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def adapt_job(
 ) -> None:
     """Re-noise and denoise images [start, stop) of the concatenated `inputs`, written at the model's size.
 
-    `process` (sda_core.diffusion.processes) gives the respacing, the start index, the noise index and
+    `process` (sda_core.processes) gives the respacing, the start index, the noise index and
     the guidance. Noise is seeded per (seed, stream, index). batch_size "auto" (sda_core.batching) lays the
     store out in fixed chunks and runs the batch that fits the GPU's free memory.
     """
@@ -56,7 +56,7 @@ def adapt_job(
     schedule = DiffusionSchedule(respacing=respacing)
     low_pass = LowPassGuidance(**guidance) if guidance else None
     size = spec["image_size"]
-    if source.label_shape and source.label_shape != (size, size):
+    if not source.label_layout.fits(size):
         raise ValueError(
             f"{inputs[0]} has label maps of shape {source.label_shape}: adapting its images at the denoiser's "
             f"{size}x{size} would leave them misaligned; make the images at the denoiser's size"
@@ -118,5 +118,5 @@ def adapt_job(
         desc=stream,
         codec=codec,
         chunks_per_call=chunks_per_call,
-        label_shape=source.label_shape,
+        labels=source.label_layout,
     )

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from sda_core.image_sets import SOURCE
-from sda_core.jobs.score import corruption_wins
-from sda_core.jobs.timesteps import MATCHED, MISALIGNMENT
+from sda_core.scoring.tables import corruption_wins
+from sda_core.scoring.timesteps import MATCHED, MISALIGNMENT
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,10 @@
-"""Stage: a corrupted copy of the held-out split (digits-C), one job and store per corruption; and a
-shifted copy (a named target set, sda_core.data.shifts)."""
+"""Stage: a corrupted copy of the held-out split (digits-C), one job and store per corruption."""
 
 from __future__ import annotations
 
 import logging
 
 from sda_core.data.corruptions import corrupt_images
-from sda_core.data.shifts import shift_images
 from sda_core.store import StoreSequence, fill_store
 
 log = logging.getLogger(__name__)
@@ -39,29 +37,6 @@ def corrupt_job(
         compute,
         desc=corruption,
         codec=codec,
-        label_shape=images.label_shape,
+        labels=images.label_layout,
     )
     log.info("%s severity %d: %d images", corruption, severity, count)
-
-
-def shift_job(source: str, output: str, shift: str, seed: int, chunk_size: int = 256, codec: str = "zstd") -> None:
-    """Every image of `source` under the named shift; image i is seeded by its index."""
-    images = StoreSequence([source])
-
-    def compute(start: int, stop: int):
-        clean, labels = images.read(start, stop)
-        return shift_images(clean, shift, seed, first_index=start), labels
-
-    fingerprint = {"source": source, "shift": shift, "seed": seed}
-    fill_store(
-        output,
-        len(images),
-        images.image_shape,
-        chunk_size,
-        fingerprint,
-        compute,
-        desc=shift,
-        codec=codec,
-        label_shape=images.label_shape,
-    )
-    log.info("%s: %d images", shift, len(images))

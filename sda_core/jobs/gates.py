@@ -1,7 +1,7 @@
 """Stage: the quality gates, checked on the sanity table: a run whose models are not good enough for
 its figures to mean anything fails, naming the measured figure (or warns, if the config says so).
 
-The sanity table's figures are top-1, or mIoU for task segmentation (sda_core.jobs.score_segmentation).
+The sanity table's figures are the task's metric (sda_core.tasks: top-1, or mIoU for segmentation).
 - source_clean_accuracy: each source classifier's top-1 on the clean target images (%); a broken
   checkpoint, wrong preprocessing or an undertrained model falls below it;
 - generator_label_agreement: how often each source classifier agrees with the label the generator
@@ -14,7 +14,7 @@ import logging
 
 import pandas as pd
 
-from sda_core.jobs.score import GENERATOR_AGREEMENT, SOURCE_CLEAN
+from sda_core.scoring.sanity import GENERATOR_AGREEMENT, SOURCE_CLEAN
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,10 @@ class GateError(RuntimeError):
     pass
 
 
-def gates_job(sanity_table: str, output: str, gates: dict) -> None:
-    """Compare each configured gate with the sanity table; write every comparison; fail (or warn)."""
+def gates_job(sanity_table: str, output: str, gates: dict, metric: str = "top1") -> None:
+    """Compare each configured gate with the sanity table's `metric` column (the task's); write every
+    comparison; fail (or warn)."""
     sanity = pd.read_csv(sanity_table)
-    score = "miou" if "miou" in sanity.columns else "top1"  # segmentation's sanity table holds mIoU
     rows = []
     for gate, check in GATES.items():
         threshold = gates[gate]
@@ -38,7 +38,7 @@ def gates_job(sanity_table: str, output: str, gates: dict) -> None:
         if measured.empty:
             raise GateError(f"gate {gate}: the sanity table {sanity_table} has no row {check!r}")
         for row in measured.itertuples():
-            value = getattr(row, score)
+            value = getattr(row, metric)
             passed = value >= threshold
             rows.append(
                 {

@@ -6,27 +6,26 @@ import logging
 
 from sda_core.data.digit_scenes import digit_pools, make_scenes
 from sda_core.store import write_store
+from sda_core.worlds import task_of
 
 log = logging.getLogger(__name__)
 
 
 def prepare_digit_scenes_job(
-    train_output: str,
-    test_output: str,
+    output: str,
+    split: str,
     resolution: int,
     test_fraction: float,
-    train_scenes: int,
-    test_scenes: int,
+    count: int,
     seed: int,
     chunk_size: int = 256,
 ) -> None:
-    """Source scenes from one half of the digit images, target scenes from the other (sda_core.data.digit_scenes)."""
+    """`count` scenes of one split: the source (train) scenes from one half of the digit images, the
+    target (test) scenes from the other (sda_core.data.digit_scenes), scene k seeded by (seed, split, k)."""
     source, target = digit_pools(test_fraction, seed)
+    pool = {"train": source, "test": target}[split]
+    images, maps = make_scenes(pool, resolution, split, seed, 0, count)
     fingerprint = {"resolution": resolution, "test_fraction": test_fraction, "seed": seed}
-    for output, pool, split, count in (
-        (train_output, source, "train", train_scenes),
-        (test_output, target, "test", test_scenes),
-    ):
-        images, maps = make_scenes(pool, resolution, split, seed, 0, count)
-        write_store(output, images, maps, chunk_size, {**fingerprint, "split": split, "scenes": count})
-    log.info("digit scenes at %dpx: %d source, %d target scenes", resolution, train_scenes, test_scenes)
+    layout = task_of("digit_scenes").label_layout(resolution)
+    write_store(output, images, maps, chunk_size, {**fingerprint, "split": split, "scenes": count}, layout=layout)
+    log.info("digit scenes at %dpx: %d %s scenes", resolution, count, split)

@@ -1,94 +1,12 @@
-"""Stage: a grid of the first images of each image set, the look a researcher takes before any number."""
+"""Stage: the preview grid, the same samples through every stage, drawn as the run's task shows them
+(sda_core.tasks: images with their classes, or scenes with their label maps and predicted maps)."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from sda_core.store import StoreSequence
+from sda_core.tasks import task_named
 
 
-def evenly_spaced_indices(length: int, count: int) -> np.ndarray:
-    """`count` indices spread over a set of `length`: ImageNet stores are ordered by class."""
-    return np.unique(np.linspace(0, length - 1, count).astype(int))
-
-
-def evenly_spaced(images: StoreSequence, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` images (and their labels) spread over the whole set (evenly_spaced_indices)."""
-    indices = evenly_spaced_indices(len(images), count)
-    picked = [images.read(int(i), int(i) + 1) for i in indices]
-    return np.concatenate([p[0] for p in picked]), np.concatenate([p[1] for p in picked])
-
-
-def preview_job(image_sets: dict[str, list[str]], output: str, columns: int = 10) -> None:
-    """One row per image set, the same sample indices in every row (a target image beside its adaptations)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(image_sets), 1, figsize=(columns * 0.9, 1.05 * len(image_sets)), squeeze=False)
-    for ax, (name, stores) in zip(axes[:, 0], image_sets.items()):
-        images, labels = evenly_spaced(StoreSequence(stores), columns)
-        ax.imshow(np.concatenate(list(images), axis=1), interpolation="nearest")
-        ax.set_xticks(
-            (np.arange(len(images)) + 0.5) * images.shape[2], [str(int(label)) for label in labels], fontsize=7
-        )
-        ax.set_yticks([])
-        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
-
-
-def label_colours(num_classes: int) -> np.ndarray:
-    """(num_classes + 1, 3) uint8: class 0 (background) black, the others evenly spaced hues, and a last
-    row, grey, for IGNORE_INDEX pixels."""
-    import colorsys
-
-    hues = [colorsys.hsv_to_rgb(k / max(num_classes - 1, 1), 0.9, 1.0) for k in range(num_classes - 1)]
-    return (np.array([(0, 0, 0), *hues, (0.5, 0.5, 0.5)]) * 255).round().astype(np.uint8)
-
-
-def coloured(maps: np.ndarray, num_classes: int) -> np.ndarray:
-    """Label maps (N, H, W) as RGB images (N, H, W, 3)."""
-    from sda_core.store import IGNORE_INDEX
-
-    colours = label_colours(num_classes)
-    return colours[np.where(maps == IGNORE_INDEX, num_classes, np.minimum(maps, num_classes))]
-
-
-def segmentation_preview_job(
-    rows: dict[str, tuple[str, list[str] | None, tuple[str, ...]]],
-    prediction_files: dict[str, str],
-    output: str,
-    num_classes: int,
-    columns: int = 8,
-) -> None:
-    """A grid, the same scenes in every row: each row an image set's images (kind "images", its stores),
-    its label maps ("labels"), or a method's predicted maps ("predicted", the predictions keys whose
-    softmaxes it sums, read from prediction_files: image set -> the predict stage's file holding it),
-    as rows[name] = (kind, stores, keys)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sda_core.jobs.score import PredictionReader
-
-    predictions = PredictionReader(prediction_files)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(columns * 0.9, 1.05 * len(rows)), squeeze=False)
-    for ax, (name, (kind, stores, keys)) in zip(axes[:, 0], rows.items()):
-        if kind == "predicted":
-            fused = sum(predictions[key].astype(np.float32) for key in keys)
-            picture = coloured(fused[evenly_spaced_indices(len(fused), columns)].argmax(1), num_classes)
-        else:
-            images, maps = evenly_spaced(StoreSequence(stores), columns)
-            picture = images if kind == "images" else coloured(maps, num_classes)
-        ax.imshow(np.concatenate(list(picture), axis=1), interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
-    predictions.close()
+def preview_job(task: str, rows: dict, prediction_files: dict[str, str], output: str, num_classes: int) -> None:
+    """rows: the task's preview_rows (name -> (kind, stores, method)); prediction_files: image set -> the
+    predict stage's file holding it, for rows of kind "predicted"."""
+    task_named(task).preview(rows, prediction_files, output, num_classes)

@@ -3,31 +3,25 @@ classes, or (segmentation) for label maps."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import numpy as np
 import torch
 
 from sda_core.compilation import compile_denoiser
-from sda_core.data.digit_scenes import GeneratedMaps
 from sda_core.diffusion.adapt import configure_denoiser, generate
 from sda_core.diffusion.schedule import DiffusionSchedule
 from sda_core.finite import check_finite
-from sda_core.images import from_model_range
 from sda_core.models.denoisers import load_denoiser
 from sda_core.models.dit import decode_latents, load_dit, load_vae, vae_image_size
-from sda_core.models.specs import is_latent, mask_classes
+from sda_core.models.specs import is_latent
+from sda_core.pixels import from_model_range
 from sda_core.precision import set_up_precision
-from sda_core.seeding import sample_generators
+from sda_core.rng import sample_generators
 from sda_core.store import fill_store, shard_range
+from sda_core.tasks import task_named
 
 log = logging.getLogger(__name__)
-
-
-def sample_labels(indices: np.ndarray, num_classes: int) -> np.ndarray:
-    """The conditioning label of each global sample index: classes interleaved, so any shard is balanced."""
-    return (indices % num_classes).astype(np.int64)
 
 
 def sample_job(
@@ -47,11 +41,12 @@ def sample_job(
     vae: str | None = None,
     latent_scale: float = 0.18215,
     codec: str = "zstd",
-    label_maps: GeneratedMaps | None = None,
+    task: str = "classification",
+    label_maps=None,
 ) -> None:
-    """One shard of the synthetic set: global sample k gets label k mod num_classes and noise seeded by k;
-    with label_maps (a mask-conditional ADM), sample k is drawn for label map k of them instead, and the
-    store keeps the maps as its labels (num_classes and images_per_class are then unused).
+    """One shard of the synthetic set: global sample k is drawn for the k-th label of the task's
+    conditioning (sda_core.tasks: class k mod num_classes; for segmentation, label map k of `label_maps`,
+    which a mask-conditional ADM reads, the store keeping the maps as its labels) with noise seeded by k.
 
     A pixel-space generator (sda_core.models.specs.is_latent) is a denoiser trained by this workflow. A
     latent-space one is the official DiT (sda_core.models.dit.load_dit: a weights file or a diffusers
@@ -60,12 +55,9 @@ def sample_job(
     """
     precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
     size = spec.get("sample_size") or spec["image_size"]
-    total = num_classes * images_per_class if label_maps is None else label_maps.count
-    if label_maps is not None and not mask_classes(spec):
-        raise ValueError("drawing images for label maps needs a generator with mask_classes in its spec")
-    if label_maps is not None and label_maps.resolution != size:
-        raise ValueError(f"label maps of {label_maps.resolution} px for a generator of {size} px")
-    start, stop = shard_range(total, num_shards, shard, batch_size)
+    conditioning = task_named(task).conditioning(num_classes, images_per_class, label_maps)
+    conditioning.check(spec, size)
+    start, stop = shard_range(conditioning.count, num_shards, shard, batch_size)
     if not is_latent(spec):
         model, decoder, image_size = load_denoiser(spec, checkpoint), None, size
     elif vae is None:
@@ -81,7 +73,7 @@ def sample_job(
 
     def compute(lo: int, hi: int):
         indices = np.arange(start + lo, start + hi)
-        labels = sample_labels(indices, num_classes) if label_maps is None else label_maps.maps(start + lo, start + hi)
+        labels = conditioning.labels(start + lo, start + hi)
         # DiT's latents are not bounded to [-1, 1]; its sampler does not clip x0 (clip_denoised=False)
         x = generate(
             model,
@@ -103,7 +95,7 @@ def sample_job(
         "spec": spec,
         "checkpoint": checkpoint,
         "images_per_class": images_per_class,
-        **({"label_maps": dataclasses.asdict(label_maps)} if label_maps is not None else {}),
+        **conditioning.fingerprint(),
         "respacing": respacing,
         "range": [start, stop],
         "seed": seed,
@@ -121,6 +113,6 @@ def sample_job(
         compute,
         desc=f"sample {shard}",
         codec=codec,
-        label_shape=() if label_maps is None else (size, size),
+        labels=conditioning.layout(size),
     )
     log.info("shard %d/%d: samples %d..%d", shard, num_shards, start, stop)

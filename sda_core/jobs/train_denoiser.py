@@ -9,22 +9,31 @@ import torch
 from sda_core.checkpoints import save_weights
 from sda_core.diffusion.training import DenoiserTrainSettings, train_denoiser
 from sda_core.models.denoisers import build_denoiser
-from sda_core.models.specs import mask_classes
 from sda_core.store import StoreSequence
+from sda_core.tasks import task_named
 
 log = logging.getLogger(__name__)
 
 
 def train_denoiser_job(
-    store: str, output: str, spec: dict, settings: dict, conditional: bool, seed: int, device: torch.device
+    store: str,
+    output: str,
+    spec: dict,
+    settings: dict,
+    conditional: bool,
+    seed: int,
+    device: torch.device,
+    task: str = "classification",
 ) -> None:
-    """conditional: the generator, conditioned on the store's labels, its classes or (an ADM with
-    mask_classes) its label maps; else the unconditional denoiser."""
+    """conditional: the generator, conditioned on the store's labels as the task's generator is (its
+    classes, or for segmentation its label maps, read by an ADM with mask_classes); else the
+    unconditional denoiser."""
     data = StoreSequence([store])
     images, labels = data.read(0, len(data))
-    condition = ("label maps" if data.label_shape else "classes") if conditional else None
-    if condition == "label maps" and not mask_classes(spec):
-        raise ValueError(f"{store} holds label maps: a generator conditioned on them needs mask_classes in its spec")
+    condition = task_named(task).condition if conditional else None
+    if conditional:
+        task_named(task).check_layout(data.label_layout, store)
+        task_named(task).check_generator(spec, store)
     torch.manual_seed(seed)
     model = build_denoiser(spec)
     kind = f"conditioned on {condition}" if condition else "unconditional"

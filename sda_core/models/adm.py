@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sda_core.checkpoints import load_weights
 from sda_core.models.specs import resolve_spec
-from sda_core.sources import HOW_TO_OBTAIN
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -435,8 +432,3 @@ def create_adm(config: str | Mapping = "adm-256-uncond", **overrides) -> ADMUNet
             kwargs["image_size"], kwargs["attention_resolutions"]
         )
     return ADMUNet(**kwargs)
-
-
-def load_adm_state_dict(model: ADMUNet, path: str | Path) -> ADMUNet:
-    """Load a guided-diffusion state dict (.safetensors, .pt or .pth) into `model` strictly; returns it."""
-    return load_weights(model, path, how_to_obtain=f"The official weights: {HOW_TO_OBTAIN['adm']}.")

@@ -59,7 +59,7 @@ class Preprocess:
     std: tuple[float, float, float] = IMAGENET_STD
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        from sda_core.images import resize
+        from sda_core.pixels import resize
 
         height, width = x.shape[-2:]
         scale = self.resize / min(height, width)  # torchvision's rule: the long side is truncated

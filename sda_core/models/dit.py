@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from sda_core.checkpoints import CheckpointError, load_state, load_weights, read_state_dict
-from sda_core.sources import HOW_TO_OBTAIN
+from sda_core.downloads import HOW_TO_OBTAIN
 
 HOW_TO_OBTAIN_DIT = f"The official DiT-XL/2 256 weights: {HOW_TO_OBTAIN['dit']}."
 HOW_TO_OBTAIN_VAE = f"The DiT VAE: {HOW_TO_OBTAIN['vae']} (a facebook/DiT-XL-2-256 download holds one in vae/)."

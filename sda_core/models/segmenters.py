@@ -36,6 +36,30 @@ class SegmenterSpec:
     aspp_channels: int = ASPP_CHANNELS
 
 
+def feature_levels(timm_name: str, timm_kwargs: dict, device: str = "meta") -> int:
+    """How many feature levels timm's `timm_name` has. Built on the meta device (no memory, no weights, no
+    random draws) for the parse-time check; the segmenter counts on the CPU, whose draws from the global
+    generator are part of every seeded initialisation made so far (its weights depend on them)."""
+    import timm
+
+    with torch.device(device):
+        return len(timm.create_model(timm_name, pretrained=False, features_only=True, **timm_kwargs).feature_info)
+
+
+def feature_index_problem(
+    timm_name: str, timm_kwargs: dict, feature_index: int, levels: int | None = None
+) -> str | None:
+    """A feature_index the backbone does not have (-levels .. levels - 1; -1 the deepest): it must not wrap
+    around to another level."""
+    levels = feature_levels(timm_name, timm_kwargs) if levels is None else levels
+    if -levels <= feature_index < levels:
+        return None
+    return (
+        f"segmenter.feature_index {feature_index}: {timm_name} has {levels} feature levels, "
+        f"so {-levels} .. {levels - 1} (-1: the deepest)"
+    )
+
+
 class TimmBackbone(nn.Module):
     """A timm feature extractor returning torchvision's {"out": feature map} for DeepLabV3."""
 
@@ -46,7 +70,10 @@ class TimmBackbone(nn.Module):
         from sda_core.models.classifiers import create_classifier
 
         create_classifier(timm_name, 0, timm_kwargs)  # an unknown name fails here, with close matches
-        levels = len(timm.create_model(timm_name, pretrained=False, features_only=True, **timm_kwargs).feature_info)
+        levels = feature_levels(timm_name, timm_kwargs, device="cpu")
+        problem = feature_index_problem(timm_name, timm_kwargs, feature_index, levels)
+        if problem:
+            raise ValueError(problem)
         index = feature_index % levels
         self.body = timm.create_model(
             timm_name, pretrained=False, features_only=True, out_indices=(index,), **timm_kwargs

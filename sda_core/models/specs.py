@@ -13,6 +13,7 @@ from collections.abc import Mapping
 DENOISER_ARCHS = ("adm", "dit")
 # The constructor arguments a spec may give (required ones first), checked against the constructors'
 # signatures by the tests: a misspelled key is refused when the workflow parses, not in a job.
+ADM_CHANNEL_MULT = (1, 2, 4, 8)  # sda_core.models.adm.ADMUNet's default
 SPEC_ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "adm": (
         ("image_size", "in_channels", "model_channels", "out_channels", "num_res_blocks", "attention_resolutions"),
@@ -124,6 +125,27 @@ def spec_problems(spec: str | Mapping, where: str) -> list[str]:
     missing = [key for key in required if key not in spec]
     if missing:
         problems.append(f"{where}: missing {spec['arch']} argument(s) {', '.join(missing)}")
+    if spec["arch"] == "adm" and not missing:
+        problems += [f"{where}: {problem}" for problem in adm_size_problems(spec)]
+    return problems
+
+
+def adm_size_problems(spec: Mapping) -> list[str]:
+    """Sizes an ADM UNet cannot be built or run at: an attention resolution ("32,16,8": resolutions; a
+    list of ints is downsample rates) that does not divide its image size, an image size its downsampling
+    levels do not halve evenly (the skip connections would not meet)."""
+    size = spec["image_size"]
+    levels = len(spec.get("channel_mult", ADM_CHANNEL_MULT))
+    resolutions = spec["attention_resolutions"]
+    resolutions = [int(r) for r in resolutions.split(",") if r.strip()] if isinstance(resolutions, str) else []
+    problems = [
+        f"attention resolution {r} does not divide image_size {size}" for r in resolutions if r <= 0 or size % r
+    ]
+    if size % 2 ** (levels - 1):
+        problems.append(
+            f"image_size {size} is not divisible by {2 ** (levels - 1)}: "
+            f"its {levels} levels (channel_mult) halve it {levels - 1} times"
+        )
     return problems
 
 

@@ -1,10 +1,10 @@
 # Source training (digits) and SDA fine-tuning: the same job, fine-tuning starts from `init`.
-from sda_core.jobs.train_classifier import train_classifier_job
-from sda_core.runtime import start_snakemake_job
+from sda_core.jobs.train_model import train_model_job
+from sda_core.runtime import run_task, start_snakemake_job
 
 device = start_snakemake_job(snakemake)
 p = snakemake.params
-train_classifier_job(
+train_model_job(
     list(snakemake.input.train),
     snakemake.output[0],
     timm_name=p.model["timm_name"],
@@ -19,4 +19,5 @@ train_classifier_job(
     init_weights=snakemake.input.get("init"),
     images_per_class=p.images_per_class,
     segmenter=p.model.get("segmenter"),
+    task=run_task(snakemake),
 )

@@ -18,11 +18,11 @@ from torch import nn
 from tqdm import tqdm
 
 from sda_core.finite import NonFiniteError
-from sda_core.images import to_unit
 from sda_core.loading import ArrayRows, StoreRows, TrainingImages, WaitClock, training_loader
 from sda_core.models.classifiers import Preprocess
+from sda_core.pixels import to_unit
 from sda_core.precision import autocast
-from sda_core.store import IGNORE_INDEX
+from sda_core.tasks import Task, task_named
 
 log = logging.getLogger(__name__)
 
@@ -152,45 +152,7 @@ def make_augment(augment: str, preprocess: Preprocess) -> ImagenetAugment | None
     raise ValueError(f"unknown augment {augment!r}; valid: none, imagenet")
 
 
-def labelled_mask(y: torch.Tensor) -> torch.Tensor:
-    """Which labels count: every class label (ImageNet's class 255 is a class), and the label-map pixels
-    that are not IGNORE_INDEX."""
-    return y != IGNORE_INDEX if y.ndim > 1 else torch.ones_like(y, dtype=torch.bool)
-
-
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy over the labels that count (labelled_mask): per image for classes (N,), per
-    pixel for label maps (N, H, W) against logits (N, classes, H, W); 0 for maps without a labelled
-    pixel (torch's mean would divide by zero)."""
-    if y.ndim == 1:
-        return nn.functional.cross_entropy(logits, y, label_smoothing=label_smoothing)
-    total = nn.functional.cross_entropy(
-        logits, y, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing, reduction="sum"
-    )
-    return total / labelled_mask(y).sum().clamp(min=1)
-
-
-def check_map_geometry(preprocess: Preprocess, label_shape: tuple[int, ...]) -> None:
-    """Label maps are used as stored: refuse a preprocess that resizes or crops their images (the
-    logits would show another part of the image than the map labels)."""
-    if label_shape and not preprocess.resize == preprocess.crop == label_shape[0] == label_shape[1]:
-        raise ValueError(
-            f"label maps of shape {tuple(label_shape)} need classifier_input resize and crop equal to their "
-            f"side, got resize {preprocess.resize}, crop {preprocess.crop}"
-        )
-
-
-def check_slices_for_batch_norm(slice_sizes: list[int]) -> None:
-    """A segmenter's ASPP pools each image to 1x1 before a BatchNorm, which needs two values per
-    channel: a slice of one image would stop the training midway, so refuse it before the first step."""
-    if 1 in slice_sizes:
-        raise ValueError(
-            "a training batch (or micro-batch) of one image: a DeepLabV3's pooled ASPP branch needs at least "
-            "two for its batch norm; choose batch_size (and micro_batch_size) so that no batch holds one image"
-        )
-
-
-def train_classifier(
+def train_model(
     model: nn.Module,
     data: StoreRows | ArrayRows,
     settings: TrainSettings,
@@ -200,13 +162,14 @@ def train_classifier(
     precision: str = "fp32",
     threads: int = 1,
     workers: int | None = None,
+    task: Task | None = None,
 ) -> nn.Module:
     """Train all layers with cross-entropy on the rows of `data`; returns the model in eval mode. A
     non-finite loss stops the training (NonFiniteError naming `name`, the epoch and the step).
 
-    The labels are classes, or label maps for a segmenter (logits (N, classes, H, W) at the maps' size):
-    the loss is then the mean over the labelled pixels (IGNORE_INDEX pixels count nowhere), as for
-    torchvision's segmentation references.
+    The labels and the loss are the task's (sda_core.tasks, classification by default): classes, or label
+    maps for a segmenter (logits (N, classes, H, W) at the maps' size, the loss the mean over the labelled
+    pixels, IGNORE_INDEX pixels counting nowhere, as for torchvision's segmentation references).
 
     With micro_batch_size the gradient of each batch is accumulated over slices: the same update for
     models without batch norm trained on classes (each slice's mean weighted by its images; for label
@@ -220,6 +183,7 @@ def train_classifier(
     optimiser state and the loss stay float32. fp16 scales the loss against gradient underflow
     (torch.amp.GradScaler; the steps it skips on overflow are logged); bf16 needs no scaling.
     """
+    task = task or task_named("classification")
     model.to(device).train()
     optimizer = make_optimizer(model, settings)
     epochs = settings.stop_epoch or settings.epochs
@@ -234,9 +198,8 @@ def train_classifier(
             parts = [index[start : start + micro] for start in range(0, len(index), micro)]
             steps.append((epoch, step, len(index), len(parts)))
             slices += [[(epoch, int(i)) for i in part] for part in parts]
-    if data.label_shape:
-        check_map_geometry(preprocess, data.label_shape)
-        check_slices_for_batch_norm([len(part) for part in slices])
+    task.check_layout(data.label_layout, name)
+    task.check_training(preprocess, data.label_layout, [len(part) for part in slices], settings.augment)
     augment = make_augment(settings.augment, preprocess)
     loader = training_loader(TrainingImages(data, augment, settings.seed), slices, threads, device, workers)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -255,7 +218,7 @@ def train_classifier(
             y = labels.to(device, non_blocking=True).long()
             with autocast(device, precision):
                 logits = model(x).float()
-            loss = cross_entropy(logits, y, settings.label_smoothing) * (len(y) / batch_size)
+            loss = task.loss(logits, y, settings.label_smoothing) * (len(y) / batch_size)
             if not torch.isfinite(loss):
                 raise NonFiniteError(
                     f"training {name}: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
@@ -263,7 +226,7 @@ def train_classifier(
                 )
             scaler.scale(loss).backward()
             total_loss += loss.item() * batch_size
-            valid = labelled_mask(y)
+            valid = task.labelled(y)
             correct += ((logits.argmax(1) == y) & valid).sum().item()
             labelled += valid.sum().item()
         if settings.grad_clip:

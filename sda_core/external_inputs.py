@@ -10,49 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sda_core.downloads import HOW_TO_OBTAIN
 from sda_core.models.specs import is_latent
-
-ADM_256_UNCOND_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt"
-DIT_XL_2_256_URL = "https://dl.fbaipublicfiles.com/DiT/models/DiT-XL-2-256x256.pt"
-
-HOW_TO_OBTAIN = {
-    "adm": f"the openai/guided-diffusion release file 256x256_diffusion_uncond.pt: {ADM_256_UNCOND_URL}",
-    "dit": (
-        f"the original DiT-XL-2-256x256.pt ({DIT_XL_2_256_URL}) with the VAE below, or the diffusers "
-        "directory: huggingface-cli download facebook/DiT-XL-2-256 --local-dir <dir>"
-    ),
-    "vae": "huggingface-cli download stabilityai/sd-vae-ft-ema --local-dir <dir>",
-    "imagenet_c": (
-        "ImageNet-C (Hendrycks & Dietterich 2019, https://zenodo.org/records/2235448), extracted as "
-        "<root>/<corruption>/<severity>/<wnid>/*.JPEG; or set imagenet.target: imagenet_val to "
-        "build it from ImageNet val"
-    ),
-    "imagenet_val": (
-        "the ImageNet validation images sorted into one folder per wnid, <val_root>/<wnid>/*.JPEG "
-        "(https://image-net.org)"
-    ),
-    "adapted": (
-        "DDA-adapted images in the layout of the set they adapt (ImageNet-C: <root>/<corruption>/<severity>/"
-        "<wnid>/*), e.g. the DDA authors' release; or unset imagenet.adapted_root to run DDA here"
-    ),
-    "subset": (
-        "a text file of image names, one per line; RobustBench's 5,000 ImageNet-C images: "
-        "robustbench/data/imagenet_test_image_ids.txt of https://github.com/RobustBench/robustbench"
-    ),
-    "target": (
-        "a folder of images as <root>/<wnid>/* (ImageNet-W: ImageNet val with the watermark of "
-        "https://github.com/facebookresearch/Whac-A-Mole); or remove the entry from `targets`"
-    ),
-    "vgg": (
-        "torchvision's VGG-19 weights, vgg19-dcbb9e9d.pth (https://download.pytorch.org/models/vgg19-dcbb9e9d.pth); "
-        "or set gda.vgg_weight: 0 to run GDA without its VGG term (a deviation)"
-    ),
-    "clip": (
-        "OpenAI's CLIP ViT-B/16 in open_clip's format: huggingface-cli download "
-        "timm/vit_base_patch16_clip_224.openai open_clip_model.safetensors --local-dir <dir>; or set "
-        "gda.clip_weight: 0 to run GDA without its CLIP term (a deviation)"
-    ),
-}
 
 
 def pretrained_hub_id(timm_name: str) -> str | None:

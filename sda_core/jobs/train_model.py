@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import torch
 
 from sda_core.checkpoints import save_weights
-from sda_core.classifier_training import TrainSettings, train_classifier
 from sda_core.loading import StoreRows
+from sda_core.model_training import TrainSettings, train_model
 from sda_core.models.classifiers import Preprocess
 from sda_core.precision import set_up_precision
 from sda_core.store import StoreSequence
-from sda_core.tasks import create_model, load_model
+from sda_core.tasks import task_named
 
 log = logging.getLogger(__name__)
 
 
-def class_balanced_subset(labels: np.ndarray, images_per_class: int, num_classes: int) -> np.ndarray:
-    """Indices of the first `images_per_class` images of every class, in store order; a class with
-    fewer raises (the subset would not be balanced)."""
-    keep = []
-    for label in range(num_classes):
-        indices = np.flatnonzero(labels == label)
-        if len(indices) < images_per_class:
-            raise ValueError(f"class {label} has {len(indices)} images, fewer than the {images_per_class} asked for")
-        keep.append(indices[:images_per_class])
-    return np.sort(np.concatenate(keep))
-
-
-def train_classifier_job(
+def train_model_job(
     stores: list[str],
     output: str,
     timm_name: str,
@@ -46,22 +33,23 @@ def train_classifier_job(
     threads: int = 1,
     workers: int | None = None,
     segmenter: dict | None = None,
+    task: str = "classification",
 ) -> None:
     """Train all layers on the images of `stores`; SDA's fine-tuning starts from `init_weights`.
-    With images_per_class, on the first that many images of each class (the set-size study). With
-    `segmenter` (sda_core.tasks), a segmenter on stores with label maps."""
+    With images_per_class, on the first that many images of each class (the set-size study). The
+    model is the task's (sda_core.tasks): a classifier, or a segmenter (its `segmenter` settings) on stores
+    with label maps."""
     precision = set_up_precision(precision, device)
+    run_task = task_named(task)
     positions = None
     if images_per_class is not None:
-        if segmenter is not None:
-            raise ValueError("images_per_class picks images by their class: label maps have none")
-        positions = class_balanced_subset(StoreSequence(stores).labels(), images_per_class, num_classes)
+        positions = run_task.balanced_subset(StoreSequence(stores).labels(), images_per_class, num_classes)
     data = StoreRows(stores, positions)  # streamed from the stores by the loader's workers
     torch.manual_seed(seed)  # before the model exists: its random initialisation is part of the result
     model = (
-        create_model(timm_name, num_classes, timm_kwargs, segmenter)
+        run_task.create_model(timm_name, num_classes, timm_kwargs, segmenter)
         if init_weights is None
-        else load_model(timm_name, num_classes, timm_kwargs, init_weights, segmenter)
+        else run_task.load_model(timm_name, num_classes, timm_kwargs, init_weights, segmenter)
     )
     log.info(
         "%s on %d images (%s), precision %s",
@@ -70,7 +58,7 @@ def train_classifier_job(
         "fine-tuning" if init_weights else "from scratch",
         precision,
     )
-    train_classifier(
+    train_model(
         model,
         data,
         TrainSettings.from_config(settings, seed),
@@ -80,5 +68,6 @@ def train_classifier_job(
         precision=precision,
         threads=threads,
         workers=workers,
+        task=run_task,
     )
     save_weights(model, output, metadata={"timm_name": timm_name, "precision": precision})

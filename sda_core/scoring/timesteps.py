@@ -1,4 +1,4 @@
-"""Stage: the timestep study (docs/method.md#studies). Clean images re-noised from each level t and
+"""The timestep study's tables and plot (docs/method.md#studies). Clean images re-noised from each level t and
 denoised (unguided, and with DDA's guidance towards the clean image), scored by f, by f' (MoD at the
 configured start) and, with matched MoD, by f'_t (MoD from the same t): the misalignment curve and the
 alignment gain f' - f, f'_t - f per t with paired intervals. t = 0 rows are the clean images themselves.
@@ -6,16 +6,13 @@ alignment gain f' - f, f'_t - f per t with paired intervals. t = 0 rows are the 
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 
 from sda_core.ensemble import paired_difference, wilson_interval
 from sda_core.image_sets import CLEAN, FINETUNED, SOURCE
-from sda_core.jobs.score import PredictionFiles, PredictionReader, set_correct
-
-log = logging.getLogger(__name__)
+from sda_core.scoring.accuracy import set_correct
+from sda_core.scoring.predictions import PredictionFiles, PredictionReader
 
 MATCHED = "finetuned_t"  # the model column of f'_t (fine-tuned on MoD from the row's t)
 Level = tuple[int, str, str, str]  # (t, process, clean image set after it, f'_t of the level)
@@ -114,24 +111,3 @@ def plot_timesteps(table: pd.DataFrame, output: str, title: str) -> None:
     fig.tight_layout()
     fig.savefig(output, dpi=110)
     plt.close(fig)
-
-
-def timesteps_job(
-    prediction_files: PredictionFiles,
-    levels: list[Level],
-    matched: bool,
-    table_output: str,
-    gain_output: str,
-    plot_output: str,
-    title: str,
-) -> None:
-    correct = timestep_correctness(prediction_files, levels, matched)
-    table = timestep_table(correct)
-    table.to_csv(table_output, index=False, float_format="%.2f")
-    gains = gain_table(correct)
-    gains.to_csv(gain_output, index=False, float_format="%.2f")
-    plot_timesteps(table, plot_output, title)
-    log.info(
-        "top-1 by t:\n%s", table.pivot_table(index="t", columns=["arch", "process", "model"], values="top1").round(1)
-    )
-    log.info("gains:\n%s", gains.round(2).to_string(index=False))

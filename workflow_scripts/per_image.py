@@ -1,18 +1,18 @@
-# MEMO's predictions of one architecture on one shard of a target set.
-from sda_core.jobs.memo import memo_job
-from sda_core.memo import MemoSettings
+# A per-image method's predictions (MEMO, GDA: sda_core.methods.PER_IMAGE_STAGES) of one architecture on
+# one shard of a target set.
+from sda_core.jobs.per_image import per_image_job
 from sda_core.runtime import start_snakemake_job
 
 device = start_snakemake_job(snakemake)
 p = snakemake.params
-memo_job(
+per_image_job(
+    snakemake.rule,  # named after its registry entry (rules/per_image.smk)
     list(snakemake.input.images),
     snakemake.output[0],
-    timm_name=p.model["timm_name"],
-    timm_kwargs=p.model["timm_kwargs"],
+    weights={name: path for name, path in snakemake.input.items() if name != "images"},
+    model=p.model,
     num_classes=p.num_classes,
-    weights=snakemake.input.weights,
-    settings=MemoSettings(**p.settings),
+    settings=p.settings,
     preprocess=p.preprocess,
     images=p.images,
     batch_size=p.batch_size,

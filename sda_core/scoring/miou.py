@@ -1,7 +1,7 @@
-"""Stage (task segmentation): mIoU tables with bootstrap intervals over scenes, the paired differences,
-the sanity checks and the per-corruption plot.
+"""The segmentation task's aggregate: mIoU tables with bootstrap intervals over scenes, the paired
+differences, the sanity checks and the per-corruption plot.
 
-The methods are the classification ones (sda_core.ensemble.METHODS: Source, DiffPure, DDA, SDA and the
+The methods are the classification ones (sda_core.methods: Source, DiffPure, DDA, SDA and the
 adapted-only rows), whose softmax sums run over the class axis of each pixel; a method's prediction is
 the per-pixel argmax. Its score on a corruption is the mIoU of the set's summed confusion matrix
 (sda_core.segmentation). The corruptions corrupt the same target scenes, so one draw of scenes resamples
@@ -16,16 +16,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from sda_core.ensemble import COMPARISONS, METHODS, Method, fuse, method_labels, method_terms
+from sda_core.ensemble import Method, fuse, method_labels, method_terms
 from sda_core.image_sets import labels_key, predictions_key
-from sda_core.jobs.score import (
-    SANITY_CHECKS,
-    PredictionFiles,
-    PredictionReader,
-    corruption_groups,
-    paired_difference_table,
-    plot_accuracy,
-)
+from sda_core.methods import run_methods
+from sda_core.scoring.plots import plot_accuracy
+from sda_core.scoring.predictions import PredictionFiles, PredictionReader
+from sda_core.scoring.sanity import SANITY_CHECKS
+from sda_core.scoring.tables import corruption_groups, paired_difference_table
 from sda_core.segmentation import (
     bootstrap_resamples,
     confusions,
@@ -35,6 +32,9 @@ from sda_core.segmentation import (
 )
 
 log = logging.getLogger(__name__)
+
+# the methods scored and compared: the registry's that need no per-image stage (none runs for segmentation)
+METHODS, COMPARISONS = run_methods({}, fusions=False)
 
 Confusions = dict[str, dict[tuple[str, str], np.ndarray]]  # arch -> (method, corruption) -> (N, K, K)
 
@@ -103,7 +103,7 @@ def paired_miou_table(
 
 
 def sanity_miou_table(prediction_files: PredictionFiles, num_classes: int) -> pd.DataFrame:
-    """The classification sanity checks (sda_core.jobs.score.SANITY_CHECKS) as mIoU: against the label maps,
+    """The classification sanity checks (sda_core.scoring.sanity.SANITY_CHECKS) as mIoU: against the label maps,
     on the clean target scenes, after unguided diffusion and after DDA, and the generator's agreement
     (the source segmenter on the generated images against the maps they were drawn for)."""
     rows = []
@@ -117,7 +117,7 @@ def sanity_miou_table(prediction_files: PredictionFiles, num_classes: int) -> pd
     return pd.DataFrame(rows)
 
 
-def score_segmentation_job(
+def score_miou(
     prediction_files: PredictionFiles,
     test: list[str],
     validation: list[str],
@@ -130,7 +130,25 @@ def score_segmentation_job(
     plot_output: str,
     title: str,
     resamples: int = 1000,
+    has_clean: bool = True,
+    fusion_output: str | None = None,
+    variants: dict[str, str] | None = None,
+    fusions: bool = False,
+    per_image: dict[str, list[str]] | None = None,
 ) -> None:
+    """The segmentation task's score stage (every task's score interface: sda_core.tasks.base.Task): the
+    reference methods only; the embedded scenes always have their clean set."""
+    extras = {
+        "variants": variants,
+        "fusions": fusions,
+        "per_image": any((per_image or {}).values()),
+        "fusion_output": fusion_output,
+    }
+    asked = [name for name, value in extras.items() if value]
+    if asked or not has_clean:
+        raise ValueError(
+            f"segmentation scores the reference methods on runs with a clean set; asked: {asked or 'no clean set'}"
+        )
     found = all_confusions(prediction_files, test + validation, num_classes)
     table = miou_table(found, test, validation, severity, seed, resamples)
     table.to_csv(table_output, index=False, float_format="%.2f")

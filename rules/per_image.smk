@@ -1,0 +1,37 @@
+# The per-image methods (sda_core.methods.PER_IMAGE_STAGES: MEMO adapts the source classifier to each
+# target image on its own, GDA adapts each image under its guidance): one rule per registry entry, named
+# after it, made from this one definition; a job per architecture, target set and shard
+# (sda_core/jobs/per_image.py).
+
+
+for name in PER_IMAGE_STAGES:
+
+    rule:
+        name:
+            name
+        input:
+            unpack(per_image_inputs(name)),
+        output:
+            directory(per_image_store(name, "{arch}", "{corruption}", "{shard}")),
+        log:
+            log_path(f"{name}/{{arch}}/{{corruption}}/{{shard}}"),
+        benchmark:
+            benchmark_path(f"{name}/{{arch}}/{{corruption}}/{{shard}}")
+        conda:
+            "../environment.yml"
+        threads: JOB_THREADS
+        resources:
+            gpu=GPUS_PER_JOB,
+        params:
+            model=lambda wc: task_model(wc.arch),
+            num_classes=NUM_CLASSES,
+            settings=per_image_settings(name),
+            preprocess=config["classifier_input"],
+            images=config[name]["images"],
+            batch_size=config[name]["batch_size"],
+            num_shards=config[name]["shards"],
+            stream=per_image_stream(name),
+            seed=SEED,
+            device=job_device(uses_gpu=True),
+        script:
+            "../workflow_scripts/per_image.py"

@@ -1,0 +1,98 @@
+"""Stage: a per-image method's predictions on one shard of a target set, for one architecture (the
+stages of sda_core.methods.PER_IMAGE_STAGES: MEMO adapts f to each image, GDA each image under f's
+guidance).
+
+Each image is handled on its own, so the work shards and resumes like the adaptation stages: a
+prediction store (sda_core.store, float16 softmax rows) written chunk by chunk, each image's random
+draws from its own generator (seed, stream, index). The method's module builds what predicts a batch
+(its `per_image_predictor`); this skeleton owns the covered images, the shard, the checks, the
+fingerprint and the store.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import numpy as np
+import torch
+
+from sda_core.finite import check_finite
+from sda_core.image_sets import covered_images
+from sda_core.methods import PER_IMAGE_STAGES, PerImagePredictor
+from sda_core.rng import sample_generators
+from sda_core.store import PROBABILITIES, StoreSequence, fill_store, shard_range
+
+log = logging.getLogger(__name__)
+
+
+def build_predictor(stage: str, **kwargs) -> PerImagePredictor:
+    """The per-image stage's predictor, from the factory its registry entry names."""
+    module, _, function = PER_IMAGE_STAGES[stage].predictor.partition(":")
+    return getattr(importlib.import_module(module), function)(**kwargs)
+
+
+def per_image_job(
+    method: str,
+    inputs: list[str],
+    output: str,
+    weights: dict[str, str],
+    model: dict,
+    num_classes: int,
+    settings: dict,
+    preprocess: dict,
+    images: int | None,
+    batch_size: int,
+    shard: int,
+    num_shards: int,
+    stream: str,
+    seed: int,
+    device: torch.device,
+) -> None:
+    """`method` on shard `shard` of the images of `inputs` it covers (all, or `images` of them evenly
+    spaced: sda_core.image_sets.covered_images), each seeded by its position in the set. weights: the
+    files it reads by name ("classifier": the source weights; the stage's others); model: the
+    architecture's timm name and kwargs; settings: the stage's (PerImageStage.settings)."""
+    source = StoreSequence(inputs)
+    covered = covered_images(len(source), images)
+    start, stop = shard_range(len(covered), num_shards, shard, batch_size)
+    predictor = build_predictor(
+        method,
+        weights=weights,
+        model=model,
+        num_classes=num_classes,
+        preprocess=preprocess,
+        device=device,
+        **settings,
+    )
+    log.info(
+        "%s: covered images %d..%d (%d of the set's %d), %s",
+        stream,
+        start,
+        stop,
+        len(covered),
+        len(source),
+        predictor.description,
+    )
+    label = method.upper()
+
+    def compute(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        positions = covered[start + lo : start + hi]
+        batch, labels = source.read_positions(positions)
+        generators = sample_generators(seed, stream, positions)
+        where = f"images {positions[0]}..{positions[-1]} (shard {shard})"
+        probabilities = predictor.probabilities(batch, generators, f"{label} {stream}, {where}")
+        check_finite(probabilities, f"{label} {stream}, {where}, {predictor.checked}")
+        correct = int((probabilities.argmax(1).cpu().numpy() == labels).sum())
+        log.info("%s: %d of %d correct%s", where, correct, hi - lo, predictor.report())
+        return probabilities.cpu().numpy().astype(np.float16), labels
+
+    fingerprint = {
+        "inputs": inputs,
+        **predictor.fingerprint,
+        "range": [start, stop],
+        "images": images,
+        "stream": stream,
+        "seed": seed,
+    }
+    fill_store(output, stop - start, (num_classes,), batch_size, fingerprint, compute, desc=stream, array=PROBABILITIES)

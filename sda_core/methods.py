@@ -1,0 +1,189 @@
+"""Every scored method of a run, one registry: what a table column, a plot bar, a paired comparison and
+the README tool are derived from. A method is a fusion of stored predictions (sda_core.ensemble.Method);
+where its predictions come from a per-image stage of its own (MEMO adapts f to each target image, GDA
+adapts each image under f's guidance), that stage is an entry of PER_IMAGE_STAGES, whose config section
+switches it on and whose one rule and one job skeleton (rules/per_image.smk, sda_core/jobs/per_image.py)
+run it. Torch-free: the workflow reads it while it parses.
+
+Adding a per-image baseline: its module (a `per_image_predictor` factory, as sda_core/memo.py has), a
+PER_IMAGE_STAGES entry, its SCORED_METHODS entries and comparisons, and its config section in the
+schema (docs/adding-a-method.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+
+from sda_core.ensemble import FUSION_LABELS, Method
+from sda_core.image_sets import GDA, MEMO, SOURCE, adapted, finetuned, target
+from sda_core.models.specs import resolve_spec
+
+dda = partial(adapted, "dda")
+
+
+@dataclass(frozen=True)
+class PerImageStage:
+    """A stage that predicts each target image on its own, writing prediction stores per architecture,
+    target set and shard (rules/per_image.smk, sda_core/jobs/per_image.py). Its name is its config
+    section (`<name>.enabled`, `.images`, `.batch_size`, `.shards`, optionally `.architectures`), its
+    stores' folder and its predictions' model name (sda_core.image_sets)."""
+
+    name: str
+    predictor: str  # "module:function" building its PerImagePredictor in the job (torch there, not here)
+    tasks: frozenset[str]  # the tasks it can run for (sda_core.tasks)
+    settings: Callable[[dict, dict], dict]  # (config, architecture) -> its settings, the rule's params
+    files: Callable[[dict], dict[str, str]] = lambda config: {}  # config files it reads, by name
+    reads_denoiser: bool = False  # it runs the unconditional denoiser (its weights are an input)
+
+    def architectures(self, config: dict) -> list[str]:
+        """The architectures the run makes it for: none unless enabled; those of `architectures` if set."""
+        section = config[self.name]
+        if not section["enabled"]:
+            return []
+        chosen = section.get("architectures")
+        return [arch["name"] for arch in config["architectures"] if chosen is None or arch["name"] in chosen]
+
+
+@dataclass
+class PerImagePredictor:
+    """What a per-image stage's module builds for its job: `probabilities(images, generators, where)` of
+    a batch of uint8 NHWC images, each with its own generator (a torch tensor (n, classes), checked for
+    non-finite values by the job); `fingerprint`, what its predictions depend on beyond the images and
+    their seeds; `checked`, the models a non-finite output names; `report()`, text for the chunk's log."""
+
+    probabilities: Callable
+    fingerprint: dict
+    description: str
+    checked: str
+    report: Callable[[], str] = lambda: ""
+
+
+def _memo_settings(config: dict, arch: dict) -> dict:
+    """MEMO's settings for an architecture (sda_core.memo.MemoSettings): the method's, its optimiser."""
+    return {**{key: config["memo"][key] for key in ("views", "steps", "prior_strength")}, **arch["memo"]}
+
+
+def _gda_settings(config: dict, arch: dict) -> dict:
+    """GDA's settings (sda_core.gda.GdaSettings), the CLIP model, and how the denoiser runs."""
+    gda = config["gda"]
+    keys = ("respacing", "steps", "objective", "views", "entropy_weight", "pixel_weight", "vgg_weight", "clip_weight")
+    method = {key: gda[key] for key in keys} | {
+        "clip_cutouts": gda["clip"]["cutouts"],
+        "clip_prompt": gda["clip"]["prompt"],
+    }
+    return {
+        "method": method,
+        "spec": resolve_spec(config["denoisers"]["unconditional"]["spec"]),
+        "clip_model": gda["clip"]["model"],
+        "precision": config["precision"],
+        "compile_mode": config["compile"],
+    }
+
+
+def _gda_files(config: dict) -> dict[str, str]:
+    """VGG-19 and CLIP, where their terms are on."""
+    gda = config["gda"]
+    return {
+        **({"vgg": gda["vgg"]} if gda["vgg_weight"] else {}),
+        **({"clip": gda["clip"]["weights"]} if gda["clip_weight"] else {}),
+    }
+
+
+PER_IMAGE_STAGES: dict[str, PerImageStage] = {
+    stage.name: stage
+    for stage in (
+        PerImageStage(MEMO, "sda_core.memo:per_image_predictor", frozenset({"classification"}), _memo_settings),
+        PerImageStage(
+            GDA, "sda_core.gda:per_image_predictor", frozenset({"classification"}), _gda_settings, _gda_files, True
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ScoredMethod:
+    name: str  # the table's method column
+    method: Method  # its fusion of stored predictions
+    stage: str | None = None  # the per-image stage whose predictions it reads (None: the predict stage's only)
+    plotted: bool = True  # a bar of the per-corruption plot
+
+
+def _ensemble(model: str, fusion: str = "sum") -> Method:
+    """f on the raw image fused with `model` on the DDA image."""
+    return Method(((SOURCE, target), (model, dda)), fusion)
+
+
+# In the tables' order.
+SCORED_METHODS: tuple[ScoredMethod, ...] = (
+    ScoredMethod("Source", Method(((SOURCE, target),))),
+    ScoredMethod("DiffPure", Method(((SOURCE, partial(adapted, "diffpure")),))),
+    ScoredMethod("DDA", _ensemble(SOURCE)),  # self-ensemble
+    ScoredMethod("SDA", _ensemble(finetuned())),
+    ScoredMethod("DDA (adapted only)", Method(((SOURCE, dda),))),
+    ScoredMethod("SDA (adapted only)", Method(((finetuned(), dda),))),
+    # MEMO's predictions of the raw target image (sda_core.memo)
+    ScoredMethod("MEMO", Method(((MEMO, target),)), stage=MEMO),
+    # GDA's predictions of the target image after its guided diffusion (sda_core.gda), and its code's
+    # optional ensemble: of the raw image's and the adapted image's predictions, the one of lower entropy
+    ScoredMethod("GDA", Method(((GDA, target),)), stage=GDA),
+    ScoredMethod("GDA (ensemble)", Method(((SOURCE, target), (GDA, target)), "entropy_select"), GDA, plotted=False),
+)
+METHODS: dict[str, Method] = {entry.name: entry.method for entry in SCORED_METHODS}
+# (first, second): the differences of the paired tables (first minus second), the paper's claims first;
+# each made wherever both methods are
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("SDA", "DDA"),
+    ("DDA", "Source"),
+    ("SDA", "Source"),
+    ("DiffPure", "Source"),
+    ("MEMO", "Source"),
+    ("SDA", "MEMO"),
+    ("GDA", "Source"),
+    ("SDA", "GDA"),
+    ("GDA (ensemble)", "GDA"),
+)
+# the columns of the paper's table, in its order (the README's main table; the others follow it)
+PAPER_COLUMNS = ("Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA")
+
+
+def reference_methods(stages: set[str] | frozenset[str] = frozenset()) -> dict[str, Method]:
+    """The registry's methods whose per-image stage, if any, is among `stages`, in the tables' order."""
+    return {entry.name: entry.method for entry in SCORED_METHODS if entry.stage is None or entry.stage in stages}
+
+
+def stage_methods(stage: str) -> set[str]:
+    """The methods that read a per-image stage's predictions."""
+    return {entry.name for entry in SCORED_METHODS if entry.stage == stage}
+
+
+def run_methods(
+    variants: Mapping[str, str], fusions: bool, stages: set[str] | frozenset[str] = frozenset()
+) -> tuple[dict[str, Method], list[tuple[str, str]]]:
+    """The methods and comparisons of a run: the registry's (those of the per-image `stages` it made
+    included); an SDA row per fine-tuning variant (label -> model, e.g. "SDA (f_c')" -> the model
+    fine-tuned on the generated images), compared with SDA and with DDA; with `fusions`, DDA and SDA
+    under every other fusion, each compared with its sum."""
+    methods = reference_methods(stages)
+    comparisons = [(a, b) for a, b in COMPARISONS if a in methods and b in methods]
+    for label, model in variants.items():
+        methods[label] = _ensemble(model)
+        comparisons += [("SDA", label), (label, "DDA")]
+    if fusions:
+        for name, model in (("DDA", SOURCE), ("SDA", finetuned())):
+            for fusion, suffix in FUSION_LABELS.items():
+                methods[f"{name} ({suffix})"] = _ensemble(model, fusion)
+                comparisons.append((f"{name} ({suffix})", name))
+    return methods, comparisons
+
+
+def not_run(archs: list[str], stage_archs: Mapping[str, list[str]]) -> dict[str, set[str]]:
+    """arch -> the methods of the per-image stages not made for it (e.g. gda.architectures)."""
+    return {
+        arch: {name for stage, made in stage_archs.items() if arch not in made for name in stage_methods(stage)}
+        for arch in archs
+    }
+
+
+PLOTTED_METHODS = [entry.name for entry in SCORED_METHODS if entry.plotted]

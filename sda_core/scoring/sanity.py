@@ -1,0 +1,18 @@
+"""The sanity checks of a run: single models on single image sets, scored as the task scores them (top-1
+or mIoU). The gates (sda_core.jobs.gates) read two of them."""
+
+from sda_core.image_sets import CLEAN, SYNTHETIC_GENERATED, SYNTHETIC_MOD, adapted
+
+# (check, model, image set)
+SOURCE_CLEAN = "source on clean test"
+GENERATOR_AGREEMENT = "source agrees with generator label"
+SANITY_CHECKS = [
+    (SOURCE_CLEAN, "source", CLEAN),
+    ("source on clean after unguided diffusion (misalignment)", "source", adapted("unguided", CLEAN)),
+    ("source on clean after DDA", "source", adapted("dda", CLEAN)),
+    ("fine-tuned on clean test", "finetuned", CLEAN),
+    ("fine-tuned on clean after unguided diffusion", "finetuned", adapted("unguided", CLEAN)),
+    ("fine-tuned on clean after DDA", "finetuned", adapted("dda", CLEAN)),
+    (GENERATOR_AGREEMENT, "source", SYNTHETIC_GENERATED),
+    ("source agrees with label after MoD", "source", SYNTHETIC_MOD),
+]
