@@ -12,7 +12,7 @@ schema (docs/adding-a-method.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -159,13 +159,13 @@ def stage_methods(stage: str) -> set[str]:
 
 
 def run_methods(
-    variants: Mapping[str, str], fusions: bool, stages: set[str] | frozenset[str] = frozenset()
+    variants: Mapping[str, str], fusions: bool, per_image: Mapping[str, Sequence[str]] | None = None
 ) -> tuple[dict[str, Method], list[tuple[str, str]]]:
-    """The methods and comparisons of a run: the registry's (those of the per-image `stages` it made
-    included); an SDA row per fine-tuning variant (label -> model, e.g. "SDA (f_c')" -> the model
-    fine-tuned on the generated images), compared with SDA and with DDA; with `fusions`, DDA and SDA
-    under every other fusion, each compared with its sum."""
-    methods = reference_methods(stages)
+    """The methods and comparisons of a run: the registry's (those of the per-image stages it made
+    included; per_image: stage -> the architectures it made predictions for); an SDA row per fine-tuning
+    variant (label -> model, e.g. "SDA (f_c')" -> the model fine-tuned on the generated images), compared
+    with SDA and with DDA; with `fusions`, DDA and SDA under every other fusion, each compared with its sum."""
+    methods = reference_methods({stage for stage, archs in (per_image or {}).items() if archs})
     comparisons = [(a, b) for a, b in COMPARISONS if a in methods and b in methods]
     for label, model in variants.items():
         methods[label] = _ensemble(model)
@@ -178,10 +178,10 @@ def run_methods(
     return methods, comparisons
 
 
-def not_run(archs: list[str], stage_archs: Mapping[str, list[str]]) -> dict[str, set[str]]:
+def not_run(archs: list[str], per_image: Mapping[str, Sequence[str]] | None = None) -> dict[str, set[str]]:
     """arch -> the methods of the per-image stages not made for it (e.g. gda.architectures)."""
     return {
-        arch: {name for stage, made in stage_archs.items() if arch not in made for name in stage_methods(stage)}
+        arch: {name for stage, made in (per_image or {}).items() if arch not in made for name in stage_methods(stage)}
         for arch in archs
     }
 

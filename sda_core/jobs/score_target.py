@@ -24,8 +24,7 @@ def score_target_job(
     """The tables of a named target set: each method's accuracy (long form: arch, method, target, n,
     top1, ci_low, ci_high) and the paired comparisons. The fusions are left out: their tuned weight
     belongs to the corruptions' validation split."""
-    per_image = per_image or {}
-    methods, comparisons = run_methods(variants or {}, False, {stage for stage, archs in per_image.items() if archs})
+    methods, comparisons = run_methods(variants or {}, False, per_image)
     not_run = stages_not_run(list(prediction_files), per_image)
     correct = correctness(prediction_files, [target], methods, {}, not_run)
     table = accuracy_table(correct, [target], [], severity=0)

@@ -30,10 +30,12 @@ def train_denoiser_job(
     unconditional denoiser."""
     data = StoreSequence([store])
     images, labels = data.read(0, len(data))
-    condition = task_named(task).condition if conditional else None
+    condition = None
     if conditional:
-        task_named(task).check_layout(data.label_layout, store)
-        task_named(task).check_generator(spec, store)
+        run_task = task_named(task)
+        run_task.check_layout(data.label_layout, store)
+        run_task.check_generator(spec, store)
+        condition = run_task.condition
     torch.manual_seed(seed)
     model = build_denoiser(spec)
     kind = f"conditioned on {condition}" if condition else "unconditional"

@@ -191,8 +191,7 @@ def score_accuracy(
     per_image: per-image stage (sda_core.methods.PER_IMAGE_STAGES: memo, gda) -> the architectures it
     made predictions for (prediction_files holds their stores). num_classes and seed: part of every
     task's score interface; top-1 and its Wilson intervals need neither."""
-    per_image = per_image or {}
-    methods, comparisons = run_methods(variants or {}, fusions, {stage for stage, archs in per_image.items() if archs})
+    methods, comparisons = run_methods(variants or {}, fusions, per_image)
     weights, grid = tuned_weights(prediction_files, methods, validation)
     if fusion_output is not None:
         grid.to_csv(fusion_output, index=False, float_format="%.2f")

@@ -33,6 +33,7 @@ class Task:
     metric_label: ClassVar[str]  # how the figures are named in logs and plots
     unit: ClassVar[str]  # what one sample of a set is: the tables' n counts these
     condition: ClassVar[str]  # what the generator is conditioned on
+    no_label: ClassVar[int | None] = None  # a label value that marks no label (counts nowhere), if any
     supports: ClassVar[frozenset[str]]  # of OPTIONAL_PARTS
     captions: ClassVar[dict[str, str]]  # score output (table, paired, sanity, plot) -> report caption file
     preview_caption: ClassVar[str]
@@ -91,18 +92,12 @@ class Task:
 
     def label_problem(self, labels: np.ndarray, num_classes: int) -> str | None:
         """The first sample whose labels are outside the classes (labels: a set's, in store order), or None."""
-        valid = self.labelled_values(labels)
-        wrong = (labels < 0) | (labels >= num_classes)
-        wrong &= valid
+        wrong = ((labels < 0) | (labels >= num_classes)) & self.labelled(labels)
         if not wrong.any():
             return None
         first = int(np.flatnonzero(wrong.reshape(len(labels), -1).any(1))[0])
         values = sorted({int(v) for v in np.unique(labels[first][wrong[first]])})
         return f"image {first} has label value(s) {values}, outside the classes 0..{num_classes - 1}"
-
-    def labelled_values(self, labels: np.ndarray) -> np.ndarray:
-        """Which stored label values count (numpy; `labelled` is its torch twin for training)."""
-        return np.ones(labels.shape, bool)
 
     def check_generator(self, spec: dict, data: str) -> None:
         """Refuse a generator spec that cannot be conditioned on the labels of `data` (a store)."""
@@ -121,8 +116,11 @@ class Task:
         raise NotImplementedError
 
     def labelled(self, labels):
-        """Which labels count (a bool tensor of the labels' shape)."""
-        raise NotImplementedError
+        """Which labels count: a bool array (numpy) or tensor (torch) of the labels' shape; every label but
+        the task's `no_label` value."""
+        if self.no_label is None:
+            return labels == labels  # every label counts
+        return labels != self.no_label
 
     def check_training(self, preprocess, layout: LabelLayout, slice_sizes: list[int], augment: str) -> None:
         """Refuse, before the first step, training settings the task's labels cannot be trained with."""

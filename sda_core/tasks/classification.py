@@ -59,6 +59,7 @@ class Classification(Task):
     metric_label = "top-1"
     unit = "images"
     condition = "classes"
+    no_label = None  # every class counts (ImageNet's class 255 too)
     supports = frozenset({"targets", "studies", "claims"})
     captions = {"table": "accuracy.rst", "paired": "paired.rst", "sanity": "sanity.rst", "plot": "plot.rst"}
     preview_caption = "preview.rst"
@@ -109,11 +110,6 @@ class Classification(Task):
         from torch import nn
 
         return nn.functional.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-
-    def labelled(self, labels):
-        import torch
-
-        return torch.ones_like(labels, dtype=torch.bool)  # every class counts (ImageNet's class 255 too)
 
     def score(self, probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
         return 100 * float(np.mean(probabilities.argmax(1) == labels))

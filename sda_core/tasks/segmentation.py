@@ -46,6 +46,7 @@ class Segmentation(Task):
     metric_label = "mIoU"
     unit = "scenes"
     condition = "label maps"
+    no_label = IGNORE_INDEX  # PASCAL VOC's void: counts nowhere, in training or scores
     supports = frozenset()
     captions = {
         "table": "miou.rst",
@@ -135,15 +136,9 @@ class Segmentation(Task):
         from torch import nn
 
         total = nn.functional.cross_entropy(
-            logits, labels, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing, reduction="sum"
+            logits, labels, ignore_index=self.no_label, label_smoothing=label_smoothing, reduction="sum"
         )
         return total / self.labelled(labels).sum().clamp(min=1)
-
-    def labelled(self, labels):
-        return labels != IGNORE_INDEX
-
-    def labelled_values(self, labels: np.ndarray) -> np.ndarray:
-        return labels != IGNORE_INDEX
 
     def check_training(self, preprocess, layout: LabelLayout, slice_sizes: list[int], augment: str) -> None:
         self.check_inputs(preprocess, layout)
