@@ -19,11 +19,14 @@ from sda_core.image_sets import FINETUNED, GENERATED_ONLY, parse_process
 
 
 def stage_of(path: Path, root: Path) -> str:
-    """adapt/<process>/... -> "adapt/<process>" (the timestep study's swept processes together);
+    """adapt/<process>/... -> "adapt/<process>" (the timestep study's swept processes together; all of
+    them with target_jobs: grouped);
     finetune/<model>/... -> the kind of fine-tuned model; MoD from other timesteps together; every
     other rule is its own stage."""
     parts = path.relative_to(root).with_suffix("").parts
     if parts[0] == "adapt":
+        if parts[1] == "all":  # target_jobs: grouped
+            return "adapt (every adapted set, one job per shard)"
         base, t = parse_process(parts[1])
         return f"adapt/{base}" + ("" if t is None else " (timestep study)")
     if parts[0] == "finetune":

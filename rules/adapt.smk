@@ -1,17 +1,18 @@
 # Diffusion-driven adaptation of the target data: DDA (guided), DiffPure and unguided diffusion
-# (the misalignment check on clean images), one job per process, corruption and shard.
+# (the misalignment check on clean images), one job per process, corruption and shard, or one per shard
+# over every adapted set (target_jobs: grouped).
 
 
 rule adapt:
     input:
-        images=lambda wc: [target_store(wc.corruption)],
+        images=adapt_inputs,
         checkpoint=denoiser_weights("unconditional"),
     output:
-        directory(adapted_store("{process}", "{corruption}", "{shard}")),
+        adapt_outputs(),
     log:
-        log_path("adapt/{process}/{corruption}/{shard}"),
+        log_path(f"adapt/{job_folder('{process}/{corruption}')}/{{shard}}"),
     benchmark:
-        benchmark_path("adapt/{process}/{corruption}/{shard}")
+        benchmark_path(f"adapt/{job_folder('{process}/{corruption}')}/{{shard}}")
     conda:
         "../environment.yml"
     threads: JOB_THREADS
@@ -19,10 +20,9 @@ rule adapt:
         gpu=GPUS_PER_JOB,
     params:
         spec=DENOISER_SPECS["unconditional"],
-        process=lambda wc: process_settings(wc.process),
+        sets=adapt_sets,
         batch_size=config["adaptation"]["batch_size"],
         num_shards=config["adaptation"]["shards"],
-        stream=lambda wc: image_sets.adapted(wc.process, wc.corruption),
         seed=SEED,
         device=job_device(uses_gpu=True),
         precision=config["precision"],

@@ -56,6 +56,10 @@ GPUS_PER_JOB = 0 if config["device"] == "cpu" else 1
 # it for (none where it is switched off; gda.architectures)
 PER_IMAGE_ARCHS = {name: stage.architectures(config) for name, stage in PER_IMAGE_STAGES.items()}
 JOB_THREADS = config["threads"]
+# target_jobs: grouped makes one job of all the target sets of corrupt, adapt and each per-image method
+# (per architecture, reverse process and shard) instead of one per set: the same outputs, fewer start-ups
+GROUPED = config["target_jobs"] == "grouped"
+PER_IMAGE_SETS = CORRUPTIONS + TARGETS  # the target sets the per-image methods predict
 
 
 def task_model(arch):
@@ -243,6 +247,49 @@ def adapted_stores(process, corruption):
 # -- image sets and what each job reads ----------------------------------------------------------------
 
 
+def corrupt_outputs():
+    """The corrupt rule's outputs (embedded worlds): one corruption's target store, or every one's (grouped)."""
+    return [directory(target_store(c)) for c in (CORRUPTIONS if GROUPED else ["{corruption}"])]
+
+
+def adapted_pairs():
+    """(process, target set) of every adaptation the run makes itself (not the imported DDA sets)."""
+    return [
+        (process, images)
+        for process, sets in IMAGE_SETS.processed().items()
+        for images in sets
+        if not (process == "dda" and is_pre_adapted(images))
+    ]
+
+
+def adapt_outputs():
+    """The adapt rule's outputs: one set's shard, or every adapted set's (grouped)."""
+    if GROUPED:
+        return [directory(adapted_store(process, images, "{shard}")) for process, images in adapted_pairs()]
+    return [directory(adapted_store("{process}", "{corruption}", "{shard}"))]
+
+
+def adapt_job_pairs(wildcards):
+    return adapted_pairs() if GROUPED else [(wildcards.process, wildcards.corruption)]
+
+
+def adapt_inputs(wildcards):
+    """The target stores an adapt job reads."""
+    return list(dict.fromkeys(target_store(images) for _, images in adapt_job_pairs(wildcards)))
+
+
+def adapt_sets(wildcards):
+    """An adapt job's sets, in the order of its outputs: input stores, process settings, noise stream."""
+    return [
+        {
+            "inputs": [target_store(images)],
+            "process": process_settings(process),
+            "stream": image_sets.adapted(process, images),
+        }
+        for process, images in adapt_job_pairs(wildcards)
+    ]
+
+
 def process_settings(process):
     """A reverse process's settings as rule params (sda_core.processes decides them)."""
     return reverse_process(process, config["adaptation"], config["diffpure"]).as_params()
@@ -286,7 +333,7 @@ def prediction_files():
             files[arch].update(
                 {
                     image_sets.predictions_key(method, image_sets.target(c)): per_image_stores(method, arch, c)
-                    for c in CORRUPTIONS + TARGETS
+                    for c in PER_IMAGE_SETS
                 }
             )
     return files
@@ -315,14 +362,32 @@ def prediction_inputs(files):
     return sorted({path for paths in files.values() for path in ([paths] if isinstance(paths, str) else paths)})
 
 
+def job_sets(wildcards, every):
+    """The sets a job of a per-target-set stage makes: its own (the `corruption` wildcard), or `every` one
+    of the stage's (target_jobs: grouped)."""
+    return list(every) if GROUPED else [wildcards.corruption]
+
+
+def job_folder(per_set):
+    """The part of a per-target-set stage's log and benchmark paths that names its job's sets."""
+    return "all" if GROUPED else per_set
+
+
+def per_image_outputs(method):
+    """A per-image method's rule outputs: its target set's store, or every set's (grouped), one shard."""
+    sets = PER_IMAGE_SETS if GROUPED else ["{corruption}"]
+    return [directory(per_image_store(method, "{arch}", images, "{shard}")) for images in sets]
+
+
 def per_image_inputs(method):
-    """What a per-image method's jobs read (the input function of its rule): the target set's images, the
+    """What a per-image method's jobs read (the input function of its rule): the target sets' images, the
     architecture's source classifier, the unconditional denoiser where the method runs it, and the config
     files it names (GDA: VGG-19 and CLIP where their terms are on)."""
     stage = PER_IMAGE_STAGES[method]
 
     def inputs(wildcards):
-        found = {"images": [target_store(wildcards.corruption)], "classifier": source_weights(wildcards.arch)}
+        images = [target_store(c) for c in job_sets(wildcards, PER_IMAGE_SETS)]
+        found = {"images": images, "classifier": source_weights(wildcards.arch)}
         if stage.reads_denoiser:
             found["checkpoint"] = denoiser_weights("unconditional")
         return found | stage.files(config)
@@ -335,9 +400,12 @@ def per_image_settings(method):
     return lambda wildcards: PER_IMAGE_STAGES[method].settings(config, ARCHS[wildcards.arch])
 
 
-def per_image_stream(method):
-    """The noise stream of a per-image method's jobs on a target set (a rule param function)."""
-    return lambda wildcards: f"{method}/{wildcards.corruption}"
+def per_image_targets(method):
+    """A per-image job's target sets, in the order of its outputs: each one's input stores and noise
+    stream (a rule param function)."""
+    return lambda wildcards: [
+        {"inputs": [target_store(c)], "stream": f"{method}/{c}"} for c in job_sets(wildcards, PER_IMAGE_SETS)
+    ]
 
 
 def preview_rows():

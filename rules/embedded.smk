@@ -45,18 +45,22 @@ rule corrupt:
     input:
         clean=world_store("test"),
     output:
-        directory(target_store("{corruption}")),
+        corrupt_outputs(),
     log:
-        log_path("corrupt/{corruption}"),
+        log_path(f"corrupt/{job_folder('{corruption}')}"),
     benchmark:
-        benchmark_path("corrupt/{corruption}")
+        benchmark_path(f"corrupt/{job_folder('{corruption}')}")
     wildcard_constraints:
         corruption="|".join(CORRUPTIONS),
     conda:
         "../environment.yml"
     params:
+        corruptions=lambda wc: job_sets(wc, CORRUPTIONS),
         severity=config["corruptions"]["severity"],
-        limit=lambda wc: config[WORLD]["validation_images"] if wc.corruption in VALIDATION_CORRUPTIONS else None,
+        limits=lambda wc: [
+            config[WORLD]["validation_images"] if c in VALIDATION_CORRUPTIONS else None
+            for c in job_sets(wc, CORRUPTIONS)
+        ],
         seed=SEED,
         codec=config["storage"]["codec"],
         device=job_device(uses_gpu=False),

@@ -14,9 +14,8 @@ use rule adapt as mod with:
         benchmark_path("mod/{shard}")
     priority: 30
     params:
-        process=process_settings("dda"),
+        sets=[{"inputs": generated_stores(), "process": process_settings("dda"), "stream": "mod"}],
         num_shards=config["adaptation"]["mod_shards"],
-        stream="mod",
 
 
 # The matched-alignment study (studies.timesteps.matched_mod): MoD made from timestep t instead.
@@ -28,6 +27,11 @@ use rule mod as mod_from_timestep with:
     benchmark:
         benchmark_path("mod-t{t}/{shard}")
     params:
-        process=lambda wc: process_settings(image_sets.swept("dda", int(wc.t))),
+        sets=lambda wc: [
+            {
+                "inputs": generated_stores(),
+                "process": process_settings(image_sets.swept("dda", int(wc.t))),
+                "stream": f"mod-t{wc.t}",
+            }
+        ],
         num_shards=config["adaptation"]["mod_shards"],
-        stream=lambda wc: f"mod-t{wc.t}",

@@ -1,7 +1,7 @@
 # The per-image methods (sda_core.methods.PER_IMAGE_STAGES: MEMO adapts the source classifier to each
 # target image on its own, GDA adapts each image under its guidance): one rule per registry entry, named
-# after it, made from this one definition; a job per architecture, target set and shard
-# (sda_core/jobs/per_image.py).
+# after it, made from this one definition; a job per architecture, target set and shard, or per
+# architecture and shard over every target set (target_jobs: grouped) (sda_core/jobs/per_image.py).
 
 
 for name in PER_IMAGE_STAGES:
@@ -12,11 +12,11 @@ for name in PER_IMAGE_STAGES:
         input:
             unpack(per_image_inputs(name)),
         output:
-            directory(per_image_store(name, "{arch}", "{corruption}", "{shard}")),
+            per_image_outputs(name),
         log:
-            log_path(f"{name}/{{arch}}/{{corruption}}/{{shard}}"),
+            log_path(f"{name}/{{arch}}/{job_folder('{corruption}')}/{{shard}}"),
         benchmark:
-            benchmark_path(f"{name}/{{arch}}/{{corruption}}/{{shard}}")
+            benchmark_path(f"{name}/{{arch}}/{job_folder('{corruption}')}/{{shard}}")
         conda:
             "../environment.yml"
         threads: JOB_THREADS
@@ -30,7 +30,7 @@ for name in PER_IMAGE_STAGES:
             images=config[name]["images"],
             batch_size=config[name]["batch_size"],
             num_shards=config[name]["shards"],
-            stream=per_image_stream(name),
+            targets=per_image_targets(name),
             seed=SEED,
             device=job_device(uses_gpu=True),
         script:

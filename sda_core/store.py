@@ -369,13 +369,18 @@ def fill_store(
     array: str = IMAGES,
     chunks_per_call: int | Callable[[], int] = 1,
     labels: LabelLayout = CLASS_LABELS,
-) -> None:
+    keep_partial: bool = False,
+) -> ImageStore:
     """Create `output` chunk by chunk with storage codec `codec`, resuming a matching partial store;
     compute(start, stop) gives the uint8 images (array=PROBABILITIES: float16 rows) and labels of items
     [start, stop) of this store. Each call covers up to `chunks_per_call` consecutive pending chunks (a
     batch larger than the store's chunk: adaptation.batch_size auto; a callable is asked only when
     chunks are pending); each is written as soon as the call returns, so a kill loses at most one
-    call's chunks. labels: as for open_partial."""
+    call's chunks. labels: as for open_partial.
+
+    keep_partial: leave the complete store at `<output>.partial` (returned) for finalize_all: a job
+    with several outputs renames them only once all are complete, because Snakemake deletes every
+    declared output of a killed job when it reruns it, while it leaves the `.partial` stores alone."""
     store = open_partial(output, num_items, image_shape, chunk_size, fingerprint, codec, array, labels)
     pending = store.pending_chunks()
     if pending and callable(chunks_per_call):
@@ -388,7 +393,16 @@ def fill_store(
                 lo, hi = (bound - start for bound in store.chunk_bounds(chunk))
                 store.write_chunk(chunk, images[lo:hi], labels[lo:hi])
             progress.update(len(run))
-    finalize(store, output)
+    if not keep_partial:
+        finalize(store, output)
+    return store
+
+
+def finalize_all(stores: Sequence[tuple[ImageStore, str | os.PathLike]]) -> None:
+    """Rename the complete partial stores of a job with several outputs (fill_store's keep_partial) to
+    their declared outputs, once all of them are complete."""
+    for store, output in stores:
+        finalize(store, output)
 
 
 def consecutive_runs(chunks: Sequence[int], longest: int) -> list[list[int]]:

@@ -7,7 +7,7 @@ from shard_helpers import whole_and_in_two_shards
 
 import sda_core.jobs.adapt as adapt_module
 from sda_core.checkpoints import save_weights
-from sda_core.jobs.adapt import adapt_job
+from sda_core.jobs.adapt import AdaptedSet, adapt_job, adapt_sets_job
 from sda_core.jobs.sample import sample_job
 from sda_core.models.denoisers import build_denoiser
 from sda_core.processes import ReverseProcess
@@ -95,6 +95,59 @@ def test_killed_adaptation_resumes_at_the_next_chunk(tmp_path, tiny_adm_spec, ch
         StoreSequence([tmp_path / "killed.zarr"]).read(0, 10)[0],
         StoreSequence([tmp_path / "reference.zarr"]).read(0, 10)[0],
     )
+
+
+def test_a_killed_job_of_several_sets_keeps_its_finished_stores_and_renames_them_together(
+    tmp_path, tiny_adm_spec, checkpoint, source_store, monkeypatch
+):
+    """target_jobs: grouped. Snakemake deletes a killed job's declared outputs before rerunning it, so a
+    finished set stays at `.partial` until the last one is done; the rerun resumes it, not redoes it."""
+    guidance = {"scale": 1.0, "downsample": 2, "norm": "sample"}
+    processes = {
+        "dda": ReverseProcess(respacing=10, steps=4, noise_index="reference", guidance=guidance),
+        "unguided": ReverseProcess(respacing=10, steps=2, noise_index="reference", guidance=None),
+    }
+
+    def run(folder):
+        sets = [AdaptedSet([source_store], str(tmp_path / folder / f"{p}.zarr"), pr, p) for p, pr in processes.items()]
+        adapt_sets_job(sets, tiny_adm_spec, checkpoint, 2, 0, 1, 0, torch.device("cpu"))
+
+    for name, process in processes.items():  # each set alone: the reference
+        adapt_job(
+            [source_store],
+            str(tmp_path / f"{name}.zarr"),
+            tiny_adm_spec,
+            checkpoint,
+            process,
+            2,
+            0,
+            1,
+            name,
+            0,
+            torch.device("cpu"),
+        )
+    real, calls = adapt_module.renoise_denoise, []
+
+    def killed_in_the_second_set(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 7:  # 5 batches of the first set, then the second's second batch
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(adapt_module, "renoise_denoise", killed_in_the_second_set)
+    with pytest.raises(KeyboardInterrupt):
+        run("grouped")
+    assert not (tmp_path / "grouped/dda.zarr").exists() and (tmp_path / "grouped/dda.zarr.partial").is_dir()
+    calls.clear()
+    monkeypatch.setattr(adapt_module, "renoise_denoise", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    run("grouped")
+    assert len(calls) == 4  # the second set's 4 remaining batches; the first set's none
+    for name in processes:
+        assert not (tmp_path / f"grouped/{name}.zarr.partial").exists()
+        np.testing.assert_array_equal(
+            StoreSequence([tmp_path / f"grouped/{name}.zarr"]).read(0, 10)[0],
+            StoreSequence([tmp_path / f"{name}.zarr"]).read(0, 10)[0],
+        )
 
 
 def test_sampling_labels_are_explicit_and_shard_invariant(tmp_path):

@@ -69,7 +69,7 @@ def test_more_test_scenes_remake_the_test_side_only(scenes_run):
     counts = job_counts(run_snakemake(scenes_run, "--configfile", "more.yaml", "-n").stdout)
     assert counts["prepare_digit_scenes"] == 1
     assert not {"train_denoiser", "train_source_classifier", "sample_synthetic", "mod", "finetune"} & set(counts)
-    assert counts["corrupt"] == 3 and counts["score"] == 1  # the target sets and what scores them
+    assert counts["corrupt"] == 1 and counts["score"] == 1  # the target sets (one grouped job) and what scores them
 
 
 def test_a_segmentation_config_mistake_is_refused_before_any_job(tmp_path):

@@ -152,6 +152,33 @@ def test_one_prediction_job_per_architecture_gives_the_same_tables(finished_run,
         ).read_bytes()
 
 
+def test_a_job_per_target_set_makes_the_stores_the_grouped_jobs_made(finished_run, tmp_path):
+    """target_jobs: per_target_set (one corrupt, adapt, MEMO and GDA job per target set and shard) against
+    the tiny run's grouped jobs: the same bytes, store by store."""
+    assert TINY["target_jobs"] == "grouped"
+    workdir = shutil.copytree(finished_run, tmp_path / "run", symlinks=True)
+    (workdir / "per_set.yaml").write_text(yaml.safe_dump({**TINY, "target_jobs": "per_target_set"}))
+    stores = [
+        "results/target/fog.zarr",
+        "results/adapted/dda/fog/shard-1.zarr",
+        "results/adapted/diffpure/fog/shard-0.zarr",
+        "results/memo/tiny_resnet/fog/shard-1.zarr",
+        "results/gda/tiny_resnet/w/shard-0.zarr",
+    ]
+    # the grouped run's records name other params: these stores and what they read are made again
+    result = run_snakemake(workdir, *stores, "--configfile", "per_set.yaml")
+    for rule, count in (("corrupt", 1), ("adapt", 2), ("memo", 1), ("gda", 1)):
+        assert re.search(rf"^{rule}\s+{count}$", result.stderr, re.MULTILINE), rule  # a job per set
+    assert (workdir / "results/logs/memo/tiny_resnet/fog/1.log").is_file()
+    for store in stores:
+        files = sorted(p.relative_to(finished_run / store) for p in (finished_run / store).rglob("*") if p.is_file())
+        assert files and files == sorted(
+            p.relative_to(workdir / store) for p in (workdir / store).rglob("*") if p.is_file()
+        )
+        for name in files:
+            assert (workdir / store / name).read_bytes() == (finished_run / store / name).read_bytes(), (store, name)
+
+
 def test_config_typo_fails_before_any_job(workdir, tmp_path):
     bad = dict(TINY, adaptation={**TINY["adaptation"], "sclae": 2})
     (workdir / "bad.yaml").write_text(yaml.safe_dump(bad))
@@ -165,7 +192,7 @@ def slow_adaptation_workflow(workdir):
     from workflow_helpers import copy_workflow
 
     copy_workflow(workdir)
-    slow = dict(TINY, adaptation={**TINY["adaptation"], "batch_size": 2, "shards": 1})
+    slow = dict(TINY, adaptation={**TINY["adaptation"], "batch_size": 2, "shards": 1}, target_jobs="per_target_set")
     (workdir / "slow.yaml").write_text(yaml.safe_dump(slow))
     return "results/adapted/dda/fog/shard-0.zarr"
 
@@ -238,30 +265,36 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
                 "all": 1,
             },
         ),
-        # one more validation corruption: its own store, adaptations and predictions, and the tables
+        # one more validation corruption: its own store, adaptations and predictions, and the tables; with
+        # target_jobs: grouped (the tiny config) every set of the grouped stages is made again, and so
+        # every prediction (per_target_set: the new set's corrupt, adapt, MEMO and GDA jobs and the
+        # predict job of its group only)
         (
             lambda c: c["corruptions"].update(validation=["saturate", "spatter"]),
             {
                 "corrupt": 1,
-                "adapt": 4,
+                "adapt": 2,
                 "memo": 2,
                 "gda": 2,
-                "predict": 1,
+                "predict": 7,
+                "preview": 1,
                 "score": 1,
+                "score_target": 1,
+                "score_timesteps": 1,
                 "claims": 1,
                 "gates": 1,
                 "all": 1,
             },
         ),
-        # MEMO's optimiser: its predictions and the tables, nothing else
+        # MEMO's optimiser: its predictions (one grouped job per shard) and the tables, nothing else
         (
             lambda c: c["architectures"][0].update(memo={"lr": 1e-3}),
-            {"memo": 8, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
+            {"memo": 2, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
         ),
-        # GDA's objective: its predictions (4 target sets x 2 shards) and the tables, nothing else
+        # GDA's objective: its predictions (one grouped job per shard) and the tables, nothing else
         (
             lambda c: c["gda"].update(objective="marginal"),
-            {"gda": 8, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
+            {"gda": 2, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
         ),
     ],
 )

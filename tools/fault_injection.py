@@ -1,14 +1,22 @@
-"""Fault injection on the tiny digits world (tests/config/tiny_digits.yaml), compared byte for byte.
+"""Fault injection on small configurations of both embedded worlds, compared byte for byte.
+
+For each world (digits, digit_scenes), on its tiny test configuration made smaller still (WORLDS: one
+test corruption, one shard; every stage of the world still runs):
 
 1. An uninterrupted run: the reference outputs.
-2. Kills: the same run, SIGKILLed (the whole process group, jobs included) while a job of each stage
-   runs, at a random moment of it, each time recovered with the documented command (`snakemake
-   --unlock`, then the same command); the jobs running at each kill are recorded.
-3. A full disk (results/ on a small tmpfs; root only): filled once while adaptation runs and once
-   while fine-tuning runs; the run must fail, and the same command must finish once space is freed.
+2. Kills: the same run, interrupted while a job of each stage runs, at a random moment of it, each time
+   recovered with the documented command (`snakemake --unlock`, then the same command); the jobs
+   running at each kill are recorded. Most interruptions are a SIGKILL of the whole process group (jobs
+   included); in each pass the first is a SIGTERM of the `snakemake` process alone and the second a
+   SIGTERM of its process group (a `kill` from a shell, a scheduler's time limit): after either, the
+   run must stop by itself within STOP_LIMIT seconds.
+3. digits only (the stores and the checkpoint writer are the worlds' own code): a full disk (results/
+   on a small tmpfs; root only), filled once while adaptation runs and once while fine-tuning runs,
+   each a rerun of those stages over the reference's results; the run must fail, and the same command
+   must finish once space is freed.
 
 Every final output (tables, stores, checkpoints, predictions, plots; not logs and benchmarks) must be
-byte-identical to the reference. Prints the counts and exits 1 on any difference.
+byte-identical to the reference. Prints the counts and exits 1 on any difference or hang.
 
     python tools/fault_injection.py --kills 20
 """
@@ -18,6 +26,8 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import copy
+import dataclasses
 import os
 import random
 import re
@@ -32,15 +42,85 @@ from pathlib import Path
 import yaml
 from workflow_copy import SNAKEMAKE, copy_workflow  # noqa: E402
 
-CONFIG = Path(__file__).resolve().parents[1] / "tests/config/tiny_digits.yaml"  # reaches every stage
+TESTS = Path(__file__).resolve().parents[1] / "tests/config"
 COMMAND = [SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 SKIPPED = ("logs/", "benchmarks/")  # job logs and timings differ between runs by nature
+STOP_LIMIT = 300  # s from a SIGTERM to snakemake's exit: the running jobs may finish first (graceful)
 
 
-def workflow_copy(directory: Path) -> Path:
+@dataclasses.dataclass(frozen=True)
+class World:
+    config: Path  # the tiny test configuration
+    smaller: dict  # what this tool changes in it: fewer jobs, every stage still reached
+    stages: list[str]  # the job scripts in the order their stages first run
+    full_disk: bool
+
+
+WORLDS = {
+    "digits": World(
+        TESTS / "tiny_digits.yaml",
+        {
+            "corruptions": {"test": ["gaussian_noise"]},
+            "sampling": {"shards": 1},
+            "adaptation": {"shards": 1},
+            "memo": {"shards": 1},
+            "gda": {"shards": 1},
+            "predict": {"jobs": "per_architecture"},
+            "studies": {"timesteps": {"t": [300, 700]}},  # 700: MoD from another timestep (mod_from_timestep)
+        },
+        [
+            "prepare_digits",
+            "corrupt",
+            "train_denoiser",
+            "train_model",
+            "sample",
+            "adapt",
+            "per_image",  # the per-image methods' jobs (MEMO, GDA: rules/per_image.smk)
+            "predict",
+            "preview",
+            "score",
+            "score_timesteps",
+            "claims",
+            "gates",
+        ],
+        full_disk=True,
+    ),
+    "digit_scenes": World(
+        TESTS / "tiny_digit_scenes.yaml",
+        {"corruptions": {"test": ["gaussian_noise"]}, "sampling": {"shards": 1}},
+        [
+            "prepare_digit_scenes",
+            "corrupt",
+            "train_denoiser",
+            "train_model",
+            "sample",
+            "adapt",
+            "predict",
+            "preview",
+            "score",
+            "gates",
+        ],
+        full_disk=False,
+    ),
+}
+
+
+def merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` applied key by key (nested dicts merged, other values replaced)."""
+    result = copy.deepcopy(base)
+    for key, value in changes.items():
+        result[key] = merged(result.get(key, {}), value) if isinstance(value, dict) else value
+    return result
+
+
+def small_config(world: World) -> dict:
+    return merged(yaml.safe_load(world.config.read_text()), world.smaller)
+
+
+def workflow_copy(directory: Path, world: World) -> Path:
     directory.mkdir(parents=True)
-    return copy_workflow(directory, yaml.safe_load(CONFIG.read_text()))
+    return copy_workflow(directory, small_config(world))
 
 
 def outputs(workdir: Path) -> dict[str, bytes]:
@@ -78,60 +158,75 @@ def running_stages(session: int) -> list[str]:
     return stages
 
 
-# The job scripts in the order their stages first run, each killed `per stage` times while it runs.
-STAGES = [
-    "prepare_digits",
-    "corrupt",
-    "train_denoiser",
-    "train_model",
-    "sample",
-    "adapt",
-    "per_image",  # the per-image methods' jobs (MEMO, GDA: rules/per_image.smk)
-    "predict",
-    "preview",
-    "score",
-    "score_timesteps",
-    "claims",
-    "gates",
-]
+def stop(process: subprocess.Popen, how: str) -> bool:
+    """Interrupt the run: "kill" (SIGKILL of the process group), "term" (SIGTERM of snakemake alone) or
+    "term-group" (SIGTERM of the process group). Returns whether it stopped within STOP_LIMIT (after a
+    SIGTERM; it is SIGKILLed if not)."""
+    if how == "kill":
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True
+    if how == "term":
+        process.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_LIMIT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return False
+    with contextlib.suppress(ProcessLookupError):  # jobs a graceful stop left behind
+        os.killpg(process.pid, signal.SIGKILL)
+    return True
 
 
-def kills(workdir: Path, wanted: int, rng: random.Random, max_delay: float) -> tuple[int, int, collections.Counter]:
-    """Kill the run while a job of each stage runs, in stage order, at a random moment of the job, each
-    time recovering with `--unlock` and the same command, until `wanted` kills (another pass from
-    scratch if the run finishes first); then let it finish."""
-    done, recoveries, stages = 0, 0, collections.Counter()
-    per_stage = -(-wanted // len(STAGES))  # a stage missed (done before its kill) is made up by another pass
-    targets = [stage for stage in STAGES for _ in range(per_stage)]
+def kills(
+    workdir: Path, world: World, wanted: int, rng: random.Random, max_delay: float
+) -> tuple[collections.Counter, collections.Counter, list[str]]:
+    """Interrupt the run while a job of each stage runs, in stage order, at a random moment of the job,
+    each time recovering with `--unlock` and the same command, until `wanted` interruptions (another pass
+    from scratch if the run finishes first); then let it finish. Returns the interruptions by kind, the
+    stages running at them, and the SIGTERMs the run did not stop after."""
+    stages = world.stages
+    done, hangs = collections.Counter(), []
+    running_at = collections.Counter()
+    per_stage = -(-wanted // len(stages))  # a stage missed (done before its kill) is made up by another pass
     while True:
+        targets = [stage for stage in stages for _ in range(per_stage)]
+        kinds = ["term", "term-group"]  # this pass's first two interruptions; SIGKILLs after them
         process = subprocess.Popen(
             COMMAND, cwd=workdir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        running = []
         while targets and process.poll() is None:
             running = running_stages(process.pid)
             if targets[0] in running:
-                break
-            later = [s for s in running if s in STAGES and STAGES.index(s) > STAGES.index(targets[0])]
+                time.sleep(rng.uniform(0.0, max_delay))
+                running_at.update(running_stages(process.pid) or running)
+                how = kinds.pop(0) if kinds else "kill"
+                if not stop(process, how):
+                    hangs.append(f"{how} while {targets[0]} ran")
+                done[how] += 1
+                targets.pop(0)
+                run(workdir, "--unlock")
+                process = subprocess.Popen(
+                    COMMAND,
+                    cwd=workdir,
+                    env=ENV,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                continue
+            later = [s for s in running if s in stages and stages.index(s) > stages.index(targets[0])]
             if later:  # the target stage is done (or runs beside a later one): move on
                 targets.pop(0)
             time.sleep(0.02)
-        if process.poll() is not None or not targets:
-            if process.wait(timeout=900) != 0:
-                raise RuntimeError("a run between kills failed")
-            if done >= wanted:
-                return done, recoveries, stages
-            shutil.rmtree(workdir / "results")  # another pass: the final outputs come from the last one
-            targets = [stage for stage in STAGES for _ in range(per_stage)]
-            continue
-        time.sleep(rng.uniform(0.0, max_delay))
-        stages.update(running_stages(process.pid) or running)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        targets.pop(0)
-        done += 1
-        run(workdir, "--unlock")
-        recoveries += 1
+        if process.wait(timeout=900) != 0:
+            raise RuntimeError("a run between kills failed")
+        if sum(done.values()) >= wanted:
+            return done, running_at, hangs
+        shutil.rmtree(workdir / "results")  # another pass: the final outputs come from the last one
 
 
 def fill(directory: Path) -> Path:
@@ -184,9 +279,70 @@ def small_file_system(directory: Path, size_mb: int):
         subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
+def reference_copy(reference_dir: Path, destination: Path) -> None:
+    """The reference run's results and Snakemake's records of them, under `destination` (a workflow copy)."""
+    shutil.copytree(reference_dir / "results", destination / "results", dirs_exist_ok=True)
+    shutil.copytree(reference_dir / ".snakemake/metadata", destination / ".snakemake/metadata")
+
+
+def check_world(name: str, world: World, tmp: Path, args: argparse.Namespace, rng: random.Random) -> int:
+    """The three checks on one world; returns the number of failed ones."""
+    failures = 0
+    reference_dir = workflow_copy(tmp / name / "reference", world)
+    start = time.monotonic()
+    run(reference_dir)
+    reference = outputs(reference_dir)
+    print(f"{name}: reference run {time.monotonic() - start:.0f} s, {len(reference)} output files")
+
+    start = time.monotonic()
+    killed_dir = workflow_copy(tmp / name / "killed", world)
+    done, running_at, hangs = kills(killed_dir, world, args.kills, rng, args.max_delay)
+    diff = differences(reference, outputs(killed_dir))
+    failures += bool(diff) + bool(hangs)
+    print(
+        f"{name}: interruptions {sum(done.values())} (SIGKILL of the group {done['kill']}, SIGTERM of snakemake "
+        f"{done['term']}, SIGTERM of the group {done['term-group']}), each recovered; runs that did not stop "
+        f"within {STOP_LIMIT} s of a SIGTERM: {len(hangs)}; differing outputs: {len(diff)} "
+        f"({time.monotonic() - start:.0f} s)"
+    )
+    print("  stages running at the interruptions: " + ", ".join(f"{s} {n}" for s, n in sorted(running_at.items())))
+    missed = [stage for stage in world.stages if stage not in running_at]
+    if missed:
+        print("  stages no interruption caught running (their jobs ended first): " + ", ".join(missed))
+    for line in hangs + [f"differs: {n}" for n in diff[:20]]:
+        print(f"  {line}")
+
+    if not world.full_disk:
+        return failures
+    if args.no_disk or os.geteuid() != 0:
+        print(f"{name}: full disk skipped (--no-disk, or not root: it mounts a tmpfs)")
+        return failures
+    start = time.monotonic()
+    disk_dir = workflow_copy(tmp / name / "disk", world)
+    size_mb = 3 * sum(len(v) for v in reference.values()) // 2**20 + 64
+    with small_file_system(disk_dir / "results", size_mb):
+        reference_copy(reference_dir, disk_dir)
+        fired = [full_disk(disk_dir, "adapted/*/*/*.partial", "--forcerun", "adapt")]
+        # the trigger: the rerun's new log, at any depth under logs/finetune/ (rules/finetune.smk names it;
+        # a fixed depth silently stopped matching when the logs moved a folder down)
+        shutil.rmtree(disk_dir / "results/logs/finetune")
+        fired.append(full_disk(disk_dir, "logs/finetune/**/*.log", "--forcerun", "finetune"))
+        diff = differences(reference, outputs(disk_dir))
+    failures += bool(diff) + (not all(fired))
+    print(
+        f"{name}: full disk mid-adaptation: {'filled' if fired[0] else 'NOT TRIGGERED'}, mid-fine-tuning: "
+        f"{'filled' if fired[1] else 'NOT TRIGGERED'}; recovered; differing outputs: {len(diff)} "
+        f"({time.monotonic() - start:.0f} s)"
+    )
+    for path in diff[:20]:
+        print(f"  differs: {path}")
+    return failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kills", type=int, default=20, help="at least this many, spread over the stages")
+    parser.add_argument("--kills", type=int, default=20, help="at least this many per world, spread over its stages")
+    parser.add_argument("--world", choices=list(WORLDS), action="append", help="the worlds to check (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--max-delay", type=float, default=4.0, help="longest wait (s) from the first running job to the kill"
@@ -196,41 +352,8 @@ def main() -> int:
     rng = random.Random(args.seed)
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        reference_dir = workflow_copy(tmp / "reference")
-        start = time.monotonic()
-        run(reference_dir)
-        print(f"reference run: {time.monotonic() - start:.0f} s, {len(outputs(reference_dir))} output files")
-        reference = outputs(reference_dir)
-
-        killed_dir = workflow_copy(tmp / "killed")
-        count, recoveries, stages = kills(killed_dir, args.kills, rng, args.max_delay)
-        diff = differences(reference, outputs(killed_dir))
-        failures += bool(diff)
-        print(f"kills: {count}, recoveries: {recoveries}, differing outputs: {len(diff)}")
-        print("  stages running at the kills: " + ", ".join(f"{s} {n}" for s, n in sorted(stages.items())))
-        for name in diff[:20]:
-            print(f"  differs: {name}")
-
-        if args.no_disk or os.geteuid() != 0:
-            print("full disk: skipped (--no-disk, or not root: it mounts a tmpfs)")
-        else:
-            disk_dir = workflow_copy(tmp / "disk")
-            size_mb = 3 * sum(len(v) for v in reference.values()) // 2**20 + 64
-            with small_file_system(disk_dir / "results", size_mb):
-                fired = [full_disk(disk_dir, "adapted/*/*/*.partial")]
-                # the trigger: the rerun's new log, at any depth under logs/finetune/ (rules/finetune.smk
-                # names it; a fixed depth silently stopped matching when the logs moved a folder down)
-                shutil.rmtree(disk_dir / "results/logs/finetune")
-                fired.append(full_disk(disk_dir, "logs/finetune/**/*.log", "--forcerun", "finetune"))
-                diff = differences(reference, outputs(disk_dir))
-            failures += bool(diff) + (not all(fired))
-            print(
-                f"full disk mid-adaptation: {'filled' if fired[0] else 'NOT TRIGGERED'}, mid-fine-tuning: "
-                f"{'filled' if fired[1] else 'NOT TRIGGERED'}; recovered; differing outputs: {len(diff)}"
-            )
-            for name in diff[:20]:
-                print(f"  differs: {name}")
+        for name in args.world or list(WORLDS):
+            failures += check_world(name, WORLDS[name], Path(tmp), args, rng)
     print("fault injection:", "FAILED" if failures else "passed")
     return 1 if failures else 0
 

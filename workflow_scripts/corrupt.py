@@ -1,4 +1,4 @@
-# The clean test split with one corruption (digits world).
+# The clean test split with one corruption, or each of them (target_jobs: grouped) (embedded worlds).
 from sda_core.jobs.corrupt import corrupt_job
 from sda_core.runtime import start_snakemake_job
 
@@ -6,10 +6,10 @@ start_snakemake_job(snakemake)
 p = snakemake.params
 corrupt_job(
     snakemake.input.clean,
-    snakemake.output[0],
-    corruption=snakemake.wildcards.corruption,
+    list(snakemake.output),
+    corruptions=p.corruptions,
     severity=p.severity,
     seed=p.seed,
-    limit=p.limit,
+    limits=p.limits,
     codec=p.codec,
 )

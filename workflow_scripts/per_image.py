@@ -1,14 +1,13 @@
 # A per-image method's predictions (MEMO, GDA: sda_core.methods.PER_IMAGE_STAGES) of one architecture on
-# one shard of a target set.
-from sda_core.jobs.per_image import per_image_job
+# one shard of its target sets (one, or all with target_jobs: grouped).
+from sda_core.jobs.per_image import TargetSet, per_image_sets_job
 from sda_core.runtime import start_snakemake_job
 
 device = start_snakemake_job(snakemake)
 p = snakemake.params
-per_image_job(
+per_image_sets_job(
     snakemake.rule,  # named after its registry entry (rules/per_image.smk)
-    list(snakemake.input.images),
-    snakemake.output[0],
+    [TargetSet(t["inputs"], output, t["stream"]) for t, output in zip(p.targets, snakemake.output, strict=True)],
     weights={name: path for name, path in snakemake.input.items() if name != "images"},
     model=p.model,
     num_classes=p.num_classes,
@@ -18,7 +17,6 @@ per_image_job(
     batch_size=p.batch_size,
     shard=int(snakemake.wildcards.shard),
     num_shards=p.num_shards,
-    stream=p.stream,
     seed=p.seed,
     device=device,
 )

@@ -1,8 +1,10 @@
-"""Stage: diffusion-driven adaptation of one shard of an image set (DDA, MoD, DiffPure, unguided)."""
+"""Stage: diffusion-driven adaptation of one shard of one or several image sets (DDA, MoD, DiffPure,
+unguided), each under its own reverse process."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
 
@@ -18,9 +20,20 @@ from sda_core.pixels import from_model_range, resize, to_model_range
 from sda_core.precision import set_up_precision
 from sda_core.processes import ReverseProcess
 from sda_core.rng import sample_generators
-from sda_core.store import StoreSequence, fill_store, shard_range
+from sda_core.store import StoreSequence, fill_store, finalize_all, shard_range
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AdaptedSet:
+    """One image set of an adaptation job: its input stores, its output store, the reverse process that
+    adapts it (sda_core.processes) and its noise stream."""
+
+    inputs: list[str]
+    output: str
+    process: ReverseProcess
+    stream: str
 
 
 def adapt_job(
@@ -39,30 +52,109 @@ def adapt_job(
     compile_mode: str = "none",
     codec: str = "zstd",
 ) -> None:
-    """Re-noise and denoise images [start, stop) of the concatenated `inputs`, written at the model's size.
+    """adapt_sets_job of one set: `inputs` under `process` into `output`."""
+    adapt_sets_job(
+        [AdaptedSet(inputs, output, process, stream)],
+        spec,
+        checkpoint,
+        batch_size,
+        shard,
+        num_shards,
+        seed,
+        device,
+        precision,
+        compile_mode,
+        codec,
+    )
 
-    `process` (sda_core.processes) gives the respacing, the start index, the noise index and
-    the guidance. Noise is seeded per (seed, stream, index). batch_size "auto" (sda_core.batching) lays the
-    store out in fixed chunks and runs the batch that fits the GPU's free memory.
+
+def adapt_sets_job(
+    sets: list[AdaptedSet],
+    spec: dict,
+    checkpoint: str,
+    batch_size: int | str,
+    shard: int,
+    num_shards: int,
+    seed: int,
+    device: torch.device,
+    precision: str = "auto",
+    compile_mode: str = "none",
+    codec: str = "zstd",
+) -> None:
+    """Re-noise and denoise shard `shard` of each set's concatenated inputs, written at the model's size.
+
+    Each set's process gives the respacing, the start index, the noise index and the guidance. Noise is
+    seeded per (seed, stream, index). batch_size "auto" (sda_core.batching) lays the store out in fixed
+    chunks and runs the batch that fits the GPU's free memory. The denoiser is loaded once for all the
+    sets; with several (target_jobs: grouped), their stores are renamed to their outputs only once all
+    are complete, so a killed job loses none of them.
     """
     precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
+    for adapted_set in sets:  # every set's mistake before the denoiser loads
+        set_problem = adapt_problem(adapted_set, spec, batch_size)
+        if set_problem:
+            raise ValueError(set_problem)
+    eager = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
+    model = compile_denoiser(eager, compile_mode, device)
+    stores = []
+    for adapted_set in sets:
+        store = adapt_set(
+            adapted_set,
+            eager,
+            model,
+            spec,
+            checkpoint,
+            batch_size,
+            shard,
+            num_shards,
+            seed,
+            device,
+            precision,
+            compile_mode,
+            codec,
+        )
+        stores.append((store, adapted_set.output))
+    finalize_all(stores)
+
+
+def adapt_problem(adapted_set: AdaptedSet, spec: dict, batch_size: int | str) -> str | None:
+    """What makes a set impossible to adapt as asked (None: nothing)."""
+    problem = auto_problem(batch_size, adapted_set.process.guidance)
+    if problem:
+        return problem
+    source, size = StoreSequence(adapted_set.inputs), spec["image_size"]
+    if not source.label_layout.fits(size):
+        return (
+            f"{adapted_set.inputs[0]} has label maps of shape {source.label_shape}: adapting its images at the "
+            f"denoiser's {size}x{size} would leave them misaligned; make the images at the denoiser's size"
+        )
+    return None
+
+
+def adapt_set(
+    adapted_set: AdaptedSet,
+    eager: torch.nn.Module,
+    model: torch.nn.Module,
+    spec: dict,
+    checkpoint: str,
+    batch_size: int | str,
+    shard: int,
+    num_shards: int,
+    seed: int,
+    device: torch.device,
+    precision: str,
+    compile_mode: str,
+    codec: str,
+):
+    """One set's shard, into `<output>.partial` (returned, complete; adapt_sets_job renames it)."""
+    inputs, output, process, stream = adapted_set.inputs, adapted_set.output, adapted_set.process, adapted_set.stream
     source = StoreSequence(inputs)
     chunk = chunk_size(batch_size)
     start, stop = shard_range(len(source), num_shards, shard, chunk)
     respacing, steps, noise_index, guidance = process.respacing, process.steps, process.noise_index, process.guidance
-    problem = auto_problem(batch_size, guidance)
-    if problem:
-        raise ValueError(problem)
     schedule = DiffusionSchedule(respacing=respacing)
     low_pass = LowPassGuidance(**guidance) if guidance else None
     size = spec["image_size"]
-    if not source.label_layout.fits(size):
-        raise ValueError(
-            f"{inputs[0]} has label maps of shape {source.label_shape}: adapting its images at the denoiser's "
-            f"{size}x{size} would leave them misaligned; make the images at the denoiser's size"
-        )
-    eager = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
-    model = compile_denoiser(eager, compile_mode, device)
     log.info(
         "%s: images %d..%d of %d, respacing %d, %d steps from t=%d, guidance %s",
         stream,
@@ -108,7 +200,7 @@ def adapt_job(
     def chunks_per_call() -> int:  # asked only when chunks are pending
         return resolve_batch_size(batch_size, device, one_guided_step, stop - start, stream) // chunk
 
-    fill_store(
+    return fill_store(
         output,
         stop - start,
         (size, size, 3),
@@ -119,4 +211,5 @@ def adapt_job(
         codec=codec,
         chunks_per_call=chunks_per_call,
         labels=source.label_layout,
+        keep_partial=True,
     )

@@ -1,6 +1,6 @@
-"""Stage: a per-image method's predictions on one shard of a target set, for one architecture (the
-stages of sda_core.methods.PER_IMAGE_STAGES: MEMO adapts f to each image, GDA each image under f's
-guidance).
+"""Stage: a per-image method's predictions on one shard of one or several target sets, for one
+architecture (the stages of sda_core.methods.PER_IMAGE_STAGES: MEMO adapts f to each image, GDA each
+image under f's guidance).
 
 Each image is handled on its own, so the work shards and resumes like the adaptation stages: a
 prediction store (sda_core.store, float16 softmax rows) written chunk by chunk, each image's random
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from sda_core.finite import check_finite
 from sda_core.image_sets import covered_images
 from sda_core.methods import PER_IMAGE_STAGES, PerImagePredictor
 from sda_core.rng import sample_generators
-from sda_core.store import PROBABILITIES, StoreSequence, fill_store, shard_range
+from sda_core.store import PROBABILITIES, StoreSequence, fill_store, finalize_all, shard_range
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,15 @@ def build_predictor(stage: str, **kwargs) -> PerImagePredictor:
     """The per-image stage's predictor, from the factory its registry entry names."""
     module, _, function = PER_IMAGE_STAGES[stage].predictor.partition(":")
     return getattr(importlib.import_module(module), function)(**kwargs)
+
+
+@dataclass(frozen=True)
+class TargetSet:
+    """One target set of a per-image job: its input stores, its output store and its noise stream."""
+
+    inputs: list[str]
+    output: str
+    stream: str
 
 
 def per_image_job(
@@ -49,13 +59,45 @@ def per_image_job(
     seed: int,
     device: torch.device,
 ) -> None:
-    """`method` on shard `shard` of the images of `inputs` it covers (all, or `images` of them evenly
-    spaced: sda_core.image_sets.covered_images), each seeded by its position in the set. weights: the
-    files it reads by name ("classifier": the source weights; the stage's others); model: the
-    architecture's timm name and kwargs; settings: the stage's (PerImageStage.settings)."""
-    source = StoreSequence(inputs)
-    covered = covered_images(len(source), images)
-    start, stop = shard_range(len(covered), num_shards, shard, batch_size)
+    """per_image_sets_job of one target set: `inputs` into `output`, noise stream `stream`."""
+    per_image_sets_job(
+        method,
+        [TargetSet(inputs, output, stream)],
+        weights,
+        model,
+        num_classes,
+        settings,
+        preprocess,
+        images,
+        batch_size,
+        shard,
+        num_shards,
+        seed,
+        device,
+    )
+
+
+def per_image_sets_job(
+    method: str,
+    targets: list[TargetSet],
+    weights: dict[str, str],
+    model: dict,
+    num_classes: int,
+    settings: dict,
+    preprocess: dict,
+    images: int | None,
+    batch_size: int,
+    shard: int,
+    num_shards: int,
+    seed: int,
+    device: torch.device,
+) -> None:
+    """`method` on shard `shard` of the images of each target set it covers (all, or `images` of them
+    evenly spaced: sda_core.image_sets.covered_images), each image seeded by its position in its set.
+    weights: the files it reads by name ("classifier": the source weights; the stage's others); model:
+    the architecture's timm name and kwargs; settings: the stage's (PerImageStage.settings). The model is
+    built once for all the sets; with several sets (target_jobs: grouped), their stores are renamed to
+    their outputs only once all are complete, so a killed job loses none of them."""
     predictor = build_predictor(
         method,
         weights=weights,
@@ -65,6 +107,29 @@ def per_image_job(
         device=device,
         **settings,
     )
+    stores = []
+    for target in targets:
+        store = predict_target_set(method, target, predictor, num_classes, images, batch_size, shard, num_shards, seed)
+        stores.append((store, target.output))
+    finalize_all(stores)
+
+
+def predict_target_set(
+    method: str,
+    target: TargetSet,
+    predictor: PerImagePredictor,
+    num_classes: int,
+    images: int | None,
+    batch_size: int,
+    shard: int,
+    num_shards: int,
+    seed: int,
+):
+    """One target set's shard, into `<output>.partial` (returned, complete; per_image_sets_job renames it)."""
+    source = StoreSequence(target.inputs)
+    covered = covered_images(len(source), images)
+    start, stop = shard_range(len(covered), num_shards, shard, batch_size)
+    stream = target.stream
     log.info(
         "%s: covered images %d..%d (%d of the set's %d), %s",
         stream,
@@ -88,11 +153,21 @@ def per_image_job(
         return probabilities.cpu().numpy().astype(np.float16), labels
 
     fingerprint = {
-        "inputs": inputs,
+        "inputs": target.inputs,
         **predictor.fingerprint,
         "range": [start, stop],
         "images": images,
         "stream": stream,
         "seed": seed,
     }
-    fill_store(output, stop - start, (num_classes,), batch_size, fingerprint, compute, desc=stream, array=PROBABILITIES)
+    return fill_store(
+        target.output,
+        stop - start,
+        (num_classes,),
+        batch_size,
+        fingerprint,
+        compute,
+        desc=stream,
+        array=PROBABILITIES,
+        keep_partial=True,
+    )
