@@ -248,7 +248,7 @@ def adapted_stores(process, corruption):
 
 
 def corrupt_outputs():
-    """The corrupt rule's outputs (embedded worlds): one corruption's target store, or every one's (grouped)."""
+    """What a corrupt job makes (embedded worlds): a corruption's target store, or every one's (grouped)."""
     return [directory(target_store(c)) for c in (CORRUPTIONS if GROUPED else ["{corruption}"])]
 
 
@@ -263,7 +263,7 @@ def adapted_pairs():
 
 
 def adapt_outputs():
-    """The adapt rule's outputs: one set's shard, or every adapted set's (grouped)."""
+    """What an adapt job makes: one set's shard, or every adapted set's (grouped)."""
     if GROUPED:
         return [directory(adapted_store(process, images, "{shard}")) for process, images in adapted_pairs()]
     return [directory(adapted_store("{process}", "{corruption}", "{shard}"))]
@@ -374,7 +374,7 @@ def job_folder(per_set):
 
 
 def per_image_outputs(method):
-    """A per-image method's rule outputs: its target set's store, or every set's (grouped), one shard."""
+    """What a per-image method's job makes: its target set's store, or every set's (grouped), one shard."""
     sets = PER_IMAGE_SETS if GROUPED else ["{corruption}"]
     return [directory(per_image_store(method, "{arch}", images, "{shard}")) for images in sets]
 
