@@ -13,6 +13,9 @@ rule adapt:
         log_path(f"adapt/{job_folder('{process}/{corruption}')}/{{shard}}"),
     benchmark:
         benchmark_path(f"adapt/{job_folder('{process}/{corruption}')}/{{shard}}")
+    # before MEMO and GDA (priority 0): a grouped adapt job is the longest job left once the source
+    # models are trained, and started last it would run alone at the end of a 2-core run
+    priority: 10
     conda:
         "../environment.yml"
     threads: JOB_THREADS
