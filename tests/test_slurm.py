@@ -37,6 +37,10 @@ def unavailable(reason):
     pytest.skip(f"local SLURM cluster unavailable: {reason}")
 
 
+# package -> the command start.sh looks for before installing it
+SLURM_PACKAGES = {"munge": "munged", "slurmctld": "slurmctld", "slurmd": "slurmd", "slurm-client": "sbatch"}
+
+
 def daemon_running(name):
     pid_file = LOCAL_SLURM_BASE / "run" / f"{name}.pid"
     try:
@@ -64,12 +68,21 @@ def local_slurm():
     if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
         unavailable("SLURM is not installed and there is no apt-get to install it")
     already_running = daemon_running("slurmctld") and daemon_running("slurmd")
+    # the packages start.sh installs when their command is missing: removed again at the end
+    installed_here = [package for package, command in SLURM_PACKAGES.items() if shutil.which(command) is None]
     started = subprocess.run(["bash", str(LOCAL_SLURM / "start.sh")], capture_output=True, text=True, timeout=600)
     if started.returncode != 0:
         unavailable(f"start.sh failed ({started.returncode}): {started.stderr[-2000:]}")
     yield LOCAL_SLURM_BASE
     if not already_running:
         subprocess.run(["bash", str(LOCAL_SLURM / "stop.sh")], capture_output=True, timeout=120)
+        # A SLURM client left without its controller costs every later `snakemake` 9 s: the SLURM
+        # plugin runs `scontrol show config` when it is imported, which waits for the controller.
+        if installed_here:
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(
+                ["apt-get", "remove", "-y", "-qq", *installed_here], capture_output=True, env=env, timeout=300
+            )
 
 
 def local_cluster_profile(profile):

@@ -202,11 +202,14 @@ def kills(
             running = running_stages(process.pid)
             if targets[0] in running:
                 time.sleep(rng.uniform(0.0, max_delay))
-                running_at.update(running_stages(process.pid) or running)
+                hit = running_stages(process.pid) or running
+                running_at.update(hit)
                 how = kinds.pop(0) if kinds else "kill"
-                if not stop(process, how):
+                stopped = stop(process, how)
+                if not stopped:
                     hangs.append(f"{how} while {targets[0]} ran")
                 done[how] += 1
+                print(f"  {how} while {', '.join(hit)} ran: {'stopped' if stopped else 'DID NOT STOP'}", flush=True)
                 targets.pop(0)
                 run(workdir, "--unlock")
                 process = subprocess.Popen(
@@ -292,7 +295,7 @@ def check_world(name: str, world: World, tmp: Path, args: argparse.Namespace, rn
     start = time.monotonic()
     run(reference_dir)
     reference = outputs(reference_dir)
-    print(f"{name}: reference run {time.monotonic() - start:.0f} s, {len(reference)} output files")
+    print(f"{name}: reference run {time.monotonic() - start:.0f} s, {len(reference)} output files", flush=True)
 
     start = time.monotonic()
     killed_dir = workflow_copy(tmp / name / "killed", world)
