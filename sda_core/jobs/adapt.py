@@ -90,126 +90,96 @@ def adapt_sets_job(
     are complete, so a killed job loses none of them.
     """
     precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
-    for adapted_set in sets:  # every set's mistake before the denoiser loads
-        set_problem = adapt_problem(adapted_set, spec, batch_size)
-        if set_problem:
-            raise ValueError(set_problem)
+    sources = [StoreSequence(adapted_set.inputs) for adapted_set in sets]
+    for adapted_set, source in zip(sets, sources):  # every set's mistake before the denoiser loads
+        problem = adapt_problem(adapted_set, source, spec, batch_size)
+        if problem:
+            raise ValueError(problem)
     eager = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
     model = compile_denoiser(eager, compile_mode, device)
-    stores = []
-    for adapted_set in sets:
-        store = adapt_set(
-            adapted_set,
-            eager,
-            model,
-            spec,
-            checkpoint,
-            batch_size,
-            shard,
-            num_shards,
-            seed,
-            device,
-            precision,
-            compile_mode,
-            codec,
+    chunk, size = chunk_size(batch_size), spec["image_size"]
+
+    def adapt_set(adapted_set: AdaptedSet, source: StoreSequence):
+        """One set's shard, into `<output>.partial` (returned, complete; renamed below with the others)."""
+        inputs, output, stream = adapted_set.inputs, adapted_set.output, adapted_set.stream
+        process = adapted_set.process
+        start, stop = shard_range(len(source), num_shards, shard, chunk)
+        respacing, steps, noise_index = process.respacing, process.steps, process.noise_index
+        guidance = process.guidance
+        schedule = DiffusionSchedule(respacing=respacing)
+        low_pass = LowPassGuidance(**guidance) if guidance else None
+        log.info(
+            "%s: images %d..%d of %d, respacing %d, %d steps from t=%d, guidance %s",
+            stream,
+            start,
+            stop,
+            len(source),
+            respacing,
+            steps,
+            schedule.timesteps[noise_level(steps, noise_index)],
+            low_pass,
         )
-        stores.append((store, adapted_set.output))
-    finalize_all(stores)
+
+        def compute(lo: int, hi: int):
+            images, labels = source.read(start + lo, start + hi)
+            x = resize(to_model_range(images, device), size)
+            generators = sample_generators(seed, stream, range(start + lo, start + hi))
+            adapted = renoise_denoise(
+                model, schedule, x, steps, generators, guidance=low_pass, noise_index=noise_index, precision=precision
+            )
+            check_finite(adapted, f"{stream}, images {start + lo}..{start + hi} (shard {shard}), denoiser {checkpoint}")
+            return from_model_range(adapted), labels
+
+        fingerprint = {
+            "inputs": inputs,
+            "spec": spec,
+            "checkpoint": checkpoint,
+            "respacing": respacing,
+            "steps": steps,
+            "noise_index": noise_index,
+            "guidance": guidance,
+            "range": [start, stop],
+            "stream": stream,
+            "seed": seed,
+            "precision": precision,
+            "compile": compile_mode,
+        }
+
+        def one_guided_step(n: int):  # eager even when compiled: the probe's batch would be a compile of its own
+            x = torch.zeros(n, 3, size, size, device=device)
+            generators = sample_generators(seed, "probe", range(n))
+            return renoise_denoise(eager, schedule, x, 1, generators, low_pass, noise_index, precision)
+
+        def chunks_per_call() -> int:  # asked only when chunks are pending
+            return resolve_batch_size(batch_size, device, one_guided_step, stop - start, stream) // chunk
+
+        return fill_store(
+            output,
+            stop - start,
+            (size, size, 3),
+            chunk,
+            fingerprint,
+            compute,
+            desc=stream,
+            codec=codec,
+            chunks_per_call=chunks_per_call,
+            labels=source.label_layout,
+            keep_partial=True,
+        )
+
+    # every set complete first: then the renames
+    finalize_all([(adapt_set(adapted_set, source), adapted_set.output) for adapted_set, source in zip(sets, sources)])
 
 
-def adapt_problem(adapted_set: AdaptedSet, spec: dict, batch_size: int | str) -> str | None:
+def adapt_problem(adapted_set: AdaptedSet, source: StoreSequence, spec: dict, batch_size: int | str) -> str | None:
     """What makes a set impossible to adapt as asked (None: nothing)."""
     problem = auto_problem(batch_size, adapted_set.process.guidance)
     if problem:
         return problem
-    source, size = StoreSequence(adapted_set.inputs), spec["image_size"]
+    size = spec["image_size"]
     if not source.label_layout.fits(size):
         return (
             f"{adapted_set.inputs[0]} has label maps of shape {source.label_shape}: adapting its images at the "
             f"denoiser's {size}x{size} would leave them misaligned; make the images at the denoiser's size"
         )
     return None
-
-
-def adapt_set(
-    adapted_set: AdaptedSet,
-    eager: torch.nn.Module,
-    model: torch.nn.Module,
-    spec: dict,
-    checkpoint: str,
-    batch_size: int | str,
-    shard: int,
-    num_shards: int,
-    seed: int,
-    device: torch.device,
-    precision: str,
-    compile_mode: str,
-    codec: str,
-):
-    """One set's shard, into `<output>.partial` (returned, complete; adapt_sets_job renames it)."""
-    inputs, output, process, stream = adapted_set.inputs, adapted_set.output, adapted_set.process, adapted_set.stream
-    source = StoreSequence(inputs)
-    chunk = chunk_size(batch_size)
-    start, stop = shard_range(len(source), num_shards, shard, chunk)
-    respacing, steps, noise_index, guidance = process.respacing, process.steps, process.noise_index, process.guidance
-    schedule = DiffusionSchedule(respacing=respacing)
-    low_pass = LowPassGuidance(**guidance) if guidance else None
-    size = spec["image_size"]
-    log.info(
-        "%s: images %d..%d of %d, respacing %d, %d steps from t=%d, guidance %s",
-        stream,
-        start,
-        stop,
-        len(source),
-        respacing,
-        steps,
-        schedule.timesteps[noise_level(steps, noise_index)],
-        low_pass,
-    )
-
-    def compute(lo: int, hi: int):
-        images, labels = source.read(start + lo, start + hi)
-        x = resize(to_model_range(images, device), size)
-        generators = sample_generators(seed, stream, range(start + lo, start + hi))
-        adapted = renoise_denoise(
-            model, schedule, x, steps, generators, guidance=low_pass, noise_index=noise_index, precision=precision
-        )
-        check_finite(adapted, f"{stream}, images {start + lo}..{start + hi} (shard {shard}), denoiser {checkpoint}")
-        return from_model_range(adapted), labels
-
-    fingerprint = {
-        "inputs": inputs,
-        "spec": spec,
-        "checkpoint": checkpoint,
-        "respacing": respacing,
-        "steps": steps,
-        "noise_index": noise_index,
-        "guidance": guidance,
-        "range": [start, stop],
-        "stream": stream,
-        "seed": seed,
-        "precision": precision,
-        "compile": compile_mode,
-    }
-
-    def one_guided_step(n: int):  # eager even when compiled: the probe's batch would be a compile of its own
-        x = torch.zeros(n, 3, size, size, device=device)
-        generators = sample_generators(seed, "probe", range(n))
-        return renoise_denoise(eager, schedule, x, 1, generators, low_pass, noise_index, precision)
-
-    def chunks_per_call() -> int:  # asked only when chunks are pending
-        return resolve_batch_size(batch_size, device, one_guided_step, stop - start, stream) // chunk
-
-    return fill_store(
-        output,
-        stop - start,
-        (size, size, 3),
-        chunk,
-        fingerprint,
-        compute,
-        desc=stream,
-        codec=codec,
-        chunks_per_call=chunks_per_call,
-        labels=source.label_layout,
-        keep_partial=True,
-    )

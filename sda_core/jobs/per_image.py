@@ -107,67 +107,54 @@ def per_image_sets_job(
         device=device,
         **settings,
     )
-    stores = []
-    for target in targets:
-        store = predict_target_set(method, target, predictor, num_classes, images, batch_size, shard, num_shards, seed)
-        stores.append((store, target.output))
-    finalize_all(stores)
-
-
-def predict_target_set(
-    method: str,
-    target: TargetSet,
-    predictor: PerImagePredictor,
-    num_classes: int,
-    images: int | None,
-    batch_size: int,
-    shard: int,
-    num_shards: int,
-    seed: int,
-):
-    """One target set's shard, into `<output>.partial` (returned, complete; per_image_sets_job renames it)."""
-    source = StoreSequence(target.inputs)
-    covered = covered_images(len(source), images)
-    start, stop = shard_range(len(covered), num_shards, shard, batch_size)
-    stream = target.stream
-    log.info(
-        "%s: covered images %d..%d (%d of the set's %d), %s",
-        stream,
-        start,
-        stop,
-        len(covered),
-        len(source),
-        predictor.description,
-    )
     label = method.upper()
 
-    def compute(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        positions = covered[start + lo : start + hi]
-        batch, labels = source.read_positions(positions)
-        generators = sample_generators(seed, stream, positions)
-        where = f"images {positions[0]}..{positions[-1]} (shard {shard})"
-        probabilities = predictor.probabilities(batch, generators, f"{label} {stream}, {where}")
-        check_finite(probabilities, f"{label} {stream}, {where}, {predictor.checked}")
-        correct = int((probabilities.argmax(1).cpu().numpy() == labels).sum())
-        log.info("%s: %d of %d correct%s", where, correct, hi - lo, predictor.report())
-        return probabilities.cpu().numpy().astype(np.float16), labels
+    def predict_target_set(target: TargetSet):
+        """One target set's shard, into `<output>.partial` (returned, complete; renamed below with the others)."""
+        source = StoreSequence(target.inputs)
+        covered = covered_images(len(source), images)
+        start, stop = shard_range(len(covered), num_shards, shard, batch_size)
+        stream = target.stream
+        log.info(
+            "%s: covered images %d..%d (%d of the set's %d), %s",
+            stream,
+            start,
+            stop,
+            len(covered),
+            len(source),
+            predictor.description,
+        )
 
-    fingerprint = {
-        "inputs": target.inputs,
-        **predictor.fingerprint,
-        "range": [start, stop],
-        "images": images,
-        "stream": stream,
-        "seed": seed,
-    }
-    return fill_store(
-        target.output,
-        stop - start,
-        (num_classes,),
-        batch_size,
-        fingerprint,
-        compute,
-        desc=stream,
-        array=PROBABILITIES,
-        keep_partial=True,
-    )
+        def compute(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            positions = covered[start + lo : start + hi]
+            batch, labels = source.read_positions(positions)
+            generators = sample_generators(seed, stream, positions)
+            where = f"images {positions[0]}..{positions[-1]} (shard {shard})"
+            probabilities = predictor.probabilities(batch, generators, f"{label} {stream}, {where}")
+            check_finite(probabilities, f"{label} {stream}, {where}, {predictor.checked}")
+            correct = int((probabilities.argmax(1).cpu().numpy() == labels).sum())
+            log.info("%s: %d of %d correct%s", where, correct, hi - lo, predictor.report())
+            return probabilities.cpu().numpy().astype(np.float16), labels
+
+        fingerprint = {
+            "inputs": target.inputs,
+            **predictor.fingerprint,
+            "range": [start, stop],
+            "images": images,
+            "stream": stream,
+            "seed": seed,
+        }
+        return fill_store(
+            target.output,
+            stop - start,
+            (num_classes,),
+            batch_size,
+            fingerprint,
+            compute,
+            desc=stream,
+            array=PROBABILITIES,
+            keep_partial=True,
+        )
+
+    # every set complete first: then the renames
+    finalize_all([(predict_target_set(target), target.output) for target in targets])
