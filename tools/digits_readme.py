@@ -22,6 +22,7 @@ says which check ran.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -405,6 +406,7 @@ def opening_marker(name: str) -> re.Pattern:
     )
 
 
+@functools.cache  # asked once per block, read once per run
 def run_numerics(tables: Path) -> str:
     """The numeric signature of the machine that made a run's tables: from its provenance file
     (sda_core.provenance), or, for a run made before it recorded one, this machine's."""
