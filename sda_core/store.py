@@ -10,12 +10,15 @@ renamed to the declared output in one atomic step.
 
 A store's attrs carry `fingerprint`, a dict describing what produced it, and `codec`, the name of
 the storage codec its images were written with (see STORAGE_CODECS); a partial store with a
-different fingerprint or codec is stale and is discarded rather than resumed.
+different fingerprint or codec is stale and is discarded rather than resumed. A fingerprint names
+what its inputs hold (input_identities), not only their paths: an input remade at the same path
+makes the partial stale too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import logging
@@ -277,6 +280,31 @@ def image_array_encoding(codec: str, image_shape: Sequence[int], chunk_size: int
 
 def _fingerprint_json(fingerprint: dict) -> str:
     return json.dumps(fingerprint, sort_keys=True, default=str)
+
+
+def input_identities(paths: Sequence[str | os.PathLike | None]) -> dict[str, str]:
+    """path -> a digest of what it holds, for the fingerprint of a store made from those inputs: a
+    partial store of a killed job must not be resumed once an input was remade at the same path (a
+    retrained model, a target set made again). A store's digest is that of its recorded fingerprint,
+    layout and codec (which name its own inputs' digests in turn, so this reads no images); a file's,
+    or a folder's files', is of their bytes. Deterministic: equal inputs give equal digests on a rerun."""
+    found = {}
+    for path in dict.fromkeys(Path(p) for p in paths if p is not None):
+        digest = hashlib.sha256()
+        if (path / "zarr.json").is_file():
+            attrs = zarr.open_group(str(path), mode="r").attrs
+            digest.update(
+                _fingerprint_json({key: attrs.get(key) for key in ("fingerprint", "layout", "codec")}).encode()
+            )
+        else:
+            files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+            for file in files:
+                digest.update(str(file.relative_to(path)).encode() if file != path else b"")
+                with file.open("rb") as opened:
+                    for block in iter(lambda opened=opened: opened.read(1 << 24), b""):
+                        digest.update(block)
+        found[str(path)] = digest.hexdigest()
+    return found
 
 
 def open_partial(

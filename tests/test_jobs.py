@@ -150,6 +150,35 @@ def test_a_killed_job_of_several_sets_keeps_its_finished_stores_and_renames_them
         )
 
 
+@pytest.mark.parametrize("changed", ["checkpoint", "input store"])
+def test_a_partial_store_is_not_resumed_once_an_input_was_remade(
+    tmp_path, tiny_adm, tiny_adm_spec, checkpoint, source_store, changed
+):
+    """A job killed before its last chunk, then an input remade at the same path (a retrained denoiser, a
+    target set made again with other images) before the rerun: the rerun must not keep the chunks
+    computed from the old input (the paths alone are the same). A store is known by the fingerprint it
+    records (which names its own inputs' identities), a file by its bytes."""
+    import zarr
+
+    guidance = {"scale": 1.0, "downsample": 2, "norm": "sample"}
+    _adapt(source_store, tmp_path / "killed.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
+    (tmp_path / "killed.zarr").rename(tmp_path / "killed.zarr.partial")  # as a kill before the last chunk leaves it
+    zarr.open_group(str(tmp_path / "killed.zarr.partial"), mode="r+")["done"][-1] = False
+    if changed == "checkpoint":
+        with torch.no_grad():
+            tiny_adm.out[2].weight.mul_(-1.0)
+        save_weights(tiny_adm, checkpoint)
+    else:
+        images = np.random.default_rng(1).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+        write_store(source_store, images, np.arange(10) % 3, 4, {"made": "again, otherwise"})  # what made it differs
+    _adapt(source_store, tmp_path / "killed.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
+    _adapt(source_store, tmp_path / "fresh.zarr", tiny_adm_spec, checkpoint, 0, 1, guidance)
+    np.testing.assert_array_equal(
+        StoreSequence([tmp_path / "killed.zarr"]).read(0, 10)[0],
+        StoreSequence([tmp_path / "fresh.zarr"]).read(0, 10)[0],
+    )
+
+
 def test_sampling_labels_are_explicit_and_shard_invariant(tmp_path):
     torch.manual_seed(0)
     model = build_denoiser(TINY_DIT)

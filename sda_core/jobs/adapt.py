@@ -20,7 +20,7 @@ from sda_core.pixels import from_model_range, resize, to_model_range
 from sda_core.precision import set_up_precision
 from sda_core.processes import ReverseProcess
 from sda_core.rng import sample_generators
-from sda_core.store import StoreSequence, fill_store, finalize_all, shard_range
+from sda_core.store import StoreSequence, fill_store, finalize_all, input_identities, shard_range
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def adapt_sets_job(
     eager = configure_denoiser(load_denoiser(spec, checkpoint).to(device))
     model = compile_denoiser(eager, compile_mode, device)
     chunk, size = chunk_size(batch_size), spec["image_size"]
+    checkpoint_identity = input_identities([checkpoint])  # read once for all the sets
 
     def adapt_set(adapted_set: AdaptedSet, source: StoreSequence):
         """One set's shard, into `<output>.partial` (returned, complete; renamed below with the others)."""
@@ -134,6 +135,7 @@ def adapt_sets_job(
             "inputs": inputs,
             "spec": spec,
             "checkpoint": checkpoint,
+            "input_identities": {**input_identities(inputs), **checkpoint_identity},
             "respacing": respacing,
             "steps": steps,
             "noise_index": noise_index,

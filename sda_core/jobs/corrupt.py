@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from sda_core.data.corruptions import corrupt_images
-from sda_core.store import StoreSequence, fill_store, finalize_all
+from sda_core.store import StoreSequence, fill_store, finalize_all, input_identities
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ def corrupt_job(
     image i is seeded by its index. The stores are renamed to their outputs once all are complete, so a
     killed job loses none of them."""
     images = StoreSequence([source])
+    identities = input_identities([source])
     stores = []
     for output, corruption, limit in zip(outputs, corruptions, limits, strict=True):
         count = len(images) if limit is None else min(limit, len(images))
@@ -38,7 +39,14 @@ def corrupt_job(
             count,
             images.image_shape,
             chunk_size,
-            {"source": source, "corruption": corruption, "severity": severity, "seed": seed, "limit": limit},
+            {
+                "source": source,
+                "input_identities": identities,
+                "corruption": corruption,
+                "severity": severity,
+                "seed": seed,
+                "limit": limit,
+            },
             compute,
             desc=corruption,
             codec=codec,

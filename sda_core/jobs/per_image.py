@@ -22,7 +22,7 @@ from sda_core.finite import check_finite
 from sda_core.image_sets import covered_images
 from sda_core.methods import PER_IMAGE_STAGES, PerImagePredictor
 from sda_core.rng import sample_generators
-from sda_core.store import PROBABILITIES, StoreSequence, fill_store, finalize_all, shard_range
+from sda_core.store import PROBABILITIES, StoreSequence, fill_store, finalize_all, input_identities, shard_range
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def per_image_sets_job(
         **settings,
     )
     label = method.upper()
+    weight_identities = input_identities(weights.values())  # read once for all the sets
 
     def predict_target_set(target: TargetSet):
         """One target set's shard, into `<output>.partial` (returned, complete; renamed below with the others)."""
@@ -139,6 +140,7 @@ def per_image_sets_job(
         fingerprint = {
             "inputs": target.inputs,
             **predictor.fingerprint,
+            "input_identities": {**input_identities(target.inputs), **weight_identities},
             "range": [start, stop],
             "images": images,
             "stream": stream,

@@ -18,7 +18,7 @@ from sda_core.models.specs import is_latent
 from sda_core.pixels import from_model_range
 from sda_core.precision import set_up_precision
 from sda_core.rng import sample_generators
-from sda_core.store import fill_store, shard_range
+from sda_core.store import fill_store, input_identities, shard_range
 from sda_core.tasks import task_named
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ def sample_job(
     fingerprint = {
         "spec": spec,
         "checkpoint": checkpoint,
+        "input_identities": input_identities([checkpoint, vae]),
         "images_per_class": images_per_class,
         **conditioning.fingerprint(),
         "respacing": respacing,

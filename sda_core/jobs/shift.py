@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from sda_core.data.shifts import shift_images
-from sda_core.store import StoreSequence, fill_store
+from sda_core.store import StoreSequence, fill_store, input_identities
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def shift_job(source: str, output: str, shift: str, seed: int, chunk_size: int =
         clean, labels = images.read(start, stop)
         return shift_images(clean, shift, seed, first_index=start), labels
 
-    fingerprint = {"source": source, "shift": shift, "seed": seed}
+    fingerprint = {"source": source, "input_identities": input_identities([source]), "shift": shift, "seed": seed}
     fill_store(
         output,
         len(images),
