@@ -237,6 +237,25 @@ def mod_stores(t=None):
     return [mod_store(k, t) for k in range(config["adaptation"]["mod_shards"])]
 
 
+def mod_timesteps():
+    """The start timesteps of the MoD sets a run makes: None (the configured one), then those of the
+    matched-alignment study (studies.timesteps.matched_mod)."""
+    found = {STUDIES.mod_timestep(model) for model in STUDIES.finetuned_models()} - {None}
+    return [None, *sorted(found)]
+
+
+def mod_set(t):
+    """A MoD set's adaptation, as the adapt jobs' `sets` param: the generated stores under DDA from timestep t."""
+    process = "dda" if t is None else image_sets.swept("dda", int(t))
+    stream = "mod" if t is None else f"mod-t{t}"
+    return {"inputs": generated_stores(), "process": process_settings(process), "stream": stream}
+
+
+def mod_job_timesteps(wildcards):
+    """A MoD job's timesteps: its own (the `t` wildcard; none: the configured one), or every one (grouped)."""
+    return mod_timesteps() if GROUPED else [getattr(wildcards, "t", None)]
+
+
 def adapted_stores(process, corruption):
     """A reverse process's shards on a target set; the DDA set of a pre-adapted target is its import."""
     if process == "dda" and is_pre_adapted(corruption):
@@ -307,6 +326,11 @@ def prediction_groups():
     if config["predict"]["jobs"] == "per_architecture":
         return {image_sets.ALL_GROUP: IMAGE_SETS.names()}
     return IMAGE_SETS.groups()
+
+
+def finetune_job_models(wildcards):
+    """A fine-tuning job's models: its own (the `model` wildcard), or every fine-tuned model (grouped)."""
+    return STUDIES.finetuned_models() if GROUPED else [wildcards.model]
 
 
 def finetune_data(model):

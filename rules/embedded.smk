@@ -13,7 +13,7 @@ use rule finetune as train_source_classifier with:
         benchmark_path("train_source_classifier/{arch}")
     params:
         settings=lambda wc: ARCHS[wc.arch]["source_training"],
-        images_per_class=None,
+        trainings=[{"stores": [world_store("train")], "images_per_class": None}],
 
 
 rule train_denoiser:

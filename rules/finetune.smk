@@ -1,19 +1,20 @@
 # SDA: fine-tune every layer of each source classifier on the MoD set (f'), and the study variants of
 # f' (sda_core.studies): on the generated images alone (f_c'), on class-balanced subsets of the MoD set,
-# on MoD made from another timestep (f'_t). The digits world trains its source classifiers with the
-# same rule (rules/digits.smk: train_source_classifier).
+# on MoD made from another timestep (f'_t). One job per model and architecture, or per architecture
+# over all its fine-tuned models (target_jobs: grouped). The embedded worlds train their source
+# classifiers with the same rule (rules/embedded.smk: train_source_classifier).
 
 
 rule finetune:
     input:
-        train=lambda wc: finetune_data(wc.model),
+        train=lambda wc: [store for model in finetune_job_models(wc) for store in finetune_data(model)],
         init=source_weights("{arch}"),
     output:
-        classifier_weights("{model}", "{arch}"),
+        [classifier_weights(model, "{arch}") for model in (STUDIES.finetuned_models() if GROUPED else ["{model}"])],
     log:
-        log_path("finetune/{model}/{arch}"),
+        log_path(f"finetune/{job_folder('{model}')}/{{arch}}"),
     benchmark:
-        benchmark_path("finetune/{model}/{arch}")
+        benchmark_path(f"finetune/{job_folder('{model}')}/{{arch}}")
     priority: 20
     conda:
         "../environment.yml"
@@ -23,7 +24,10 @@ rule finetune:
     params:
         model=lambda wc: task_model(wc.arch),
         settings=lambda wc: ARCHS[wc.arch]["finetune"],
-        images_per_class=lambda wc: STUDIES.subset_sizes.get(wc.model),
+        trainings=lambda wc: [
+            {"stores": finetune_data(model), "images_per_class": STUDIES.subset_sizes.get(model)}
+            for model in finetune_job_models(wc)
+        ],
         num_classes=NUM_CLASSES,
         preprocess=config["classifier_input"],
         seed=SEED,

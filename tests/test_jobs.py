@@ -1,5 +1,7 @@
 """Stage functions on tiny models: results independent of the shard count, resume after a kill."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -239,3 +241,63 @@ def test_training_jobs_are_bitwise_reproducible(tmp_path, source_store, tiny_adm
     second = run(tmp_path / "b.safetensors")
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_training_job_of_several_models_makes_each_as_its_own_job_would_and_a_kill_retrains_none_finished(
+    tmp_path, source_store, monkeypatch
+):
+    """target_jobs: grouped: every fine-tuned model of an architecture in one job. Each model is the same
+    bytes as a job of its own makes; killed in the second model, the rerun does not train the first again,
+    and nothing reaches a declared output before all are done."""
+    import sda_core.jobs.train_model as train_module
+    from sda_core.jobs.train_model import Training, train_models_job
+
+    common = dict(
+        timm_name="resnet10t",
+        timm_kwargs={},
+        num_classes=3,
+        settings={"optimizer": "sgd", "lr": 1e-2, "epochs": 1, "batch_size": 4, "schedule": "constant"},
+        preprocess={"resize": 8, "crop": 8},
+        seed=0,
+        device=torch.device("cpu"),
+    )
+    init = tmp_path / "init.safetensors"
+    train_models_job([Training([source_store], str(init))], **common)
+    trainings = [
+        Training([source_store], str(tmp_path / "grouped/all.safetensors")),
+        Training([source_store], str(tmp_path / "grouped/subset.safetensors"), images_per_class=2),
+    ]
+    for training in trainings:  # each alone: the reference
+        alone = Training(training.stores, str(tmp_path / Path(training.output).name), training.images_per_class)
+        train_models_job([alone], init_weights=str(init), **common)
+    real, calls = train_module.train_model_job, []
+
+    def killed_in_the_second(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_model_job", killed_in_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        train_models_job(trainings, init_weights=str(init), **common)
+    assert not any(Path(t.output).exists() for t in trainings)
+    calls.clear()
+    monkeypatch.setattr(train_module, "train_model_job", lambda *a, **k: (calls.append(a[1]), real(*a, **k))[1])
+    train_models_job(trainings, init_weights=str(init), **common)
+    assert calls == [f"{trainings[1].output}.partial"]
+    for training in trainings:
+        assert Path(training.output).read_bytes() == (tmp_path / Path(training.output).name).read_bytes()
+        assert not Path(f"{training.output}.partial").exists() and not Path(f"{training.output}.partial.json").exists()
+    for training in trainings:
+        Path(training.output).unlink()
+    monkeypatch.setattr(train_module, "train_model_job", killed_in_the_second)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        train_models_job(trainings, init_weights=str(init), **common)
+    monkeypatch.setattr(train_module, "train_model_job", real)
+    train_models_job([Training([source_store], str(init))], **{**common, "seed": 1})  # the source model retrained
+    monkeypatch.setattr(train_module, "train_model_job", lambda *a, **k: (calls.append(a[1]), real(*a, **k))[1])
+    calls.clear()
+    train_models_job(trainings, init_weights=str(init), **common)
+    assert calls == [f"{t.output}.partial" for t in trainings]  # the kept first model learnt from the old one

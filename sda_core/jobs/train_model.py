@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -11,10 +15,67 @@ from sda_core.loading import StoreRows
 from sda_core.model_training import TrainSettings, train_model
 from sda_core.models.classifiers import Preprocess
 from sda_core.precision import set_up_precision
-from sda_core.store import StoreSequence
+from sda_core.store import StoreSequence, input_identities
 from sda_core.tasks import task_named
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Training:
+    """One model a training job makes: from `stores` (images_per_class: a class-balanced subset of them)."""
+
+    stores: list[str]
+    output: str
+    images_per_class: int | None = None
+
+
+def train_models_job(trainings: list[Training], init_weights: str | None = None, **common) -> None:
+    """Several models of one architecture, one after another (target_jobs: grouped: every fine-tuned model
+    of an architecture in one job, sparing a process start-up each); common: train_model_job's other
+    arguments. With several, each finished model waits at `<output>.partial` beside a record of what it
+    learnt from (`<output>.partial.json`), and all are renamed to their outputs once the last is done:
+    Snakemake deletes every declared output of a killed job before rerunning it, and leaves these alone,
+    so the rerun retrains none that finished (and any whose inputs changed since)."""
+    if len(trainings) == 1:
+        training = trainings[0]
+        train_model_job(
+            training.stores,
+            training.output,
+            init_weights=init_weights,
+            images_per_class=training.images_per_class,
+            **common,
+        )
+        return
+    init_identity = input_identities([init_weights])
+    for training in trainings:
+        partial, record = Path(f"{training.output}.partial"), Path(f"{training.output}.partial.json")
+        made_from = json.dumps(
+            {
+                **asdict(training),
+                **{key: value for key, value in common.items() if key not in ("device", "threads", "workers")},
+                "device": str(common["device"]),
+                "init_weights": init_weights,
+                "input_identities": {**input_identities(training.stores), **init_identity},
+            },
+            sort_keys=True,
+            default=str,
+        )
+        if partial.is_file() and record.is_file() and record.read_text() == made_from:
+            log.info("%s: kept from a killed run of this job (same inputs and settings)", partial)
+            continue
+        record.unlink(missing_ok=True)
+        train_model_job(
+            training.stores,
+            str(partial),
+            init_weights=init_weights,
+            images_per_class=training.images_per_class,
+            **common,
+        )
+        record.write_text(made_from)  # after the weights: a record always describes finished weights
+    for training in trainings:  # every model finished first: then the renames
+        os.replace(f"{training.output}.partial", training.output)
+        Path(f"{training.output}.partial.json").unlink()
 
 
 def train_model_job(
