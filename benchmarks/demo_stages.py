@@ -29,6 +29,10 @@ def stage_of(path: Path, root: Path) -> str:
             return "adapt (every adapted set, one job per shard)"
         base, t = parse_process(parts[1])
         return f"adapt/{base}" + ("" if t is None else " (timestep study)")
+    if parts[0] == "finetune" and parts[1] == "all":  # target_jobs: grouped
+        return "finetune (every fine-tuned model, one job per architecture)"
+    if parts[0] == "mod" and parts[1] == "all":
+        return "mod (every start timestep, one job per shard)"
     if parts[0] == "finetune":
         variant = parts[1].removeprefix(FINETUNED).removeprefix("-")
         kinds = {"": "f'", GENERATED_ONLY: "f_c', generated images only"}

@@ -87,7 +87,7 @@ def test_the_timestep_study_sweeps_its_levels_with_f_t(finished_run):
 def test_the_fine_tuning_studies_make_their_variants_of_f_prime(finished_run):
     models = sorted(p.name for p in (finished_run / "results/models").iterdir() if p.is_dir())
     assert models == ["finetuned", "finetuned-1pc", "finetuned-generated", "finetuned-t111", "finetuned-t666", "source"]
-    assert "on 10 images" in (finished_run / "results/logs/finetune/finetuned-1pc/tiny_resnet.log").read_text()
+    assert "on 10 images" in (finished_run / "results/logs/finetune/all/tiny_resnet.log").read_text()  # grouped
 
 
 def test_the_fusion_study_tunes_one_weight_per_tuned_method(finished_run):
@@ -108,7 +108,7 @@ def test_the_claims_table_gives_each_claim_a_verdict(finished_run):
 
 
 def test_the_run_records_its_provenance_benchmarks_and_progress(finished_run):
-    assert (finished_run / "results/benchmarks/mod/0.tsv").exists()
+    assert (finished_run / "results/benchmarks/mod/all/0.tsv").exists()
     provenance = json.loads((finished_run / "results/tables/digits_provenance.json").read_text())
     assert provenance["packages"]["torch"] == torch.__version__.split("+")[0]
     assert provenance["config"]["adaptation"]["steps"] == TINY["adaptation"]["steps"]
@@ -153,8 +153,9 @@ def test_one_prediction_job_per_architecture_gives_the_same_tables(finished_run,
 
 
 def test_a_job_per_target_set_makes_the_stores_the_grouped_jobs_made(finished_run, tmp_path):
-    """target_jobs: per_target_set (one corrupt, adapt, MEMO and GDA job per target set and shard) against
-    the tiny run's grouped jobs: the same bytes, store by store."""
+    """target_jobs: per_target_set (one corrupt, adapt, MEMO and GDA job per target set and shard, a MoD job
+    per start timestep, a fine-tuning job per model) against the tiny run's grouped jobs: the same bytes,
+    store by store and model by model."""
     assert TINY["target_jobs"] == "grouped"
     workdir = shutil.copytree(finished_run, tmp_path / "run", symlinks=True)
     (workdir / "per_set.yaml").write_text(yaml.safe_dump({**TINY, "target_jobs": "per_target_set"}))
@@ -164,12 +165,20 @@ def test_a_job_per_target_set_makes_the_stores_the_grouped_jobs_made(finished_ru
         "results/adapted/diffpure/fog/shard-0.zarr",
         "results/memo/tiny_resnet/fog/shard-1.zarr",
         "results/gda/tiny_resnet/w/shard-0.zarr",
+        "results/synthetic/mod-t666/shard-0.zarr",
+    ]
+    models = [
+        "results/models/finetuned-1pc/tiny_resnet.safetensors",
+        "results/models/finetuned-t111/tiny_resnet.safetensors",
     ]
     # the grouped run's records name other params: these stores and what they read are made again
-    result = run_snakemake(workdir, *stores, "--configfile", "per_set.yaml")
-    for rule, count in (("corrupt", 1), ("adapt", 2), ("memo", 1), ("gda", 1)):
-        assert re.search(rf"^{rule}\s+{count}$", result.stderr, re.MULTILINE), rule  # a job per set
+    result = run_snakemake(workdir, *stores, *models, "--configfile", "per_set.yaml")
+    for rule, count in (("corrupt", 1), ("adapt", 2), ("memo", 1), ("gda", 1), ("finetune", 2)):
+        assert re.search(rf"^{rule}\s+{count}$", result.stderr, re.MULTILINE), rule  # a job per set or model
+    assert re.search(r"^mod_from_timestep\s+\d+$", result.stderr, re.MULTILINE)
     assert (workdir / "results/logs/memo/tiny_resnet/fog/1.log").is_file()
+    for model in models:
+        assert (workdir / model).read_bytes() == (finished_run / model).read_bytes(), model
     for store in stores:
         files = sorted(p.relative_to(finished_run / store) for p in (finished_run / store).rglob("*") if p.is_file())
         assert files and files == sorted(
@@ -251,11 +260,12 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
 @pytest.mark.parametrize(
     "change, expected",
     [
-        # a fine-tuning setting: f', its study variants and what reads them, never the source classifier
+        # a fine-tuning setting: f', its study variants (one grouped job of its 5 models) and what reads
+        # them, never the source classifier
         (
             lambda c: c["architectures"][0]["finetune"].update(lr=2e-3),
             {
-                "finetune": 5,
+                "finetune": 1,
                 "predict": 7,
                 "score": 1,
                 "score_target": 1,

@@ -67,7 +67,7 @@ WORLDS = {
             "memo": {"shards": 1},
             "gda": {"shards": 1},
             "predict": {"jobs": "per_architecture"},
-            "studies": {"timesteps": {"t": [300, 700]}},  # 700: MoD from another timestep (mod_from_timestep)
+            "studies": {"timesteps": {"t": [300, 700]}},  # 700: MoD from another timestep (the grouped MoD job)
         },
         [
             "prepare_digits",
