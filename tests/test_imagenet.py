@@ -222,3 +222,29 @@ def test_pre_adapted_images_pair_with_their_targets_by_name_and_a_missing_one_is
     Image.new("RGB", (8, 8)).save(adapted / wnid(0) / "stray.png")
     with pytest.raises(FileNotFoundError, match="match no image of.*stray.png"):
         paired_images(files[1:], fog, adapted, num_classes=3)
+
+
+def test_an_adapted_folder_with_two_images_of_one_name_is_refused_naming_both(imagenet_c_root, tmp_path):
+    """X.JPEG and X.png in a pre-adapted folder: not whichever the directory lists last as X's copy."""
+    from sda_core.data.imagenet import paired_images
+
+    fog = imagenet_c_root / "fog" / "5"
+    adapted = shutil.copytree(fog, tmp_path / "adapted")
+    first = sorted((adapted / wnid(1)).glob("*.JPEG"))[0]
+    Image.new("RGB", (8, 8)).save(first.with_suffix(".png"))  # a black image under the same name
+    files = list_images(fog, num_classes=3)
+    with pytest.raises(ValueError, match=f"{first.stem}.JPEG and .*{first.stem}.png"):
+        paired_images(files, fog, adapted, num_classes=3)
+
+
+@pytest.mark.parametrize("classes", ["one", "every"])
+def test_a_target_folder_with_two_images_of_one_name_is_refused_naming_them(imagenet_c_root, tmp_path, classes):
+    """X.JPEG and X.png in a target class folder: both imported (both pairing with the one adapted X), or
+    refused as uneven classes, before; now refused for what it is."""
+    fog = shutil.copytree(imagenet_c_root / "fog" / "5", tmp_path / "fog")
+    doubled = [sorted((fog / wnid(k)).glob("*.JPEG"))[0] for k in ([1] if classes == "one" else range(3))]
+    for path in doubled:
+        Image.new("RGB", (8, 8)).save(path.with_suffix(".png"))
+    stem = doubled[0].stem  # the first class folder with two is named
+    with pytest.raises(ValueError, match=f"two images of one name.*{stem}.JPEG and .*{stem}.png"):
+        list_images(fog, num_classes=3)

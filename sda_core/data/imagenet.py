@@ -124,6 +124,8 @@ def list_images(
         )
         for wnid in wnids
     }
+    for wnid in wnids:
+        refuse_two_images_of_one_name(directory / wnid, names[wnid])
     if subset is not None:
         _check_even([len(names[w]) for w in wnids], directory, wnids, allow_uneven_classes)
         names = _in_subset(directory, names, subset)
@@ -146,6 +148,20 @@ def list_images(
     return files
 
 
+def refuse_two_images_of_one_name(folder: Path, names: list[str]) -> None:
+    """An image is known by <wnid>/<stem> (its adapted copy in another folder may have another suffix), so
+    X.JPEG and X.png in one class folder would be one image twice, or pair with the wrong copy."""
+    seen: dict[str, str] = {}
+    for name in sorted(names):
+        stem = Path(name).stem
+        if stem in seen:
+            raise ValueError(
+                f"{folder} holds two images of one name, {folder / seen[stem]} and {folder / name}: images "
+                "are known and paired across folders by <class folder>/<name without suffix>; keep one of them"
+            )
+        seen[stem] = name
+
+
 def paired_images(
     files: list[LabelledFile], target_root: str | os.PathLike, adapted_root: str | os.PathLike, num_classes: int
 ) -> list[LabelledFile]:
@@ -155,9 +171,14 @@ def paired_images(
     target_root, adapted_root = Path(target_root), Path(adapted_root)
     adapted = {}
     for wnid in class_folders(adapted_root, num_classes):
-        for entry in os.scandir(adapted_root / wnid):
-            if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith("."):
-                adapted[(wnid, Path(entry.name).stem)] = adapted_root / wnid / entry.name
+        names = [
+            entry.name
+            for entry in os.scandir(adapted_root / wnid)
+            if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
+        ]
+        refuse_two_images_of_one_name(adapted_root / wnid, names)
+        for name in names:
+            adapted[(wnid, Path(name).stem)] = adapted_root / wnid / name
     complete = {
         (folder.name, Path(entry.name).stem)
         for folder in os.scandir(target_root)
