@@ -251,6 +251,11 @@ def mod_set(t):
     return {"inputs": generated_stores(), "process": process_settings(process), "stream": stream}
 
 
+def mod_outputs():
+    """What a MoD job makes: a shard of the configured start's set, or of every start's (grouped)."""
+    return [directory(mod_store("{shard}", t)) for t in (mod_timesteps() if GROUPED else [None])]
+
+
 def mod_job_timesteps(wildcards):
     """A MoD job's timesteps: its own (the `t` wildcard; none: the configured one), or every one (grouped)."""
     return mod_timesteps() if GROUPED else [getattr(wildcards, "t", None)]
@@ -326,6 +331,11 @@ def prediction_groups():
     if config["predict"]["jobs"] == "per_architecture":
         return {image_sets.ALL_GROUP: IMAGE_SETS.names()}
     return IMAGE_SETS.groups()
+
+
+def finetune_outputs():
+    """What a fine-tuning job makes: a model of an architecture, or every fine-tuned one (grouped)."""
+    return [classifier_weights(model, "{arch}") for model in (STUDIES.finetuned_models() if GROUPED else ["{model}"])]
 
 
 def finetune_job_models(wildcards):

@@ -10,7 +10,7 @@ rule finetune:
         train=lambda wc: [store for model in finetune_job_models(wc) for store in finetune_data(model)],
         init=source_weights("{arch}"),
     output:
-        [classifier_weights(model, "{arch}") for model in (STUDIES.finetuned_models() if GROUPED else ["{model}"])],
+        finetune_outputs(),
     log:
         log_path(f"finetune/{job_folder('{model}')}/{{arch}}"),
     benchmark:

@@ -8,7 +8,7 @@ use rule adapt as mod with:
         images=generated_stores(),
         checkpoint=denoiser_weights("unconditional"),
     output:
-        [directory(mod_store("{shard}", t)) for t in (mod_timesteps() if GROUPED else [None])],
+        mod_outputs(),
     log:
         log_path("mod/all/{shard}" if GROUPED else "mod/{shard}"),
     benchmark:

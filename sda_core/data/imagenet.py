@@ -116,16 +116,7 @@ def list_images(
         raise ValueError("give a subset file or images_per_class, not both")
     directory = Path(directory)
     wnids = class_folders(directory, num_classes)
-    names = {
-        wnid: sorted(
-            entry.name
-            for entry in os.scandir(directory / wnid)
-            if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
-        )
-        for wnid in wnids
-    }
-    for wnid in wnids:
-        refuse_two_images_of_one_name(directory / wnid, names[wnid])
+    names = {wnid: class_image_names(directory / wnid) for wnid in wnids}
     if subset is not None:
         _check_even([len(names[w]) for w in wnids], directory, wnids, allow_uneven_classes)
         names = _in_subset(directory, names, subset)
@@ -148,11 +139,18 @@ def list_images(
     return files
 
 
-def refuse_two_images_of_one_name(folder: Path, names: list[str]) -> None:
-    """An image is known by <wnid>/<stem> (its adapted copy in another folder may have another suffix), so
-    X.JPEG and X.png in one class folder would be one image twice, or pair with the wrong copy."""
+def class_image_names(folder: Path) -> list[str]:
+    """The image files of a class folder, sorted by name; hidden files (AppleDouble `._*.JPEG` from macOS
+    archives) are not images. An image is known by <wnid>/<stem> (its adapted copy in another folder may
+    have another suffix), so X.JPEG and X.png in one folder, one image twice or a pairing with the wrong
+    copy, are refused naming both."""
+    names = sorted(
+        entry.name
+        for entry in os.scandir(folder)
+        if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
+    )
     seen: dict[str, str] = {}
-    for name in sorted(names):
+    for name in names:
         stem = Path(name).stem
         if stem in seen:
             raise ValueError(
@@ -160,6 +158,7 @@ def refuse_two_images_of_one_name(folder: Path, names: list[str]) -> None:
                 "are known and paired across folders by <class folder>/<name without suffix>; keep one of them"
             )
         seen[stem] = name
+    return names
 
 
 def paired_images(
@@ -171,20 +170,13 @@ def paired_images(
     target_root, adapted_root = Path(target_root), Path(adapted_root)
     adapted = {}
     for wnid in class_folders(adapted_root, num_classes):
-        names = [
-            entry.name
-            for entry in os.scandir(adapted_root / wnid)
-            if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
-        ]
-        refuse_two_images_of_one_name(adapted_root / wnid, names)
-        for name in names:
+        for name in class_image_names(adapted_root / wnid):
             adapted[(wnid, Path(name).stem)] = adapted_root / wnid / name
     complete = {
-        (folder.name, Path(entry.name).stem)
+        (folder.name, Path(name).stem)
         for folder in os.scandir(target_root)
         if folder.is_dir() and not folder.name.startswith((".", "_"))
-        for entry in os.scandir(folder.path)
-        if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES) and not entry.name.startswith(".")
+        for name in class_image_names(Path(folder.path))
     }
     keys = [(f.path.parent.name, f.path.stem) for f in files]
     lacking = [target_root / wnid / stem for wnid, stem in keys if (wnid, stem) not in adapted]

@@ -53,13 +53,12 @@ def train_models_job(trainings: list[Training], init_weights: str | None = None,
         made_from = json.dumps(
             {
                 **asdict(training),
-                **{key: value for key, value in common.items() if key not in ("device", "threads", "workers")},
-                "device": str(common["device"]),
+                **{key: value for key, value in common.items() if key not in ("threads", "workers")},
                 "init_weights": init_weights,
                 "input_identities": {**input_identities(training.stores), **init_identity},
             },
             sort_keys=True,
-            default=str,
+            default=str,  # a torch.device as its name
         )
         if partial.is_file() and record.is_file() and record.read_text() == made_from:
             log.info("%s: kept from a killed run of this job (same inputs and settings)", partial)
