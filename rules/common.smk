@@ -85,7 +85,8 @@ def imagenet_classifier_weights():
 
 
 if WORLD == "imagenet":
-    from sda_core.external_inputs import imagenet_requirements, missing_inputs_message
+    from sda_core.data.imagenet import class_map_disagreement
+    from sda_core.external_inputs import imagenet_requirements, imagenet_set_folders, missing_inputs_message
 
     CLASSIFIER_WEIGHTS = imagenet_classifier_weights()
     # once, where the run starts: a cluster job parses the workflow again on its node, which may not
@@ -94,6 +95,9 @@ if WORLD == "imagenet":
         missing = missing_inputs_message(imagenet_requirements(config, CLASSIFIER_WEIGHTS))
         if missing:
             raise WorkflowError(missing)
+        disagreement = class_map_disagreement(imagenet_set_folders(config))
+        if disagreement:
+            raise WorkflowError(disagreement)
 
 
 wildcard_constraints:

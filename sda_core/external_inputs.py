@@ -84,6 +84,21 @@ def adapted_folder(config: dict, image_set: str) -> str | None:
     return str(Path(imagenet["adapted_root"]) / image_set / str(config["corruptions"]["severity"]))
 
 
+def imagenet_set_folders(config: dict) -> dict[str, str]:
+    """Every class-folder tree a validated `world: imagenet` config reads, by what it is: the target
+    sets, their pre-adapted copies and ImageNet val (the clean set); they must share one wnid list."""
+    sets = [*config["corruptions"]["test"], *config["corruptions"]["validation"]]
+    sets += [target["name"] for target in config["targets"]]
+    folders = {image_set: imagenet_folder(config, image_set)[0] for image_set in sets}
+    for image_set in sets:
+        adapted = adapted_folder(config, image_set)
+        if adapted is not None:
+            folders[f"{image_set} pre-adapted"] = adapted
+    if config["imagenet"]["val_root"]:
+        folders["clean (ImageNet val)"] = config["imagenet"]["val_root"]
+    return folders
+
+
 @dataclass(frozen=True)
 class Requirement:
     path: str

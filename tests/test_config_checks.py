@@ -65,6 +65,7 @@ def test_the_tiny_and_shipped_configs_have_no_problems():
             "studies.fusions: its tuned weight is chosen on the validation corruptions, and corruptions.validation",
         ),
         (lambda c: c["gda"].update(architectures=["resnet50"]), "gda.architectures: resnet50 not among"),
+        (lambda c: c["gda"].update(enabled=True, architectures=[]), "gda.architectures: [] runs GDA for no"),
         (lambda c: c["gda"].update(steps=51), "gda.steps: 51 steps do not fit a respacing of 50"),
         (lambda c: c["gda"].update(vgg_weight=100), "gda.vgg_weight: 100 with no gda.vgg weights file"),
         (lambda c: c["gda"].update(vgg_weight=100, vgg="vgg.pth"), "VGG-19's relu5_2 needs images of at least 32"),

@@ -186,7 +186,9 @@ def test_a_subset_file_picks_its_images_in_every_corruption_and_names_a_missing_
     with pytest.raises(ValueError, match="names no images"):
         read_subset_file(subset_file)
     out = tmp_path / "fog.zarr"
-    subset_file.write_text("\n".join(subset) + "\n")
+    # a byte-order mark (Windows editors write one) is read as such, not as part of the first name
+    subset_file.write_text("\ufeff" + "\n".join(subset) + "\n", encoding="utf-8")
+    assert read_subset_file(subset_file) == subset
     import_images_job(str(out), str(fog), num_classes=3, size=16, subset_file=str(subset_file))
     assert open_store(out).labels[:].tolist() == [0, 1, 2]
 

@@ -243,3 +243,26 @@ def test_tiny_imagenet_world_runs_end_to_end_from_official_file_layouts(workdir)
     changed = snakemake(workdir, "-n", "--configfile", "tiny_imagenet.yaml", hub_cache=workdir / "empty-cache")
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert job_counts(changed.stdout)["import_images"] == 1 and "output: results/target/fog.zarr" in changed.stdout
+
+
+def test_a_set_whose_class_folders_are_other_wnids_is_refused_before_any_job(workdir):
+    """Labels are positions in the sorted wnids: a named target with other wnids in the same number was
+    labelled by position, exit 0."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["imagenet"].update(adapted_root="data/dda-imagenet-c")
+    config["targets"] = [{"name": "w", "root": "data/imagenet-w", "adapted_root": None}]
+    (workdir / "pre.yaml").write_text(yaml.safe_dump(config))
+    hub_cache = imagenet_placeholders(workdir, "pre.yaml")
+    wnids = [f"n0{k}" for k in range(3)]
+    for folder in [*(workdir / "data/imagenet-c").glob("*/5"), *(workdir / "data/dda-imagenet-c").glob("*/5")]:
+        for name in wnids:
+            (folder / name).mkdir()
+    for name in ["n00", "n01", "n09"]:  # the same number of classes, one of them another
+        (workdir / "data/imagenet-w" / name).mkdir()
+    result = snakemake(workdir, "-n", "--configfile", "pre.yaml", hub_cache=hub_cache)
+    message = result.stdout + result.stderr
+    assert result.returncode != 0 and "1 image folder(s) have other class folders (wnids) than" in message
+    assert "w (data/imagenet-w): 3 classes; not in" in message and "n09; missing: n02" in message
+    (workdir / "data/imagenet-w/n09").rename(workdir / "data/imagenet-w/n02")
+    result = snakemake(workdir, "-n", "--configfile", "pre.yaml", hub_cache=hub_cache)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

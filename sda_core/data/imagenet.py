@@ -40,10 +40,7 @@ def class_folders(directory: str | os.PathLike, num_classes: int) -> list[str]:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"image folder not found: {directory}")
-    # hidden and underscore folders (.ipynb_checkpoints, __MACOSX) are not classes
-    wnids = sorted(
-        entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith((".", "_"))
-    )
+    wnids = _class_names(directory)
     if len(wnids) != num_classes:
         raise ValueError(
             f"{directory} has {len(wnids)} class folders, the configuration expects {num_classes} "
@@ -52,13 +49,51 @@ def class_folders(directory: str | os.PathLike, num_classes: int) -> list[str]:
     return wnids
 
 
+def _class_names(directory: Path) -> list[str]:
+    # hidden and underscore folders (.ipynb_checkpoints, __MACOSX) are not classes
+    return sorted(
+        entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith((".", "_"))
+    )
+
+
+def class_map_disagreement(folders: dict[str, str | os.PathLike]) -> str | None:
+    """A message naming every folder whose class folders are not the first one's, or None.
+
+    Labels are positions in a folder's sorted wnids, so two sets with different wnids in the same
+    number would be labelled by different maps without any other error. Folders absent or without
+    class folders are left to the import's own checks.
+    """
+    listed = {what: _class_names(Path(f)) for what, f in folders.items() if Path(f).is_dir()}
+    listed = {what: wnids for what, wnids in listed.items() if wnids}
+    if not listed:
+        return None
+    (first, reference), *others = listed.items()
+    lines = []
+    for what, wnids in others:
+        if wnids != reference:
+            only_here, only_there = sorted(set(wnids) - set(reference)), sorted(set(reference) - set(wnids))
+            lines.append(
+                f"  - {what} ({folders[what]}): {len(wnids)} classes; not in {first}: "
+                f"{', '.join(only_here[:5]) or 'none'}{' ...' if len(only_here) > 5 else ''}; missing: "
+                f"{', '.join(only_there[:5]) or 'none'}{' ...' if len(only_there) > 5 else ''}"
+            )
+    if not lines:
+        return None
+    return (
+        f"{len(lines)} image folder(s) have other class folders (wnids) than {first} ({folders[first]}, "
+        f"{len(reference)} classes). Labels are positions in the sorted wnids, so every set must have the "
+        "same ones:\n" + "\n".join(lines)
+    )
+
+
 def read_subset_file(path: str | os.PathLike) -> list[str]:
     """The entries of an image-subset file: one file name per line ("<wnid>/<name>" or "<name>"), blank
     lines and "#" comments left out (e.g. RobustBench's list of 5,000 ImageNet-C images)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image subset file not found: {path}")
-    entries = [line.strip() for line in path.read_text().splitlines()]
+    # utf-8-sig: a byte-order mark (an editor's, invisible) would otherwise stick to the first name
+    entries = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     entries = [entry for entry in entries if entry and not entry.startswith("#")]
     if not entries:
         raise ValueError(f"image subset file {path} names no images")
