@@ -212,8 +212,10 @@ def gda_problems(config: dict) -> list[str]:
     names = {arch["name"] for arch in config["architectures"]}
     if gda["architectures"] == []:
         # an empty list would drop GDA's rows from every table without a word; null means all
-        problems.append("gda.architectures: [] runs GDA for no architecture; list some, leave it null for all, "
-                        "or set gda.enabled: false")
+        problems.append(
+            "gda.architectures: [] runs GDA for no architecture; list some, leave it null for all, "
+            "or set gda.enabled: false"
+        )
     unknown = [name for name in gda["architectures"] or [] if name not in names]
     if unknown:
         problems.append(f"gda.architectures: {', '.join(unknown)} not among the architectures ({', '.join(names)})")
