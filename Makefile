@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make demo   set up .venv and run the whole method on the embedded digits world
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv (and .venv-mmcls, the OpenMMLab conversion's reference) and run the test suite
 #   make lint   the lint and format checks CI runs (ruff, snakefmt, snakemake --lint of both configs)
 #   make seeds  the digits world with seeds 0, 1 and 2, and the claims summarised over them
 #   make scenes the segmentation task on the embedded digit-scenes world, in runs/digit_scenes/
@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: demo seeds scenes test lint setup lock clean gpu-check
+.PHONY: demo seeds scenes test lint setup lock clean gpu-check openmmlab-reference
 
 setup: $(STAMP)
 
@@ -44,8 +44,24 @@ scenes: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores all --snakefile Snakefile --directory runs/digit_scenes \
 		--configfile presets/digit_scenes.yaml
 
-test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
+# The OpenMMLab conversion's reference: mmcls 0.25 itself, in its own environment (tools/openmmlab_reference.py),
+# writes the five paper architectures' files and logits; tests/test_openmmlab_reference.py compares timm's.
+OPENMMLAB_VENV := .venv-mmcls
+OPENMMLAB_REFERENCE := .openmmlab-reference
+
+$(OPENMMLAB_VENV)/.installed: tools/openmmlab-reference.txt
+	test -x $(OPENMMLAB_VENV)/bin/python || $(PYTHON) -m venv $(OPENMMLAB_VENV)
+	$(OPENMMLAB_VENV)/bin/python -m pip install "setuptools==69.5.1" "wheel==0.45.1"
+	MMCV_WITH_OPS=0 $(OPENMMLAB_VENV)/bin/python -m pip install --no-build-isolation -r tools/openmmlab-reference.txt
+	touch $@
+
+$(OPENMMLAB_REFERENCE)/reference.pt: $(OPENMMLAB_VENV)/.installed tools/openmmlab_reference.py
+	$(OPENMMLAB_VENV)/bin/python tools/openmmlab_reference.py $(OPENMMLAB_REFERENCE)
+
+openmmlab-reference: $(OPENMMLAB_REFERENCE)/reference.pt
+
+test: $(STAMP) $(OPENMMLAB_REFERENCE)/reference.pt
+	SDA_OPENMMLAB_REFERENCE=$(OPENMMLAB_REFERENCE) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
 
 # one prepared command for a lent GPU machine (~5 min plus the two compiled rows' compilation): the
 # benchmark's rows at the real ADM-256 and DiT-XL/2 (to benchmarks/results/ with the date and

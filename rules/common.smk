@@ -141,10 +141,17 @@ def source_weights(arch):
     return f"{RUN if EMBEDDED else RESULTS}/models/source/{arch}.safetensors"
 
 
+def released_finetuned_weights(arch):
+    """A released f' (architectures[].finetuned_weights), imported like a source model, the same for every seed."""
+    return f"{RESULTS}/models/released-finetuned/{arch}.safetensors"
+
+
 def classifier_weights(model, arch):
-    """f (image_sets.SOURCE), f' (image_sets.FINETUNED) or a study variant of f'."""
+    """f (image_sets.SOURCE), f' (image_sets.FINETUNED; a released one where configured) or a study variant of f'."""
     if model == image_sets.SOURCE:
         return source_weights(arch)
+    if model == image_sets.FINETUNED and ARCHS[arch]["finetuned_weights"]:
+        return released_finetuned_weights(arch)
     return f"{RUN}/models/{model}/{arch}.safetensors"
 
 

@@ -64,10 +64,23 @@ rule import_classifier:
         "../environment.yml"
     params:
         model=lambda wc: task_model(wc.arch),
+        weights_format=lambda wc: ARCHS[wc.arch]["weights_format"],
         num_classes=NUM_CLASSES,
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/import_classifier.py"
+
+
+use rule import_classifier as import_finetuned with:
+    # a released f' (architectures[].finetuned_weights) in place of fine-tuning that architecture here
+    input:
+        weights=lambda wc: ARCHS[wc.arch]["finetuned_weights"],
+    output:
+        released_finetuned_weights("{arch}"),
+    log:
+        log_path("import_finetuned/{arch}"),
+    wildcard_constraints:
+        arch="|".join(name for name, arch in ARCHS.items() if arch["finetuned_weights"]) or "(?!)",
 
 
 use rule import_images as import_adapted with:

@@ -28,6 +28,11 @@ def read_state_dict(path: str | os.PathLike, how_to_obtain: str = "") -> dict[st
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    return unwrapped_state_dict(state, path)
+
+
+def unwrapped_state_dict(state, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a torch.save checkpoint, out of the wrappers releases put them in."""
     # {"state_dict": ...} (Lightning); {"ema": ...} (DiT, whose EMA weights are the ones sampled from), before
     # {"model": ...} (Swin, ConvNeXt; DiT's raw weights)
     for wrapper in ("state_dict", "ema", "model"):

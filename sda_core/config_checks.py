@@ -11,6 +11,7 @@ from collections import Counter
 
 from sda_core import batching, compilation, precision
 from sda_core.models.specs import image_size, is_latent, mask_classes, num_classes, spec_problems
+from sda_core.studies import Studies
 from sda_core.worlds import is_embedded, task_of, task_problems
 
 
@@ -89,6 +90,11 @@ def imagenet_problems(config: dict) -> list[str]:
         for key in ("adapted_root", "subset_file")
         if is_embedded(world) and imagenet[key] is not None
     ]
+    problems += [
+        f"architectures: {arch['name']}: finetuned_weights: world {world} fine-tunes here; it applies to world imagenet"
+        for arch in config["architectures"]
+        if world != "imagenet" and arch["finetuned_weights"]
+    ]
     if world != "imagenet":
         return problems
     pre_adapted = imagenet["adapted_root"] is not None or any(t["adapted_root"] for t in config["targets"])
@@ -101,6 +107,16 @@ def imagenet_problems(config: dict) -> list[str]:
         problems.append(
             "imagenet.adapted_root: pre-adapted images pair with the published ImageNet-C (imagenet.target: "
             "imagenet_c), not with corruptions made here from val"
+        )
+    released = [arch["name"] for arch in config["architectures"] if arch["finetuned_weights"]]
+    # the study variants of f' (f_c', set sizes, f'_t) would be fine-tuned here by another recipe
+    studies = Studies.from_config(config, has_clean=bool(imagenet["val_root"]))
+    fine_tuning_studies = studies.finetuned_models()[1:]
+    if released and fine_tuning_studies:
+        problems.append(
+            f"architectures: {', '.join(released)}: finetuned_weights (a released f') beside studies that "
+            f"fine-tune ({', '.join(fine_tuning_studies)}) here by another recipe; turn those studies off "
+            "(studies.generated_only, set_size, timesteps.matched_mod), or unset finetuned_weights"
         )
     if imagenet["subset_file"] and imagenet["images_per_class"]:
         problems.append(

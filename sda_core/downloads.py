@@ -5,6 +5,19 @@ A leaf module: it imports nothing of the package."""
 ADM_256_UNCOND_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt"
 DIT_XL_2_256_URL = "https://dl.fbaipublicfiles.com/DiT/models/DiT-XL-2-256x256.pt"
 
+# The paper's five source models, mmcls v0 release files (both papers evaluate these)
+OPENMMLAB_V0 = "https://download.openmmlab.com/mmclassification/v0"
+OPENMMLAB_RELEASES = {
+    name: f"{OPENMMLAB_V0}/{folder}/{name}"
+    for folder, name in (
+        ("resnet", "resnet50_8xb32_in1k_20210831-ea4938fc.pth"),
+        ("swin-transformer", "swin_tiny_224_b16x64_300e_imagenet_20210616_090925-66df6be6.pth"),
+        ("convnext", "convnext-tiny_3rdparty_32xb128_in1k_20220124-18abde00.pth"),
+        ("swin-transformer", "swin_base_224_b16x64_300e_imagenet_20210616_190742-93230b0d.pth"),
+        ("convnext", "convnext-base_3rdparty_32xb128_in1k_20220124-d0915162.pth"),
+    )
+}
+
 HOW_TO_OBTAIN = {
     "adm": f"the openai/guided-diffusion release file 256x256_diffusion_uncond.pt: {ADM_256_UNCOND_URL}",
     "dit": (
@@ -32,6 +45,10 @@ HOW_TO_OBTAIN = {
     "target": (
         "a folder of images as <root>/<wnid>/* (ImageNet-W: ImageNet val with the watermark of "
         "https://github.com/facebookresearch/Whac-A-Mole); or remove the entry from `targets`"
+    ),
+    "finetuned": (
+        "the SDA authors' released fine-tuned checkpoints (MMPreTrain files, linked from their repository's "
+        "README), one per architecture; or unset finetuned_weights to fine-tune here"
     ),
     "vgg": (
         "torchvision's VGG-19 weights, vgg19-dcbb9e9d.pth (https://download.pytorch.org/models/vgg19-dcbb9e9d.pth); "

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sda_core.downloads import HOW_TO_OBTAIN
+from sda_core.downloads import HOW_TO_OBTAIN, OPENMMLAB_RELEASES
 from sda_core.models.specs import is_latent
 
 
@@ -41,7 +41,10 @@ def cached_pretrained_weights(timm_name: str, cache_dir: str | os.PathLike | Non
     return None
 
 
-def how_to_obtain_weights(timm_name: str) -> str:
+def how_to_obtain_weights(timm_name: str, weights: str | None = None) -> str:
+    """Where a source model's weights come from: an OpenMMLab release file by its name, else timm's hub."""
+    if weights is not None and Path(weights).name in OPENMMLAB_RELEASES:
+        return f"the OpenMMLab release file: {OPENMMLAB_RELEASES[Path(weights).name]}"
     hub_id = pretrained_hub_id(timm_name) or f"timm/{timm_name}"
     return (
         f"Fetch timm's weights once where there is network access (`huggingface-cli download {hub_id} "
@@ -133,9 +136,16 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
             Requirement(
                 str(path or f"<Hugging Face cache>/{arch['timm_name']}"),
                 f"source classifier {arch['name']} ({arch['timm_name']})",
-                how_to_obtain_weights(arch["timm_name"]),
+                how_to_obtain_weights(arch["timm_name"], arch["weights"]),
             )
         )
+    for arch in config["architectures"]:
+        if arch["finetuned_weights"]:
+            required.append(
+                Requirement(
+                    arch["finetuned_weights"], f"released fine-tuned {arch['name']}", HOW_TO_OBTAIN["finetuned"]
+                )
+            )
     if imagenet["target"] == "imagenet_c":
         for corruption in config["corruptions"]["test"] + config["corruptions"]["validation"]:
             required.append(

@@ -66,6 +66,10 @@ def test_the_tiny_and_shipped_configs_have_no_problems():
         ),
         (lambda c: c["gda"].update(architectures=["resnet50"]), "gda.architectures: resnet50 not among"),
         (lambda c: c["gda"].update(enabled=True, architectures=[]), "gda.architectures: [] runs GDA for no"),
+        (
+            lambda c: c["architectures"][0].update(finetuned_weights="f.pth"),
+            "architectures: tiny_resnet: finetuned_weights: world digits fine-tunes here",
+        ),
         (lambda c: c["gda"].update(steps=51), "gda.steps: 51 steps do not fit a respacing of 50"),
         (lambda c: c["gda"].update(vgg_weight=100), "gda.vgg_weight: 100 with no gda.vgg weights file"),
         (lambda c: c["gda"].update(vgg_weight=100, vgg="vgg.pth"), "VGG-19's relu5_2 needs images of at least 32"),
@@ -270,3 +274,14 @@ def test_a_finished_run_without_its_data_folder_is_told_apart_or_said_not_to_be(
     assert "holds a run of world digit_scenes" in other_world_in(str(results), "digits")
     assert "holds a run of world digit_scenes" in other_world_in(str(results), "imagenet")
     assert other_world_in(str(results), "digit_scenes") is None
+
+
+def test_a_released_finetuned_model_beside_studies_that_fine_tune_here_is_refused():
+    paper = yaml.safe_load((ROOT / "config.yaml").read_text())
+    paper["architectures"][1]["finetuned_weights"] = "checkpoints/sda/swin_t.pth"
+    validate(paper, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    (problem,) = config_problems(copy.deepcopy(paper), 1000)
+    assert problem.startswith("architectures: swin_t: finetuned_weights (a released f') beside studies that fine-tune")
+    assert "finetuned-generated" in problem
+    paper["studies"]["generated_only"]["enabled"] = False
+    assert config_problems(paper, 1000) == []

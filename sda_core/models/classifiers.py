@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
-from sda_core.checkpoints import load_state, read_state_dict
+from sda_core.checkpoints import CheckpointError, load_state, unwrapped_state_dict
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,15 +35,45 @@ def create_classifier(timm_name: str, num_classes: int, timm_kwargs: dict | None
 
 
 def load_classifier(
-    timm_name: str, num_classes: int, timm_kwargs: dict | None, weights: str | os.PathLike, how_to_obtain: str = ""
+    timm_name: str,
+    num_classes: int,
+    timm_kwargs: dict | None,
+    weights: str | os.PathLike,
+    how_to_obtain: str = "",
+    weights_format: str = "auto",
 ) -> nn.Module:
-    """A timm model with weights from a local file in timm naming or in the original release's naming.
+    """A timm model with weights from a local file: timm's naming, an original release's, or OpenMMLab's.
 
-    Original releases (torchvision ResNet, Microsoft Swin, Meta ConvNeXt .pth files) go through the
-    conversion timm applies to them itself (the model module's checkpoint_filter_fn).
+    weights_format: "timm" (timm's or an original release's naming: torchvision ResNet, Microsoft Swin,
+    Meta ConvNeXt .pth files, through the conversion timm applies to them itself, the model module's
+    checkpoint_filter_fn), "openmmlab" (an mmcls / MMPreTrain file, sda_core.models.openmmlab), or
+    "auto": OpenMMLab when the file is in its layout (a state_dict of backbone./neck./head. keys only),
+    else timm. A declared format the file does not have is an error, never a silent fallback.
     """
+    from sda_core.models.openmmlab import is_openmmlab, openmmlab_to_timm, read_checkpoint
+
     model = create_classifier(timm_name, num_classes, timm_kwargs)
-    state = read_state_dict(weights, how_to_obtain)
+    path = Path(weights)
+    if not path.is_file():
+        hint = f" {how_to_obtain}" if how_to_obtain else ""
+        raise FileNotFoundError(f"checkpoint not found: {path}.{hint}")
+    checkpoint = load_file(str(path)) if path.suffix == ".safetensors" else read_checkpoint(path)
+    openmmlab = is_openmmlab(checkpoint)
+    if weights_format == "openmmlab" and not openmmlab:
+        top = ", ".join(list(checkpoint)[:5]) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(
+            f"{path}: weights_format is openmmlab, but the file has no state_dict of backbone./neck./head. keys "
+            f"(its top-level keys: {top})"
+        )
+    if weights_format == "timm" and openmmlab:
+        raise CheckpointError(
+            f"{path}: weights_format is timm, but the file is in the OpenMMLab layout (a state_dict of "
+            "backbone./head. keys); set weights_format: openmmlab (or auto)"
+        )
+    if openmmlab:
+        log.info("%s: OpenMMLab layout, converted to timm's %s", path, timm_name)
+        return load_state(model, openmmlab_to_timm(checkpoint["state_dict"], model, path), path)
+    state = unwrapped_state_dict(checkpoint, path)
     convert = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
     if convert is not None and set(state) != set(model.state_dict()):
         state = convert(state, model)
