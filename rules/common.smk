@@ -45,9 +45,20 @@ DENOISER_SPECS = {role: resolve_spec(config["denoisers"][role]["spec"]) for role
 HAS_CLEAN = EMBEDDED or config["imagenet"]["val_root"] is not None
 # the studies beside the main table (sda_core.studies): their image sets, models and methods
 STUDIES = Studies.from_config(config, HAS_CLEAN)
+SYNTHETIC = image_sets.makes_synthetic_sets(config)
 IMAGE_SETS = image_sets.RunImageSets(
-    tuple(CORRUPTIONS + TARGETS), HAS_CLEAN, STUDIES.sweep, STUDIES.matched, tuple(STUDIES.variants.values())
+    tuple(CORRUPTIONS + TARGETS),
+    HAS_CLEAN,
+    STUDIES.sweep,
+    STUDIES.matched,
+    tuple(STUDIES.variants.values()),
+    diffpure=config["diffpure"]["enabled"],
+    synthetic=SYNTHETIC,
 )
+# the reverse processes run on the target sets (the methods reading another's sets are not scored)
+TARGET_PROCESSES = [
+    process for process, sets in IMAGE_SETS.processed().items() if set(sets) & set(CORRUPTIONS + TARGETS)
+]
 # What a model-running rule asks of `--resources gpu=N` (harmless where no gpu limit is given).
 # Rules on the critical path (denoiser training -> sampling -> MoD -> fine-tuning) also carry a
 # `priority:` so that they start before the many independent adaptation jobs.
@@ -150,7 +161,7 @@ def classifier_weights(model, arch):
     """f (image_sets.SOURCE), f' (image_sets.FINETUNED; a released one where configured) or a study variant of f'."""
     if model == image_sets.SOURCE:
         return source_weights(arch)
-    if model == image_sets.FINETUNED and ARCHS[arch]["finetuned_weights"]:
+    if model == image_sets.FINETUNED and ARCHS.get(arch, {}).get("finetuned_weights"):  # not for "{arch}"
         return released_finetuned_weights(arch)
     return f"{RUN}/models/{model}/{arch}.safetensors"
 
@@ -541,6 +552,8 @@ def score_settings():
         "variants": STUDIES.variants,
         "fusions": STUDIES.fusions,
         "per_image": PER_IMAGE_ARCHS,
+        "processes": TARGET_PROCESSES,
+        "synthetic": SYNTHETIC,
     }
 
 

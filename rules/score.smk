@@ -36,6 +36,7 @@ rule score_target:
         prediction_files=lambda wc: target_prediction_files(wc.target),
         variants=STUDIES.variants,
         per_image=PER_IMAGE_ARCHS,
+        processes=TARGET_PROCESSES,
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/score_target.py"

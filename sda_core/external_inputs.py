@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sda_core.downloads import HOW_TO_OBTAIN, OPENMMLAB_RELEASES
+from sda_core.image_sets import makes_synthetic_sets
 from sda_core.models.specs import is_latent
 
 
@@ -87,6 +88,20 @@ def adapted_folder(config: dict, image_set: str) -> str | None:
     return str(Path(imagenet["adapted_root"]) / image_set / str(config["corruptions"]["severity"]))
 
 
+def runs_unconditional_model(config: dict) -> bool:
+    """Whether a validated `world: imagenet` run diffuses anything: DDA on a set not pre-adapted or on
+    the clean set, DiffPure, GDA, MoD, the timestep study (on the clean set)."""
+    sets = [*config["corruptions"]["test"], *config["corruptions"]["validation"]]
+    sets += [target["name"] for target in config["targets"]]
+    return (
+        any(adapted_folder(config, image_set) is None for image_set in sets)
+        or config["imagenet"]["val_root"] is not None
+        or config["diffpure"]["enabled"]
+        or config["gda"]["enabled"]
+        or makes_synthetic_sets(config)
+    )
+
+
 def imagenet_set_folders(config: dict) -> dict[str, str]:
     """Every class-folder tree a validated `world: imagenet` config reads, by what it is: the target
     sets, their pre-adapted copies and ImageNet val (the clean set); they must share one wnid list."""
@@ -119,11 +134,15 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
     """
     imagenet = config["imagenet"]
     unconditional, generator = config["denoisers"]["unconditional"], config["denoisers"]["generator"]
-    required = [
-        Requirement(str(unconditional["checkpoint"]), "unconditional ADM weights", HOW_TO_OBTAIN["adm"]),
-        Requirement(str(generator["checkpoint"]), "DiT generator weights", HOW_TO_OBTAIN["dit"]),
-    ]
-    if is_latent(generator["spec"]):
+    synthetic = makes_synthetic_sets(config)
+    required = []
+    if runs_unconditional_model(config):
+        required.append(
+            Requirement(str(unconditional["checkpoint"]), "unconditional ADM weights", HOW_TO_OBTAIN["adm"])
+        )
+    if synthetic:
+        required.append(Requirement(str(generator["checkpoint"]), "DiT generator weights", HOW_TO_OBTAIN["dit"]))
+    if synthetic and is_latent(generator["spec"]):
         vae = vae_directory(generator["checkpoint"], generator["vae"])
         required.append(
             Requirement(

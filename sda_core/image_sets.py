@@ -128,6 +128,13 @@ class SweepLevel:
         return finetuned() if self.configured else finetuned(at_timestep(self.t))
 
 
+def makes_synthetic_sets(config: dict) -> bool:
+    """Whether a run makes the generated and MoD sets: unless every f' is a released one
+    (architectures[].finetuned_weights) and no gate reads the generated set."""
+    released = all(arch.get("finetuned_weights") for arch in config["architectures"])
+    return not released or config["gates"]["generator_label_agreement"] is not None
+
+
 @dataclass(frozen=True)
 class RunImageSets:
     """The image sets a run makes and scores: every corruption, the clean set where there is one, and
@@ -139,6 +146,8 @@ class RunImageSets:
     sweep: tuple[SweepLevel, ...] = ()
     matched: bool = False
     variants: tuple[str, ...] = ()
+    diffpure: bool = True  # the DiffPure sets (diffpure.enabled)
+    synthetic: bool = True  # the generated and MoD sets (not when every f' is a released one)
 
     @property
     def clean(self) -> list[str]:
@@ -152,7 +161,7 @@ class RunImageSets:
         """process -> the target sets (corruptions, CLEAN) it runs on."""
         processed = {
             "dda": [*self.corruptions, *self.clean],
-            "diffpure": list(self.corruptions),
+            "diffpure": list(self.corruptions) if self.diffpure else [],
             "unguided": self.clean,
         }
         for level in self.swept_levels():
@@ -161,7 +170,7 @@ class RunImageSets:
 
     def groups(self) -> dict[str, list[str]]:
         """group -> its set names, in the order they are classified and stored."""
-        groups = {SYNTHETIC_GROUP: [SYNTHETIC_GENERATED, SYNTHETIC_MOD]}
+        groups = {SYNTHETIC_GROUP: [SYNTHETIC_GENERATED, SYNTHETIC_MOD]} if self.synthetic else {}
         swept_sets = [adapted(level.process(base), CLEAN) for level in self.swept_levels() for base in SWEPT_PROCESSES]
         for images in [*self.clean, *self.corruptions]:
             members = [CLEAN] if images == CLEAN else [target(images)]
@@ -202,7 +211,7 @@ class RunImageSets:
     ) -> dict[str, list[str]]:
         """set name -> its stores, from the workflow's path functions: the synthetic sets, clean, the
         corrupted targets, then the adapted sets (the order they are classified and stored in)."""
-        stores = {SYNTHETIC_GENERATED: generated(), SYNTHETIC_MOD: mod()}
+        stores = {SYNTHETIC_GENERATED: generated(), SYNTHETIC_MOD: mod()} if self.synthetic else {}
         if self.has_clean:
             stores[CLEAN] = [target_store(CLEAN)]
         stores.update({target(corruption): [target_store(corruption)] for corruption in self.corruptions})
@@ -222,5 +231,6 @@ class RunImageSets:
         the synthetic sets."""
         rows = [CLEAN, adapted("unguided", CLEAN), adapted("dda", CLEAN)] if self.has_clean else []
         for corruption in corruptions:
-            rows += [target(corruption), adapted("dda", corruption), adapted("diffpure", corruption)]
-        return rows + [SYNTHETIC_GENERATED, SYNTHETIC_MOD]
+            rows += [target(corruption), adapted("dda", corruption)]
+            rows += [adapted("diffpure", corruption)] if self.diffpure else []
+        return rows + ([SYNTHETIC_GENERATED, SYNTHETIC_MOD] if self.synthetic else [])

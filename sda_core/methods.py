@@ -12,7 +12,7 @@ schema (docs/adding-a-method.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -158,14 +158,26 @@ def stage_methods(stage: str) -> set[str]:
     return {entry.name for entry in SCORED_METHODS if entry.stage == stage}
 
 
+def reads_only(method: Method, processes: Collection[str]) -> bool:
+    """Whether every adapted set a method reads is made by one of `processes` (raw target sets always are)."""
+    return all(images.split("/")[0] in ("target", *processes) for images in (term("x") for _, term in method.terms))
+
+
 def run_methods(
-    variants: Mapping[str, str], fusions: bool, per_image: Mapping[str, Sequence[str]] | None = None
+    variants: Mapping[str, str],
+    fusions: bool,
+    per_image: Mapping[str, Sequence[str]] | None = None,
+    processes: Collection[str] | None = None,
 ) -> tuple[dict[str, Method], list[tuple[str, str]]]:
     """The methods and comparisons of a run: the registry's (those of the per-image stages it made
-    included; per_image: stage -> the architectures it made predictions for); an SDA row per fine-tuning
-    variant (label -> model, e.g. "SDA (f_c')" -> the model fine-tuned on the generated images), compared
-    with SDA and with DDA; with `fusions`, DDA and SDA under every other fusion, each compared with its sum."""
+    included; per_image: stage -> the architectures it made predictions for; processes: the reverse
+    processes it runs on its target sets, None: all, e.g. without diffpure when diffpure.enabled is
+    false); an SDA row per fine-tuning variant (label -> model, e.g. "SDA (f_c')" -> the model fine-tuned
+    on the generated images), compared with SDA and with DDA; with `fusions`, DDA and SDA under every
+    other fusion, each compared with its sum."""
     methods = reference_methods({stage for stage, archs in (per_image or {}).items() if archs})
+    if processes is not None:
+        methods = {name: method for name, method in methods.items() if reads_only(method, processes)}
     comparisons = [(a, b) for a, b in COMPARISONS if a in methods and b in methods]
     for label, model in variants.items():
         methods[label] = _ensemble(model)

@@ -39,7 +39,7 @@ def test_schema_defaults_are_the_reference_settings():
     validate(config, SCHEMA, set_default=True)
     assert config["adaptation"]["guidance"] == REFERENCE_GUIDANCE
     assert config["adaptation"]["noise_index"] == "reference"
-    assert config["diffpure"] == {"respacing": 100, "t": 150}
+    assert config["diffpure"] == {"enabled": True, "respacing": 100, "t": 150}
     assert config["architectures"][0]["finetune"]["milestones"] == [10, 20, 25]
 
 

@@ -266,3 +266,95 @@ def test_a_set_whose_class_folders_are_other_wnids_is_refused_before_any_job(wor
     (workdir / "data/imagenet-w/n09").rename(workdir / "data/imagenet-w/n02")
     result = snakemake(workdir, "-n", "--configfile", "pre.yaml", hub_cache=hub_cache)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_the_released_artifacts_preset_runs_no_diffusion_sampling_or_training_job(workdir):
+    released = yaml.safe_load((workdir / "presets/paper_released.yaml").read_text())
+    missing = snakemake(workdir, "-n", "--configfile", "presets/paper_released.yaml", hub_cache=workdir / "none")
+    message = missing.stdout + missing.stderr
+    assert (
+        missing.returncode != 0 and "40 input(s) of the ImageNet experiment are missing"
+    )  # 5 + 5 models, 15 + 15 sets in message
+    for expected in (
+        "download.openmmlab.com/mmclassification/v0/swin-transformer/swin_base_224_b16x64_300e_imagenet_20210616_",
+        "released fine-tuned convnext_b: checkpoints/sda/convnext_b.pth",
+        "pre-adapted (DDA) fog: data/imagenet-c-syn/fog/5",
+        "ImageNet-C fog, severity 5: data/imagenet-c/fog/5",
+    ):
+        assert expected in message
+    assert "unconditional ADM weights" not in message and "DiT generator weights" not in message  # no denoiser runs
+    hub_cache = imagenet_placeholders(workdir, "presets/paper_released.yaml")
+    result = snakemake(workdir, "-n", "--configfile", "presets/paper_released.yaml", hub_cache=hub_cache)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    archs = len(released["architectures"])
+    assert job_counts(result.stdout) == {
+        "all": 1,
+        "import_images": 15,
+        "import_adapted": 15,
+        "import_classifier": archs,
+        "import_finetuned": archs,
+        "predict": archs * 15,
+        "score": 1,
+        "claims": 1,
+        "gates": 1,
+        "preview": 1,
+    }
+
+
+def test_released_artifacts_are_scored_without_any_diffusion_or_training(workdir):
+    """The released-artifacts path on the tiny world: source and fine-tuned models as OpenMMLab files, the
+    DDA sets pre-adapted, DiffPure and the studies off, the mmcls pipeline; SDA's figure checked by hand."""
+    import numpy as np
+    import pandas as pd
+    from fake_imagenet import make_imagenet_c
+    from test_openmmlab import openmmlab_layout
+
+    from sda_core.models.classifiers import Preprocess, load_classifier
+    from sda_core.store import open_store
+
+    config = tiny_imagenet_world(workdir)
+    source = load_classifier("resnet10t", 3, {}, workdir / "checkpoints/resnet10t.safetensors")
+    finetuned = {
+        k: v + 0.05 * torch.randn(v.shape) if v.is_floating_point() else v for k, v in source.state_dict().items()
+    }
+    meta = {"mmcls_version": "0.25.0"}
+    torch.save(
+        {"meta": meta, "state_dict": openmmlab_layout("resnet10t", source.state_dict())}, workdir / "checkpoints/f.pth"
+    )
+    torch.save(
+        {"meta": meta, "state_dict": openmmlab_layout("resnet10t", finetuned)}, workdir / "checkpoints/f_sda.pth"
+    )
+    make_imagenet_c(workdir / "data/imagenet-c-syn", workdir / "data/val", ["gaussian_noise", "fog"], 5, seed=1)
+    config["architectures"][0].update(weights="checkpoints/f.pth", finetuned_weights="checkpoints/f_sda.pth")
+    config["imagenet"].update(val_root=None, adapted_root="data/imagenet-c-syn")
+    config["corruptions"]["validation"] = []
+    config["classifier_input"]["preprocess"] = "mmcls"
+    config.update(targets=[], memo={"enabled": False}, gda={"enabled": False})
+    config["diffpure"]["enabled"] = False
+    config["studies"] = {key: {"enabled": False} for key in ("timesteps", "generated_only", "set_size", "fusions")}
+    (workdir / "released.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--configfile", "released.yaml", hub_cache=workdir / "empty-cache")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    assert set(job_counts(result.stdout + result.stderr)) == {
+        "all", "import_images", "import_adapted", "import_classifier", "import_finetuned", "predict", "score",
+        "claims", "gates", "preview",
+    }  # fmt: skip
+    table = pd.read_csv(workdir / "results/tables/imagenet_c.csv")
+    assert set(table.method) == {"Source", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"}
+    # SDA on fog, computed here from the stores and the two models: f(x) + f'(x_dda), softmax sums
+    preprocess = Preprocess(16, 16, "mmcls")
+    released = load_classifier(
+        "resnet10t", 3, {}, workdir / "results/models/released-finetuned/tiny_resnet.safetensors"
+    )
+    assert all(torch.equal(released.state_dict()[k], v) for k, v in finetuned.items())
+    target, adapted = (open_store(workdir / f"results/{p}/fog.zarr") for p in ("target", "adapted/dda-imported"))
+
+    def probabilities(model, store):
+        x = torch.from_numpy(store.images[:]).permute(0, 3, 1, 2).float() / 255
+        with torch.no_grad():
+            return model.eval()(preprocess(x)).softmax(1).numpy()
+
+    fused = probabilities(source, target) + probabilities(released, adapted)
+    expected = 100 * np.mean(fused.argmax(1) == target.labels[:])
+    row = table[(table.method == "SDA") & (table.corruption == "fog")].iloc[0]
+    assert row.n == 6 and abs(row.top1 - expected) < 0.01

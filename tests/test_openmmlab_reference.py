@@ -65,3 +65,19 @@ def test_a_file_of_another_architecture_is_named_as_such():
         load_classifier("convnext_tiny", 1000, {}, Path(REFERENCE) / "swin_t.pth")
     with pytest.raises(CheckpointError, match=r"seems to be a ConvNeXt\) does not fit.*wrong shape"):
         load_classifier("convnext_tiny", 1000, {}, Path(REFERENCE) / "convnext_b.pth")
+
+
+def test_the_mmcls_preprocess_is_mmcls_test_pipeline(reference):
+    from sda_core.models.classifiers import Preprocess
+
+    preprocess = Preprocess(resize=256, crop=224, preprocess="mmcls")
+    tensor = Preprocess(resize=256, crop=224)
+    for k in range(5):
+        rgb = reference[f"pipeline.{k}.input"]
+        x = rgb.permute(2, 0, 1)[None].float() / 255
+        theirs = reference[f"pipeline.{k}.output"]
+        assert (preprocess(x)[0] - theirs).abs().max() < 1e-5
+        if k == 4:  # 256 px: no resize, so the two pipelines differ only in float arithmetic
+            assert (tensor(x)[0] - theirs).abs().max() < 1e-5
+        else:  # the default resizes differently (torch's bicubic on floats): the option is not a no-op
+            assert (tensor(x)[0] - theirs).abs().max() > 0.01

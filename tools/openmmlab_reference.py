@@ -8,7 +8,8 @@ mapping could hide behind), and writes for each:
   <out>/reference.pt      the input batch and each model's logits (eval mode), mmcls's forward pass
 ConvNeXt is written twice: as mmcls 0.x builds it (eps 1e-5 in its three downsampling LayerNorms) and
 with those at 1e-6 (MMPreTrain 1.x, timm), since the same weights mean slightly different functions.
-A Swin-T copy in the pre-0.20 layout (final norm `norm`, stored attention masks) is written as well.
+A Swin-T copy in the pre-0.20 layout (final norm `norm`, stored attention masks) is written as well,
+and mmcls's test pipeline applied to a few images (reference.pt: pipeline.<k>.input / .output).
 
     python tools/openmmlab_reference.py OUT_DIR     # with mmcls==0.25.0, mmcv==1.7.2 (make openmmlab-check)
 
@@ -86,7 +87,35 @@ def main(out: Path) -> None:
                     old[f"backbone.stages.{stage}.blocks.{block}.attn_mask"] = torch.zeros(4, 49, 49)
             torch.save({"meta": meta, "state_dict": old}, out / "swin_t.norm.pth")
         print(f"{name}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters", flush=True)
+    reference.update(test_pipeline_outputs())
     torch.save(reference, out / "reference.pt")
+
+
+def test_pipeline_outputs() -> dict[str, torch.Tensor]:
+    """mmcls's test pipeline (PIL bicubic resize of the short side to 256, centre crop 224, normalise on
+    the 0-255 scale) on 8-bit RGB images of the shapes ImageNet-C (square) and ImageNet val have."""
+    import numpy as np
+    from mmcls.datasets.pipelines import Compose
+
+    pipeline = Compose(
+        [
+            dict(type="Resize", size=(256, -1), backend="pillow", interpolation="bicubic"),
+            dict(type="CenterCrop", crop_size=224),
+            dict(type="Normalize", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True),
+        ]
+    )
+    outputs = {}
+    generator = torch.Generator().manual_seed(1)
+    for k, (height, width) in enumerate([(224, 224), (300, 400), (375, 500), (500, 333), (256, 256)]):
+        # smooth images with detail at every scale, as photos have (noise alone hides resampling differences)
+        coarse = torch.rand(3, height // 16 + 1, width // 16 + 1, generator=generator)
+        smooth = torch.nn.functional.interpolate(coarse[None], size=(height, width), mode="bilinear")[0]
+        image = (255 * (0.7 * smooth + 0.3 * torch.rand(3, height, width, generator=generator))).round()
+        rgb = image.permute(1, 2, 0).to(torch.uint8).numpy()
+        result = pipeline({"img": np.ascontiguousarray(rgb[..., ::-1]), "img_fields": ["img"]})  # mmcls reads BGR
+        outputs[f"pipeline.{k}.input"] = torch.from_numpy(rgb.copy())
+        outputs[f"pipeline.{k}.output"] = torch.from_numpy(result["img"]).permute(2, 0, 1).contiguous()
+    return outputs
 
 
 if __name__ == "__main__":

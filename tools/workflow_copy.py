@@ -46,9 +46,9 @@ def placeholder_hub_cache(root: Path) -> Path:
     """A Hugging Face cache holding (empty) timm weights files for the five default classifiers."""
     for hub_id in HUB_IDS:
         repo = root / f"models--{hub_id.replace('/', '--')}"
-        (repo / "snapshots" / "0").mkdir(parents=True)
+        (repo / "snapshots" / "0").mkdir(parents=True, exist_ok=True)
         (repo / "snapshots" / "0" / "model.safetensors").touch()
-        (repo / "refs").mkdir()
+        (repo / "refs").mkdir(exist_ok=True)
         (repo / "refs" / "main").write_text("0")
     return root
 
@@ -62,7 +62,9 @@ def imagenet_placeholders(workdir: Path, configfile: str = "config.yaml") -> Pat
 
     config = yaml.safe_load((workdir / configfile).read_text())
     validate(config, str(workdir / "schemas" / "config.schema.yaml"), set_default=True)
-    for requirement in imagenet_requirements(config, {a["name"]: "hub" for a in config["architectures"]}):
+    for requirement in imagenet_requirements(
+        config, {a["name"]: a["weights"] or "hub" for a in config["architectures"]}
+    ):
         path = workdir / requirement.path
         if path.suffix in (".pt", ".pth", ".safetensors", ".txt"):
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,4 +11,5 @@ score_target_job(
     paired_output=snakemake.output.paired,
     variants=p.variants,
     per_image=p.per_image,
+    processes=p.processes,
 )

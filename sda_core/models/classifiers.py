@@ -80,20 +80,34 @@ def load_classifier(
     return load_state(model, state, weights)
 
 
+PREPROCESSING = ("tensor", "mmcls")
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Classifier input: resize the short side to `resize` (bicubic), centre-crop `crop`, normalise.
 
-    Works on float (N, C, H, W) batches in [0, 1] on any device, so adapted images go to the
-    classifier without a round trip through PIL. ImageNet: resize 256, crop 224 (docs/method.md#reference-settings).
+    Works on float (N, C, H, W) batches in [0, 1] on any device. ImageNet: resize 256, crop 224
+    (docs/method.md#reference-settings). `preprocess` says how the resize is computed:
+    - tensor: torch's antialiased bicubic on the float batch, where it lies (no round trip through PIL);
+    - mmcls: the OpenMMLab test pipeline both papers evaluate with: each image as 8-bit RGB, resized by
+      PIL's bicubic (short side to `resize`, the long one truncated), centre crop with Python's rounding,
+      (x - mean) / std on the 0-255 scale (the same values as IMAGENET_MEAN/STD x 255). Per image on the CPU.
     """
 
     resize: int
     crop: int
+    preprocess: str = "tensor"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
+    def __post_init__(self):
+        if self.preprocess not in PREPROCESSING:
+            raise ValueError(f"preprocess {self.preprocess!r}: one of {', '.join(PREPROCESSING)}")
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preprocess == "mmcls":
+            return self.normalise(pil_resize_center_crop(x, self.resize, self.crop))
         from sda_core.pixels import resize
 
         height, width = x.shape[-2:]
@@ -113,3 +127,23 @@ def normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     mean_ = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
     std_ = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x - mean_) / std_
+
+
+def pil_resize_center_crop(x: torch.Tensor, resize: int, crop: int) -> torch.Tensor:
+    """mmcls 0.x's test transforms (Resize(size=(resize, -1), backend="pillow", interpolation="bicubic"),
+    CenterCrop(crop)) on a float (N, C, H, W) batch in [0, 1], as 8-bit images; returns floats in [0, 1]."""
+    import numpy as np
+    from PIL import Image
+
+    crops = []
+    for image in (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
+        height, width = image.shape[:2]
+        # the short side becomes `resize`, the long one int(resize * long / short), as mmcls computes it
+        size = (resize, int(resize * height / width)) if width < height else (int(resize * width / height), resize)
+        if size != (width, height):
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
+        top = max(0, int(round((image.shape[0] - crop) / 2)))
+        left = max(0, int(round((image.shape[1] - crop) / 2)))
+        crops.append(image[top : top + crop, left : left + crop])
+    batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)
+    return batch.to(x.device, torch.float32) / 255

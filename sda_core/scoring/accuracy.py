@@ -27,7 +27,7 @@ from sda_core.methods import not_run as stages_not_run
 from sda_core.methods import run_methods
 from sda_core.scoring.plots import plot_accuracy
 from sda_core.scoring.predictions import PredictionFiles, PredictionReader
-from sda_core.scoring.sanity import SANITY_CHECKS
+from sda_core.scoring.sanity import SANITY_CHECKS, is_synthetic
 from sda_core.scoring.tables import corruption_wins, paired_difference_table
 
 log = logging.getLogger(__name__)
@@ -156,16 +156,18 @@ def set_correct(arrays: Mapping[str, np.ndarray], model: str, image_set: str) ->
     return arrays[predictions_key(model, image_set)].argmax(1) == arrays[labels_key(image_set)]
 
 
-def sanity_table(prediction_files: PredictionFiles, has_clean: bool) -> pd.DataFrame:
-    """The sanity checks, those on the clean set only where the run has one; a missing set raises."""
+def sanity_table(prediction_files: PredictionFiles, has_clean: bool, synthetic: bool = True) -> pd.DataFrame:
+    """The sanity checks, those on the clean set only where the run has one, those on the synthetic sets
+    only where it makes them; a missing set raises."""
     rows = []
     for arch, files in prediction_files.items():
         with PredictionReader(files) as arrays:
             for check, model, images in SANITY_CHECKS:
-                if CLEAN in images.split("/") and not has_clean:
+                if (CLEAN in images.split("/") and not has_clean) or (is_synthetic(images) and not synthetic):
                     continue
                 rows.append({"arch": arch, "check": check, **_row(set_correct(arrays, model, images))})
-    return pd.DataFrame(rows)
+    # the columns even without a row (a run with neither a clean nor a synthetic set)
+    return pd.DataFrame(rows, columns=["arch", "check", "n", "top1", "ci_low", "ci_high"])
 
 
 def score_accuracy(
@@ -185,13 +187,17 @@ def score_accuracy(
     per_image: dict[str, list[str]] | None = None,
     num_classes: int | None = None,
     seed: int = 0,
+    processes: list[str] | None = None,
+    synthetic: bool = True,
 ) -> None:
-    """variants: method label -> fine-tuned model of a study (sda_core.studies); fusions: add the
+    """processes: the reverse processes the run makes of its target sets (None: all), synthetic: whether it
+    makes the synthetic sets (sda_core.image_sets.RunImageSets); variants: method label -> fine-tuned
+    model of a study (sda_core.studies); fusions: add the
     fusion methods, whose tuned weight (and its grid, to fusion_output) comes from `validation` only;
     per_image: per-image stage (sda_core.methods.PER_IMAGE_STAGES: memo, gda) -> the architectures it
     made predictions for (prediction_files holds their stores). num_classes and seed: part of every
     task's score interface; top-1 and its Wilson intervals need neither."""
-    methods, comparisons = run_methods(variants or {}, fusions, per_image)
+    methods, comparisons = run_methods(variants or {}, fusions, per_image, processes)
     weights, grid = tuned_weights(prediction_files, methods, validation)
     if fusion_output is not None:
         grid.to_csv(fusion_output, index=False, float_format="%.2f")
@@ -201,7 +207,7 @@ def score_accuracy(
     table.to_csv(table_output, index=False, float_format="%.2f")
     paired = paired_table(correct, comparisons, test, validation)
     paired.to_csv(paired_output, index=False, float_format="%.2f")
-    sanity = sanity_table(prediction_files, has_clean)
+    sanity = sanity_table(prediction_files, has_clean, synthetic)
     sanity.to_csv(sanity_output, index=False, float_format="%.2f")
     plot_accuracy(table, plot_output, title)
     means = table[(table.corruption == "mean") & (table.split == "test")]

@@ -135,6 +135,8 @@ def score_miou(
     variants: dict[str, str] | None = None,
     fusions: bool = False,
     per_image: dict[str, list[str]] | None = None,
+    processes: list[str] | None = None,
+    synthetic: bool = True,
 ) -> None:
     """The segmentation task's score stage (every task's score interface: sda_core.tasks.base.Task): the
     reference methods only; the embedded scenes always have their clean set."""
@@ -143,6 +145,8 @@ def score_miou(
         "fusions": fusions,
         "per_image": any((per_image or {}).values()),
         "fusion_output": fusion_output,
+        "without diffpure": processes is not None and "diffpure" not in processes,
+        "without synthetic sets": not synthetic,
     }
     asked = [name for name, value in extras.items() if value]
     if asked or not has_clean:

@@ -3,6 +3,11 @@ or mIoU). The gates (sda_core.jobs.gates) read two of them."""
 
 from sda_core.image_sets import CLEAN, SYNTHETIC_GENERATED, SYNTHETIC_MOD, adapted
 
+
+def is_synthetic(image_set: str) -> bool:
+    return image_set in (SYNTHETIC_GENERATED, SYNTHETIC_MOD)
+
+
 # (check, model, image set)
 SOURCE_CLEAN = "source on clean test"
 GENERATOR_AGREEMENT = "source agrees with generator label"
