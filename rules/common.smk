@@ -166,10 +166,6 @@ def classifier_weights(model, arch):
     return f"{RUN}/models/{model}/{arch}.safetensors"
 
 
-def finetuned_weights(arch):
-    return classifier_weights(image_sets.FINETUNED, arch)
-
-
 def generated_store(shard):
     return f"{RUN}/synthetic/generated/shard-{shard}.zarr"
 

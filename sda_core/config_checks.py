@@ -112,6 +112,12 @@ def imagenet_problems(config: dict) -> list[str]:
     # the study variants of f' (f_c', set sizes, f'_t) would be fine-tuned here by another recipe
     studies = Studies.from_config(config, has_clean=bool(imagenet["val_root"]))
     fine_tuning_studies = studies.finetuned_models()[1:]
+    unpaired = [arch["name"] for arch in config["architectures"] if arch["finetuned_weights"] and not arch["weights"]]
+    if unpaired:
+        problems.append(
+            f"architectures: {', '.join(unpaired)}: finetuned_weights with weights: null, so f would be timm's "
+            "pretrained model and f' fine-tuned from another one; set weights to the file f' was fine-tuned from"
+        )
     if released and fine_tuning_studies:
         problems.append(
             f"architectures: {', '.join(released)}: finetuned_weights (a released f') beside studies that "

@@ -88,16 +88,23 @@ def adapted_folder(config: dict, image_set: str) -> str | None:
     return str(Path(imagenet["adapted_root"]) / image_set / str(config["corruptions"]["severity"]))
 
 
+def target_sets(config: dict) -> list[str]:
+    """The target sets of a validated config: its test and validation corruptions, then its named targets."""
+    corruptions = config["corruptions"]
+    return [*corruptions["test"], *corruptions["validation"], *(target["name"] for target in config["targets"])]
+
+
 def runs_unconditional_model(config: dict) -> bool:
     """Whether a validated `world: imagenet` run diffuses anything: DDA on a set not pre-adapted or on
-    the clean set, DiffPure, GDA, MoD, the timestep study (on the clean set)."""
-    sets = [*config["corruptions"]["test"], *config["corruptions"]["validation"]]
-    sets += [target["name"] for target in config["targets"]]
+    the clean set (and the timestep study there), DiffPure, a per-image stage that runs the denoiser
+    (GDA), MoD."""
+    from sda_core.methods import PER_IMAGE_STAGES
+
     return (
-        any(adapted_folder(config, image_set) is None for image_set in sets)
+        any(adapted_folder(config, image_set) is None for image_set in target_sets(config))
         or config["imagenet"]["val_root"] is not None
         or config["diffpure"]["enabled"]
-        or config["gda"]["enabled"]
+        or any(stage.reads_denoiser and config[name]["enabled"] for name, stage in PER_IMAGE_STAGES.items())
         or makes_synthetic_sets(config)
     )
 
@@ -105,8 +112,7 @@ def runs_unconditional_model(config: dict) -> bool:
 def imagenet_set_folders(config: dict) -> dict[str, str]:
     """Every class-folder tree a validated `world: imagenet` config reads, by what it is: the target
     sets, their pre-adapted copies and ImageNet val (the clean set); they must share one wnid list."""
-    sets = [*config["corruptions"]["test"], *config["corruptions"]["validation"]]
-    sets += [target["name"] for target in config["targets"]]
+    sets = target_sets(config)
     folders = {image_set: imagenet_folder(config, image_set)[0] for image_set in sets}
     for image_set in sets:
         adapted = adapted_folder(config, image_set)
@@ -184,9 +190,7 @@ def imagenet_requirements(config: dict, classifier_weights: dict[str, str | None
         )
     for target in config["targets"]:
         required.append(Requirement(target["root"], f"target set {target['name']}", HOW_TO_OBTAIN["target"]))
-    for image_set in [*config["corruptions"]["test"], *config["corruptions"]["validation"]] + [
-        target["name"] for target in config["targets"]
-    ]:
+    for image_set in target_sets(config):
         folder = adapted_folder(config, image_set)
         if folder is not None:
             required.append(Requirement(folder, f"pre-adapted (DDA) {image_set}", HOW_TO_OBTAIN["adapted"]))

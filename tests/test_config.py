@@ -195,3 +195,29 @@ def test_a_rule_lets_its_jobs_use_the_gpu_exactly_when_it_asks_for_one():
             reserves_gpu = "gpu=GPUS_PER_JOB" in block
             assert uses_gpu == reserves_gpu, f"{path.name}: rule {name}: device and gpu resource disagree"
             assert uses_gpu or "job_device(uses_gpu=False)" in block, f"{path.name}: rule {name} names no device"
+
+
+def test_schema_offers_exactly_the_weight_layouts_and_preprocessings_the_loader_implements():
+    from sda_core.models.classifiers import PREPROCESSING, WEIGHTS_FORMATS
+
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    architecture = schema["properties"]["architectures"]["items"]["properties"]
+    assert architecture["weights_format"]["enum"] == list(WEIGHTS_FORMATS)
+    preprocess = schema["properties"]["classifier_input"]["properties"]["preprocess"]
+    assert preprocess["enum"] == list(PREPROCESSING) and preprocess["default"] == PREPROCESSING[0]
+
+
+def test_the_papers_figures_in_the_docs_are_the_ones_the_paper_table_tool_prints():
+    import re
+
+    from sda_core.paper import IMAGENET_C, METHODS
+
+    names = {"ResNet-50": "resnet50", "Swin-T": "swin_t", "ConvNeXt-T": "convnext_t", "Swin-B": "swin_b"}
+    names["ConvNeXt-B"] = "convnext_b"
+    text = (Path(SCHEMA).parents[1] / "docs/running-at-scale.md").read_text().split("| ImageNet-W |")[0]
+    rows = re.findall(r"^\| (\S+) \| paper \| (.+) \|$", text, flags=re.M)
+    documented = {names[model]: cells.split(" | ") for model, cells in rows if model in names}
+    assert documented.keys() == IMAGENET_C.keys()
+    for arch, cells in documented.items():
+        assert [None if cell == "-" else float(cell) for cell in cells] == list(IMAGENET_C[arch]), arch
+    assert len(METHODS) == len(next(iter(documented.values())))

@@ -279,9 +279,24 @@ def test_a_finished_run_without_its_data_folder_is_told_apart_or_said_not_to_be(
 def test_a_released_finetuned_model_beside_studies_that_fine_tune_here_is_refused():
     paper = yaml.safe_load((ROOT / "config.yaml").read_text())
     paper["architectures"][1]["finetuned_weights"] = "checkpoints/sda/swin_t.pth"
+    unpaired = copy.deepcopy(paper)
+    unpaired["studies"]["generated_only"]["enabled"] = False
+    validate(unpaired, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    assert config_problems(unpaired, 1000) == [
+        "architectures: swin_t: finetuned_weights with weights: null, so f would be timm's pretrained model and "
+        "f' fine-tuned from another one; set weights to the file f' was fine-tuned from"
+    ]
+    paper["architectures"][1]["weights"] = "checkpoints/openmmlab/swin_t.pth"
     validate(paper, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
     (problem,) = config_problems(copy.deepcopy(paper), 1000)
     assert problem.startswith("architectures: swin_t: finetuned_weights (a released f') beside studies that fine-tune")
     assert "finetuned-generated" in problem
     paper["studies"]["generated_only"]["enabled"] = False
     assert config_problems(paper, 1000) == []
+
+
+def test_segmentation_refuses_to_run_without_diffpure_at_parse_time():
+    config = copy.deepcopy(TINY_SCENES)
+    config["diffpure"] = {"enabled": False}
+    validate(config, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    assert any("diffpure.enabled: false" in problem for problem in config_problems(config, 11))

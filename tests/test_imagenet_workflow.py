@@ -272,9 +272,9 @@ def test_the_released_artifacts_preset_runs_no_diffusion_sampling_or_training_jo
     released = yaml.safe_load((workdir / "presets/paper_released.yaml").read_text())
     missing = snakemake(workdir, "-n", "--configfile", "presets/paper_released.yaml", hub_cache=workdir / "none")
     message = missing.stdout + missing.stderr
-    assert (
-        missing.returncode != 0 and "40 input(s) of the ImageNet experiment are missing"
-    )  # 5 + 5 models, 15 + 15 sets in message
+    # 5 + 5 models, 15 + 15 sets, and nothing else: no denoiser
+    assert missing.returncode != 0 and "40 input(s) of the ImageNet experiment are missing" in message
+    assert message.count("\n  - ") == 40
     for expected in (
         "download.openmmlab.com/mmclassification/v0/swin-transformer/swin_base_224_b16x64_300e_imagenet_20210616_",
         "released fine-tuned convnext_b: checkpoints/sda/convnext_b.pth",

@@ -123,6 +123,28 @@ def test_a_key_left_over_missing_or_misshapen_is_named_with_the_family_the_file_
         load_classifier("convnext_tiny", 5, TINY["convnext_tiny"], tmp_path / "swin.pth")
 
 
+def test_stored_relative_position_indices_are_checked_not_loaded(tmp_path):
+    """mmcls stores each Swin block's index buffer; timm builds its own: equal ones load, another is refused."""
+    name = "swin_tiny_patch4_window7_224"
+    model = tiny(name)
+    state = openmmlab_layout(name, model.state_dict())
+    indices = {
+        key.replace("layers.", "backbone.stages.", 1).replace(".attn.", ".attn.w_msa."): buffer
+        for key, buffer in model.named_buffers()
+        if key.endswith("relative_position_index")
+    }
+    assert len(indices) == 4  # 2 stages of 2 blocks
+    torch.save({"state_dict": {**state, **indices}}, tmp_path / "indexed.pth")
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_classifier(name, 5, TINY[name], tmp_path / "indexed.pth").eval()(x), model(x))
+    first = next(iter(indices))
+    other = {**indices, first: indices[first].flip(0)}
+    torch.save({"state_dict": {**state, **other}}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match=f"{first} is not the relative-position index timm builds"):
+        load_classifier(name, 5, TINY[name], tmp_path / "other.pth")
+
+
 def test_a_declared_format_the_file_does_not_have_is_refused(tmp_path):
     name = "convnext_tiny"
     model = tiny(name)

@@ -11,7 +11,7 @@ with those at 1e-6 (MMPreTrain 1.x, timm), since the same weights mean slightly 
 A Swin-T copy in the pre-0.20 layout (final norm `norm`, stored attention masks) is written as well,
 and mmcls's test pipeline applied to a few images (reference.pt: pipeline.<k>.input / .output).
 
-    python tools/openmmlab_reference.py OUT_DIR     # with mmcls==0.25.0, mmcv==1.7.2 (make openmmlab-check)
+    python tools/openmmlab_reference.py OUT_DIR     # with mmcls==0.25.0, mmcv==1.7.2 (make openmmlab-reference)
 
 tests/test_openmmlab_reference.py reads OUT_DIR (SDA_OPENMMLAB_REFERENCE) and checks timm against it.
 """

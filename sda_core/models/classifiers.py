@@ -17,6 +17,8 @@ from sda_core.checkpoints import CheckpointError, load_state, unwrapped_state_di
 
 log = logging.getLogger(__name__)
 
+WEIGHTS_FORMATS = ("auto", "timm", "openmmlab")  # architectures[].weights_format
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -52,6 +54,8 @@ def load_classifier(
     """
     from sda_core.models.openmmlab import is_openmmlab, openmmlab_to_timm, read_checkpoint
 
+    if weights_format not in WEIGHTS_FORMATS:
+        raise ValueError(f"weights_format {weights_format!r}: one of {', '.join(WEIGHTS_FORMATS)}")
     model = create_classifier(timm_name, num_classes, timm_kwargs)
     path = Path(weights)
     if not path.is_file():
@@ -68,11 +72,12 @@ def load_classifier(
     if weights_format == "timm" and openmmlab:
         raise CheckpointError(
             f"{path}: weights_format is timm, but the file is in the OpenMMLab layout (a state_dict of "
-            "backbone./head. keys); set weights_format: openmmlab (or auto)"
+            "backbone./neck./head. keys); set weights_format: openmmlab (or auto)"
         )
     if openmmlab:
         log.info("%s: OpenMMLab layout, converted to timm's %s", path, timm_name)
         return load_state(model, openmmlab_to_timm(checkpoint["state_dict"], model, path), path)
+    log.info("%s: timm's or an original release's naming, for %s", path, timm_name)
     state = unwrapped_state_dict(checkpoint, path)
     convert = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
     if convert is not None and set(state) != set(model.state_dict()):
@@ -131,19 +136,12 @@ def normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
 
 def pil_resize_center_crop(x: torch.Tensor, resize: int, crop: int) -> torch.Tensor:
     """mmcls 0.x's test transforms (Resize(size=(resize, -1), backend="pillow", interpolation="bicubic"),
-    CenterCrop(crop)) on a float (N, C, H, W) batch in [0, 1], as 8-bit images; returns floats in [0, 1]."""
+    CenterCrop(crop)) on a float (N, C, H, W) batch in [0, 1], as 8-bit images; returns floats in [0, 1].
+    Their rules are resize_center_crop's: the long side truncated, the crop's offsets rounded."""
     import numpy as np
-    from PIL import Image
 
-    crops = []
-    for image in (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
-        height, width = image.shape[:2]
-        # the short side becomes `resize`, the long one int(resize * long / short), as mmcls computes it
-        size = (resize, int(resize * height / width)) if width < height else (int(resize * width / height), resize)
-        if size != (width, height):
-            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
-        top = max(0, int(round((image.shape[0] - crop) / 2)))
-        left = max(0, int(round((image.shape[1] - crop) / 2)))
-        crops.append(image[top : top + crop, left : left + crop])
-    batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)
-    return batch.to(x.device, torch.float32) / 255
+    from sda_core.data.imagenet import resize_center_crop
+
+    images = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    batch = torch.from_numpy(np.stack([resize_center_crop(image, resize, crop) for image in images]))
+    return batch.permute(0, 3, 1, 2).to(x.device, torch.float32) / 255

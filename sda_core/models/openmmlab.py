@@ -206,7 +206,9 @@ def _rebuilt_buffers(state: dict, model: nn.Module, path, family: str) -> list[s
         elif key.endswith("relative_position_index"):
             match = re.fullmatch(r"backbone\.stages\.(\d+)\.blocks\.(\d+)\.attn\.w_msa\.relative_position_index", key)
             ours = buffers.get(f"layers.{match[1]}.blocks.{match[2]}.attn.relative_position_index") if match else None
-            if ours is not None and not torch.equal(value.to(ours.dtype), ours):
+            if ours is None:
+                raise CheckpointError(f"{path}: {key} has no counterpart in timm's model to be checked against")
+            if not torch.equal(value.to(ours.dtype), ours):
                 raise CheckpointError(
                     f"{path}: {key} is not the relative-position index timm builds; the file follows another "
                     "convention and would not load exactly"

@@ -22,6 +22,8 @@ OPTIONAL_PARTS = {
     "targets": lambda config: {"targets": bool(config["targets"])},
     "studies": lambda config: {f"studies.{name}": study["enabled"] for name, study in config["studies"].items()},
     "claims": lambda config: {},  # the claims table: made wherever the task supports it, no key of its own
+    # a run without the DiffPure sets (its tables drop DiffPure's rows)
+    "without_diffpure": lambda config: {"diffpure.enabled: false": not config["diffpure"]["enabled"]},
 }
 
 

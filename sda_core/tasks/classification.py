@@ -60,7 +60,7 @@ class Classification(Task):
     unit = "images"
     condition = "classes"
     no_label = None  # every class counts (ImageNet's class 255 too)
-    supports = frozenset({"targets", "studies", "claims"})
+    supports = frozenset({"targets", "studies", "claims", "without_diffpure"})
     captions = {"table": "accuracy.rst", "paired": "paired.rst", "sanity": "sanity.rst", "plot": "plot.rst"}
     preview_caption = "preview.rst"
 
