@@ -46,6 +46,9 @@ MEMO = "memo"
 # GDA: f's predictions of the target images after GDA's guided diffusion (sda_core.gda), stored by its
 # own stage (prediction stores), under predictions_key(GDA, target(corruption))
 GDA = "gda"
+# TENT: f adapted over each target set's stream of batches (sda_core.tent), stored by its own stage,
+# under predictions_key(TENT, target(corruption))
+TENT = "tent"
 
 
 def covered_images(num_images: int, count: int | None) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from sda_core.ensemble import FUSION_LABELS, Method
-from sda_core.image_sets import GDA, MEMO, SOURCE, adapted, finetuned, target
+from sda_core.image_sets import GDA, MEMO, SOURCE, TENT, adapted, finetuned, target
 from sda_core.models.specs import resolve_spec
 
 dda = partial(adapted, "dda")
@@ -36,6 +36,9 @@ class PerImageStage:
     settings: Callable[[dict, dict], dict]  # (config, architecture) -> its settings, the rule's params
     files: Callable[[dict], dict[str, str]] = lambda config: {}  # config files it reads, by name
     reads_denoiser: bool = False  # it runs the unconditional denoiser (its weights are an input)
+    # a stream method (TENT): its predictor carries its state from batch to batch over each target set,
+    # in a seeded order, reset between sets; one shard per set, and a resumed set is recomputed whole
+    stream: bool = False
 
     def architectures(self, config: dict) -> list[str]:
         """The architectures the run makes it for: none unless enabled; those of `architectures` if set."""
@@ -51,13 +54,15 @@ class PerImagePredictor:
     """What a per-image stage's module builds for its job: `probabilities(images, generators, where)` of
     a batch of uint8 NHWC images, each with its own generator (a torch tensor (n, classes), checked for
     non-finite values by the job); `fingerprint`, what its predictions depend on beyond the images and
-    their seeds; `checked`, the models a non-finite output names; `report()`, text for the chunk's log."""
+    their seeds; `checked`, the models a non-finite output names; `report()`, text for the chunk's log;
+    `reset()`, for a stream stage, the start of a new stream (a target set)."""
 
     probabilities: Callable
     fingerprint: dict
     description: str
     checked: str
     report: Callable[[], str] = lambda: ""
+    reset: Callable[[], None] = lambda: None  # a stream method's return to the source state
 
 
 def _memo_settings(config: dict, arch: dict) -> dict:
@@ -91,12 +96,20 @@ def _gda_files(config: dict) -> dict[str, str]:
     }
 
 
+def _tent_settings(config: dict, arch: dict) -> dict:
+    """TENT's settings (sda_core.tent.TentSettings); its batch size is the stage's `batch_size`."""
+    return {key: config["tent"][key] for key in ("lr", "momentum", "steps")}
+
+
 PER_IMAGE_STAGES: dict[str, PerImageStage] = {
     stage.name: stage
     for stage in (
         PerImageStage(MEMO, "sda_core.memo:per_image_predictor", frozenset({"classification"}), _memo_settings),
         PerImageStage(
             GDA, "sda_core.gda:per_image_predictor", frozenset({"classification"}), _gda_settings, _gda_files, True
+        ),
+        PerImageStage(
+            TENT, "sda_core.tent:per_image_predictor", frozenset({"classification"}), _tent_settings, stream=True
         ),
     )
 }
@@ -129,6 +142,8 @@ SCORED_METHODS: tuple[ScoredMethod, ...] = (
     # optional ensemble: of the raw image's and the adapted image's predictions, the one of lower entropy
     ScoredMethod("GDA", Method(((GDA, target),)), stage=GDA),
     ScoredMethod("GDA (ensemble)", Method(((SOURCE, target), (GDA, target)), "entropy_select"), GDA, plotted=False),
+    # TENT's predictions of the target images over its stream (sda_core.tent)
+    ScoredMethod("TENT", Method(((TENT, target),)), stage=TENT),
 )
 METHODS: dict[str, Method] = {entry.name: entry.method for entry in SCORED_METHODS}
 # (first, second): the differences of the paired tables (first minus second), the paper's claims first;
@@ -143,6 +158,8 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
     ("GDA", "Source"),
     ("SDA", "GDA"),
     ("GDA (ensemble)", "GDA"),
+    ("TENT", "Source"),
+    ("SDA", "TENT"),
 )
 # the columns of the paper's table, in its order (the README's main table; the others follow it)
 PAPER_COLUMNS = ("Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA")

@@ -30,7 +30,7 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     core = {"Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"}
     fusions = {f"{m} ({f})" for m in ("DDA", "SDA") for f in FUSION_LABELS.values()}
     baselines = {"MEMO", "GDA", "GDA (ensemble)"}
-    assert set(table.method) == core | fusions | {"SDA (f_c')", "SDA (1 per class)"} | baselines
+    assert set(table.method) == core | fusions | {"SDA (f_c')", "SDA (1 per class)", "TENT"} | baselines
     assert set(table.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     test_rows = table[(table.split == "test") & (table.corruption != "mean")]
     limited = table.method.isin(baselines)  # memo.images, gda.images: 6, in two shards
@@ -40,6 +40,7 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     assert (table[limited & (table.corruption != "mean")].n == 6).all()
     assert (finished_run / "results/memo/tiny_resnet/fog/shard-1.zarr").is_dir()
     assert (finished_run / "results/gda/tiny_resnet/fog/shard-1.zarr").is_dir()
+    assert (finished_run / "results/tent/tiny_resnet/fog/shard-0.zarr").is_dir()  # every image, one stream
     # the named target set (targets: w): its own tables, every method, not in the corruptions' means
     w = pd.read_csv(finished_run / "results/tables/digits_w.csv")
     assert {"Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA", "SDA (f_c')"} <= set(w.method)
@@ -66,6 +67,8 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
         "GDA - Source",
         "SDA - GDA",
         "GDA (ensemble) - GDA",
+        "TENT - Source",
+        "SDA - TENT",
     } <= set(paired.comparison)
     assert set(paired.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     assert (paired.ci_low <= paired.difference).all() and (paired.difference <= paired.ci_high).all()
@@ -286,6 +289,7 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
                 "adapt": 2,
                 "memo": 2,
                 "gda": 2,
+                "tent": 1,
                 "predict": 7,
                 "preview": 1,
                 "score": 1,
@@ -305,6 +309,11 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
         (
             lambda c: c["gda"].update(objective="marginal"),
             {"gda": 2, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
+        ),
+        # TENT's batch size: its predictions (one grouped job, the stream is not sharded) and the tables
+        (
+            lambda c: c["tent"].update(batch_size=16),
+            {"tent": 1, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
         ),
     ],
 )

@@ -21,7 +21,7 @@ import torch
 from sda_core.finite import check_finite
 from sda_core.image_sets import covered_images
 from sda_core.methods import PER_IMAGE_STAGES, PerImagePredictor
-from sda_core.rng import sample_generators
+from sda_core.rng import sample_generators, sample_seed
 from sda_core.store import PROBABILITIES, StoreSequence, fill_store, finalize_all, input_identities, shard_range
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,9 @@ def per_image_sets_job(
     )
     label = method.upper()
     weight_identities = input_identities(weights.values())  # read once for all the sets
+    stream_stage = PER_IMAGE_STAGES[method].stream
+    if stream_stage and num_shards != 1:
+        raise ValueError(f"{label} adapts over each target set's stream in order: one shard, not {num_shards}")
 
     def predict_target_set(target: TargetSet):
         """One target set's shard, into `<output>.partial` (returned, complete; renamed below with the others)."""
@@ -137,6 +140,10 @@ def per_image_sets_job(
             log.info("%s: %d of %d correct%s", where, correct, hi - lo, predictor.report())
             return probabilities.cpu().numpy().astype(np.float16), labels
 
+        chunks_per_call = 1
+        if stream_stage:
+            compute = stream_compute(predictor, source, covered, batch_size, seed, stream, num_classes, label)
+            chunks_per_call = -(-len(covered) // batch_size)  # the whole stream in one call
         fingerprint = {
             "inputs": target.inputs,
             **predictor.fingerprint,
@@ -145,6 +152,7 @@ def per_image_sets_job(
             "images": images,
             "stream": stream,
             "seed": seed,
+            **({"batch_size": batch_size, "order": "seeded permutation"} if stream_stage else {}),
         }
         return fill_store(
             target.output,
@@ -156,7 +164,39 @@ def per_image_sets_job(
             desc=stream,
             array=PROBABILITIES,
             keep_partial=True,
+            chunks_per_call=chunks_per_call,
         )
 
     # every set complete first: then the renames
     finalize_all([(predict_target_set(target), target.output) for target in targets])
+
+
+def stream_order(count: int, seed: int, stream: str) -> np.ndarray:
+    """The order a stream method sees a target set's `count` covered images in: a permutation seeded by
+    (seed, stream), the same for every architecture (a set stored class by class is no i.i.d. stream)."""
+    return np.random.default_rng(sample_seed(seed, f"{stream}/order", 0)).permutation(count)
+
+
+def stream_compute(predictor, source, covered, batch_size, seed, stream, num_classes, label):
+    """compute(lo, hi) for fill_store of a stream method: the whole stream from the source state, in
+    stream_order and batches of `batch_size`, every call (a batch's prediction depends on every batch
+    before it, so a resumed set is recomputed whole); returns the rows of covered images lo..hi."""
+
+    def compute(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        order = stream_order(len(covered), seed, stream)
+        rows = np.empty((len(covered), num_classes), np.float16)
+        labels = np.empty(len(covered), np.int64)
+        predictor.reset()
+        for first in range(0, len(order), batch_size):
+            members = order[first : first + batch_size]
+            batch, batch_labels = source.read_rows(covered[members])
+            where = f"stream batch {first // batch_size} ({len(members)} images)"
+            probabilities = predictor.probabilities(batch, None, f"{label} {stream}, {where}")
+            check_finite(probabilities, f"{label} {stream}, {where}, {predictor.checked}")
+            rows[members] = probabilities.cpu().numpy().astype(np.float16)
+            labels[members] = batch_labels
+        correct = int((rows.astype(np.float32).argmax(1) == labels).sum())
+        log.info("%s: %d of %d correct over the stream%s", stream, correct, len(covered), predictor.report())
+        return rows[lo:hi], labels[lo:hi]
+
+    return compute
