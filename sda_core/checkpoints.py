@@ -53,25 +53,36 @@ def load_weights(model: nn.Module, path: str | os.PathLike, how_to_obtain: str =
     return load_state(model, read_state_dict(path, how_to_obtain), path)
 
 
+def key_mismatch(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """The keys of `state` that do not fit a model's state dict `expected`: missing, unexpected, wrong shape."""
+    return {
+        "missing": [k for k in expected if k not in state],
+        "unexpected": [k for k in state if k not in expected],
+        "wrong shape": [
+            f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+            for k, v in expected.items()
+            if k in state and state[k].shape != v.shape
+        ],
+    }
+
+
+def listed_keys(groups: dict[str, list[str]]) -> str:
+    """ "name (n): k1, k2 ..." for each non-empty group (the first five keys), joined by "; "."""
+    return "; ".join(
+        f"{name} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+        for name, keys in groups.items()
+        if keys
+    )
+
+
 def load_state(model: nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike) -> nn.Module:
     """Load tensors read from `path` into `model` strictly, with load_weights' error on a mismatch."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong_shape = [
-        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or wrong_shape:
-        parts = [
-            f"{name} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-            for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
-            if keys
-        ]
+    mismatch = key_mismatch(state, expected)
+    if any(mismatch.values()):
         raise CheckpointError(
             f"checkpoint {path} does not fit {type(model).__name__} "
-            f"({len(state)} keys in file, {len(expected)} in model); " + "; ".join(parts)
+            f"({len(state)} keys in file, {len(expected)} in model); " + listed_keys(mismatch)
         )
     broken = non_finite_tensors(state)
     if broken:

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sda_core.checkpoints import CheckpointError
+from sda_core.checkpoints import CheckpointError, key_mismatch, listed_keys
 
 PREFIXES = ("backbone.", "neck.", "head.")
 
@@ -254,22 +254,11 @@ def openmmlab_to_timm(state: dict[str, torch.Tensor], model: nn.Module, path: st
         for key, value in list(converted.items()):
             if ".downsample." in key:  # (4C,) norm and (out, 4C) linear: the input channels are permuted
                 converted[key] = value[..., unfold_to_concat(value.shape[-1] // 4)].contiguous()
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in converted]
-    left_over += [k for k in converted if k not in expected]
-    wrong = [
-        f"{k} {tuple(converted[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in converted and converted[k].shape != v.shape
-    ]
-    if missing or left_over or wrong:
-        parts = [
-            f"{name} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-            for name, keys in (("left over", left_over), ("missing", missing), ("wrong shape", wrong))
-            if keys
-        ]
+    mismatch = key_mismatch(converted, model.state_dict())
+    left_over += mismatch.pop("unexpected")  # keys the mapping does not know, then those timm lacks
+    if left_over or any(mismatch.values()):
         raise CheckpointError(
             f"{path} (OpenMMLab layout; seems to be a {FAMILY_NAMES[seems]}) does not fit timm's "
-            f"{type(model).__name__}: " + "; ".join(parts)
+            f"{type(model).__name__}: " + listed_keys({"left over": left_over, **mismatch})
         )
     return converted
