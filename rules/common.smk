@@ -234,6 +234,40 @@ def per_image_stores(method, arch, images):
     return [per_image_store(method, arch, images, k) for k in range(config[method]["shards"])]
 
 
+def per_image_adapted_store(method, arch, images, shard):
+    """A per-image method's adapted images (PerImageStage.stores_images: GDA's) of one shard of a target set."""
+    return f"{RUN}/{method}-adapted/{arch}/{images}/shard-{shard}.zarr"
+
+
+def per_image_adapted_stores(method, arch, images):
+    return [per_image_adapted_store(method, arch, images, k) for k in range(config[method]["shards"])]
+
+
+def per_image_adapted_groups():
+    """The target sets whose adapted images (of a per-image stage that stores them) f' classifies in one
+    job per architecture: each set on its own, or every one (target_jobs: grouped)."""
+    return {image_sets.ALL_GROUP: PER_IMAGE_SETS} if GROUPED else {images: [images] for images in PER_IMAGE_SETS}
+
+
+def per_image_adapted_models():
+    """The models that classify the adapted images of the per-image stages that store them: f', and
+    f'_GDA with the gda_aligned study."""
+    return [image_sets.FINETUNED] + ([image_sets.finetuned(image_sets.GDA_ALIGNED)] if STUDIES.gda_aligned else [])
+
+
+def per_image_adapted_predictions(method, arch, group):
+    """f''s predictions of a group of a per-image stage's adapted sets (rules/per_image.smk)."""
+    return f"{RUN}/{method}-adapted/{arch}/predictions/{group}.npz"
+
+
+def per_image_adapted_sets(method, arch, group):
+    """The adapted sets of a group (image_sets.per_image_adapted) -> their stores."""
+    return {
+        image_sets.per_image_adapted(method, images): per_image_adapted_stores(method, arch, images)
+        for images in per_image_adapted_groups()[group]
+    }
+
+
 def table_file(name):
     return table_path(RESULTS, SEED, WORLD, name)
 
@@ -361,11 +395,14 @@ def finetune_job_models(wildcards):
     return STUDIES.finetuned_models() if GROUPED else [wildcards.model]
 
 
-def finetune_data(model):
-    """The stores a fine-tuned model learns from: the generated set for f_c', MoD from its timestep for
-    f'_t, else the MoD set (a subset of it for the set-size study: STUDIES.subset_sizes)."""
+def finetune_data(model, arch):
+    """The stores a fine-tuned model of an architecture learns from: the generated set for f_c', MoD from
+    its timestep for f'_t, the architecture's GDA-made MoD for f'_GDA, else the MoD set (a subset of it
+    for the set-size study: STUDIES.subset_sizes)."""
     if model == image_sets.finetuned(image_sets.GENERATED_ONLY):
         return generated_stores()
+    if model == image_sets.finetuned(image_sets.GDA_ALIGNED):
+        return per_image_adapted_stores(image_sets.GDA, arch, GDA_MOD_FOLDER)
     return mod_stores(STUDIES.mod_timestep(model))
 
 
@@ -388,6 +425,14 @@ def prediction_files():
                     for c in PER_IMAGE_SETS
                 }
             )
+            if PER_IMAGE_STAGES[method].stores_images:
+                files[arch].update(
+                    {
+                        name: per_image_adapted_predictions(method, arch, group)
+                        for group in per_image_adapted_groups()
+                        for name in per_image_adapted_sets(method, arch, group)
+                    }
+                )
     return files
 
 
@@ -426,20 +471,27 @@ def job_folder(per_set):
 
 
 def per_image_outputs(method):
-    """What a per-image method's job makes: its target set's store, or every set's (grouped), one shard."""
+    """What a per-image method's job makes: its target set's predictions, or every set's (grouped), one
+    shard; and their adapted images where the stage stores them."""
     sets = PER_IMAGE_SETS if GROUPED else ["{corruption}"]
-    return [directory(per_image_store(method, "{arch}", images, "{shard}")) for images in sets]
+    outputs = {"predictions": [directory(per_image_store(method, "{arch}", images, "{shard}")) for images in sets]}
+    if PER_IMAGE_STAGES[method].stores_images:
+        outputs["images"] = [directory(per_image_adapted_store(method, "{arch}", images, "{shard}")) for images in sets]
+    return outputs
 
 
-def per_image_inputs(method):
-    """What a per-image method's jobs read (the input function of its rule): the target sets' images, the
-    architecture's source classifier, the unconditional denoiser where the method runs it, and the config
-    files it names (GDA: VGG-19 and CLIP where their terms are on)."""
+def per_image_inputs(method, images=None):
+    """What a per-image method's jobs read (the input function of its rule): the target sets' images (or
+    the stores `images`: the generated set of the gda_aligned study), the architecture's source
+    classifier, the unconditional denoiser where the method runs it, and the config files it names (GDA:
+    VGG-19 and CLIP where their terms are on)."""
     stage = PER_IMAGE_STAGES[method]
 
     def inputs(wildcards):
-        images = [target_store(c) for c in job_sets(wildcards, PER_IMAGE_SETS)]
-        found = {"images": images, "classifier": source_weights(wildcards.arch)}
+        found = {
+            "images": images or [target_store(c) for c in job_sets(wildcards, PER_IMAGE_SETS)],
+            "classifier": source_weights(wildcards.arch),
+        }
         if stage.reads_denoiser:
             found["checkpoint"] = denoiser_weights("unconditional")
         return found | stage.files(config)
@@ -458,6 +510,43 @@ def per_image_targets(method):
     return lambda wildcards: [
         {"inputs": [target_store(c)], "stream": f"{method}/{c}"} for c in job_sets(wildcards, PER_IMAGE_SETS)
     ]
+
+
+def per_image_params(method, targets, images):
+    """A per-image rule's params (workflow_scripts/per_image.py): targets, a per_image_targets function;
+    images: how many of each set's images it covers (None: all)."""
+    return {
+        "stage": method,
+        "model": lambda wildcards: task_model(wildcards.arch),
+        "num_classes": NUM_CLASSES,
+        "settings": per_image_settings(method),
+        "preprocess": config["classifier_input"],
+        "images": images,
+        "batch_size": config[method]["batch_size"],
+        "num_shards": config[method]["shards"],
+        "targets": targets,
+        "seed": SEED,
+        "device": job_device(uses_gpu=True),
+    }
+
+
+# The gda_aligned study's MoD set: the generated images as GDA adapts them under each architecture's f
+# (sda_core.studies), in the folders of GDA's own stores.
+GDA_MOD_FOLDER = "synthetic-mod"
+
+
+def gda_mod_outputs():
+    """What a job of the gda_aligned study's MoD makes: one shard of an architecture's set, with f's
+    predictions of it (GDA's job writes both)."""
+    return {
+        "predictions": [directory(per_image_store(image_sets.GDA, "{arch}", GDA_MOD_FOLDER, "{shard}"))],
+        "images": [directory(per_image_adapted_store(image_sets.GDA, "{arch}", GDA_MOD_FOLDER, "{shard}"))],
+    }
+
+
+def gda_mod_targets(wildcards):
+    """The gda_aligned study's MoD job's one target set: every generated image, its own noise stream."""
+    return [{"inputs": generated_stores(), "stream": f"{image_sets.GDA}/{image_sets.SYNTHETIC_MOD}"}]
 
 
 def preview_rows():
@@ -550,6 +639,7 @@ def score_settings():
         "per_image": PER_IMAGE_ARCHS,
         "processes": TARGET_PROCESSES,
         "synthetic": SYNTHETIC,
+        "studies": sorted(STUDIES.scored()),
     }
 
 

@@ -7,7 +7,7 @@
 
 rule finetune:
     input:
-        train=lambda wc: [store for model in finetune_job_models(wc) for store in finetune_data(model)],
+        train=lambda wc: [store for model in finetune_job_models(wc) for store in finetune_data(model, wc.arch)],
         init=source_weights("{arch}"),
     output:
         finetune_outputs(),
@@ -25,7 +25,7 @@ rule finetune:
         model=lambda wc: task_model(wc.arch),
         settings=lambda wc: ARCHS[wc.arch]["finetune"],
         trainings=lambda wc: [
-            {"stores": finetune_data(model), "images_per_class": STUDIES.subset_sizes.get(model)}
+            {"stores": finetune_data(model, wc.arch), "images_per_class": STUDIES.subset_sizes.get(model)}
             for model in finetune_job_models(wc)
         ],
         num_classes=NUM_CLASSES,

@@ -122,7 +122,7 @@ def imagenet_problems(config: dict) -> list[str]:
         problems.append(
             f"architectures: {', '.join(released)}: finetuned_weights (a released f') beside studies that "
             f"fine-tune ({', '.join(fine_tuning_studies)}) here by another recipe; turn those studies off "
-            "(studies.generated_only, set_size, timesteps.matched_mod), or unset finetuned_weights"
+            "(studies.generated_only, set_size, timesteps.matched_mod, gda_aligned), or unset finetuned_weights"
         )
     if imagenet["subset_file"] and imagenet["images_per_class"]:
         problems.append(
@@ -195,6 +195,15 @@ def study_problems(config: dict) -> list[str]:
         problems.append(
             "studies.fusions: its tuned weight is chosen on the validation corruptions, and "
             "corruptions.validation is empty; name some, or set studies.fusions.enabled: false"
+        )
+    gda = config["gda"]
+    if studies["gda_aligned"]["enabled"] and not (gda["enabled"] and gda["architectures"] is None):
+        # every architecture's fine-tuning job makes the same models; f'_GDA needs GDA's guidance by its f
+        problems.append(
+            "studies.gda_aligned: f'_GDA learns from MoD made by GDA under each architecture's f, and scores "
+            "GDA's images: it needs gda.enabled with gda.architectures null (all); "
+            + ("GDA is off" if not gda["enabled"] else f"gda.architectures lists {', '.join(gda['architectures'])}")
+            + ", or set studies.gda_aligned.enabled: false"
         )
     return problems
 

@@ -351,14 +351,15 @@ def per_image_predictor(
     """GDA as a per-image stage (sda_core.jobs.per_image): each image adapted by the unconditional
     denoiser (weights["checkpoint"]) under the guidance of the source classifier (weights["classifier"]),
     and classified as it is made (on the unquantised x0 estimate, as GDA's code does). method: GdaSettings'
-    fields; VGG (weights["vgg"]) and CLIP (weights["clip"]) are loaded where their terms are on."""
+    fields; VGG (weights["vgg"]) and CLIP (weights["clip"]) are loaded where their terms are on. The
+    adapted images are kept, quantised, for the job to store (PerImagePredictor.adapted_images)."""
     from sda_core.compilation import compile_denoiser
     from sda_core.diffusion.adapt import configure_denoiser
     from sda_core.finite import check_finite
     from sda_core.methods import PerImagePredictor
     from sda_core.models.classifiers import load_classifier
     from sda_core.models.denoisers import load_denoiser
-    from sda_core.pixels import resize, to_model_range
+    from sda_core.pixels import from_model_range, resize, to_model_range
     from sda_core.precision import set_up_precision
 
     precision = set_up_precision(precision, device)  # resolved: what the fingerprint records
@@ -376,9 +377,12 @@ def per_image_predictor(
         denoiser, configure_classifier(classifier), Preprocess(**preprocess), settings, vgg, clip, precision
     )
 
+    last_adapted: list[np.ndarray] = []
+
     def probabilities(images: np.ndarray, generators, where: str) -> torch.Tensor:
         adapted = adapter.adapt(resize(to_model_range(images, device), spec["image_size"]), generators)
         check_finite(adapted, f"{where}, denoiser {checkpoint}, classifier {classifier_weights}")
+        last_adapted[:] = [from_model_range(adapted)]  # stored as DDA's are: quantised, for f' (SDA on GDA)
         return adapter.probabilities(adapted)
 
     def report() -> str:
@@ -404,4 +408,6 @@ def per_image_predictor(
         ),
         checked=f"classifier {classifier_weights}",
         report=report,
+        adapted_images=lambda: last_adapted[0],
+        image_size=spec["image_size"],
     )

@@ -5,7 +5,8 @@ A set name is a path-like key:
 - "target/<corruption>": the corrupted target images;
 - "<process>/<corruption or clean>": a target set after a reverse process (PROCESSES), or after one of
   them started from another timestep t ("<process>-t<t>/clean", the timestep study);
-- "synthetic/generated", "synthetic/mod": the generator's images and the same after MoD.
+- "synthetic/generated", "synthetic/mod": the generator's images and the same after MoD;
+- "gda/<corruption or target>": a target set as GDA adapted it (per_image_adapted), one per architecture.
 
 The models scored are f ("source"), f' ("finetuned", fine-tuned on the MoD set) and the study variants
 of f' ("finetuned-<variant>": on the generated images alone, on a class-balanced subset of the MoD
@@ -40,6 +41,7 @@ TIMESTEPS_GROUP = "timesteps"
 SOURCE = "source"  # f
 FINETUNED = "finetuned"  # f', fine-tuned on the MoD set
 GENERATED_ONLY = "generated"  # the variant of f' fine-tuned on the generated images without MoD (f_c')
+GDA_ALIGNED = "gda"  # the variant of f' fine-tuned on MoD made by GDA's reverse process (f'_GDA), per architecture
 # MEMO: f adapted to each target image on its own (sda_core.memo); its predictions of a target set are
 # stored by its own stage (prediction stores), under predictions_key(MEMO, target(corruption))
 MEMO = "memo"
@@ -62,7 +64,7 @@ def covered_images(num_images: int, count: int | None) -> np.ndarray:
 
 
 def finetuned(variant: str | None = None) -> str:
-    """f' (variant None) or one of its study variants: GENERATED_ONLY, per_class(k), at_timestep(t)."""
+    """f' (variant None) or one of its study variants: GENERATED_ONLY, GDA_ALIGNED, per_class(k), at_timestep(t)."""
     return FINETUNED if variant is None else f"{FINETUNED}-{variant}"
 
 
@@ -93,6 +95,13 @@ def parse_process(name: str) -> tuple[str, int | None]:
     if base not in PROCESSES or (t and (base not in SWEPT_PROCESSES or not t.isdigit())):
         raise ValueError(f"unknown reverse process {name!r}; valid: {', '.join(PROCESSES)}, or <unguided|dda>-t<t>")
     return base, int(t) if t else None
+
+
+def per_image_adapted(method: str, images: str) -> str:
+    """A target set (a corruption or a named target) as a per-image stage that stores its images adapted
+    it (GDA: PerImageStage.stores_images): a set of one architecture's, since f guides the adaptation;
+    scored by f' for "SDA on GDA" (sda_core.methods)."""
+    return f"{method}/{images}"
 
 
 def adapted(process: str, images: str) -> str:

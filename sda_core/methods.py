@@ -16,8 +16,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
+
 from sda_core.ensemble import FUSION_LABELS, Method
-from sda_core.image_sets import GDA, MEMO, SOURCE, TENT, adapted, finetuned, target
+from sda_core.image_sets import GDA, GDA_ALIGNED, MEMO, SOURCE, TENT, adapted, finetuned, per_image_adapted, target
 from sda_core.models.specs import resolve_spec
 
 dda = partial(adapted, "dda")
@@ -39,6 +41,13 @@ class PerImageStage:
     # a stream method (TENT): its predictor carries its state from batch to batch over each target set,
     # in a seeded order, reset between sets; one shard per set, and a resumed set is recomputed whole
     stream: bool = False
+    # it adapts the images themselves (GDA) and stores them beside its predictions, so that other models
+    # classify them (image_sets.per_image_adapted: f' for "SDA on GDA"); its predictor's adapted_images
+    stores_images: bool = False
+
+    def __post_init__(self):
+        if self.stream and self.stores_images:
+            raise ValueError(f"{self.name}: a stream stage's images are not stored (nothing reads them)")
 
     def architectures(self, config: dict) -> list[str]:
         """The architectures the run makes it for: none unless enabled; those of `architectures` if set."""
@@ -55,7 +64,9 @@ class PerImagePredictor:
     a batch of uint8 NHWC images, each with its own generator (a torch tensor (n, classes), checked for
     non-finite values by the job); `fingerprint`, what its predictions depend on beyond the images and
     their seeds; `checked`, the models a non-finite output names; `report()`, text for the chunk's log;
-    `reset()`, for a stream stage, the start of a new stream (a target set)."""
+    `reset()`, for a stream stage, the start of a new stream (a target set); for a stage that stores its
+    images (PerImageStage.stores_images), `adapted_images()`: the uint8 NHWC images the last
+    `probabilities` call classified, of `image_size` pixels square."""
 
     probabilities: Callable
     fingerprint: dict
@@ -63,6 +74,8 @@ class PerImagePredictor:
     checked: str
     report: Callable[[], str] = lambda: ""
     reset: Callable[[], None] = lambda: None  # a stream method's return to the source state
+    adapted_images: Callable[[], np.ndarray] | None = None
+    image_size: int | None = None
 
 
 def _memo_settings(config: dict, arch: dict) -> dict:
@@ -106,7 +119,13 @@ PER_IMAGE_STAGES: dict[str, PerImageStage] = {
     for stage in (
         PerImageStage(MEMO, "sda_core.memo:per_image_predictor", frozenset({"classification"}), _memo_settings),
         PerImageStage(
-            GDA, "sda_core.gda:per_image_predictor", frozenset({"classification"}), _gda_settings, _gda_files, True
+            GDA,
+            "sda_core.gda:per_image_predictor",
+            frozenset({"classification"}),
+            _gda_settings,
+            _gda_files,
+            reads_denoiser=True,
+            stores_images=True,
         ),
         PerImageStage(
             TENT, "sda_core.tent:per_image_predictor", frozenset({"classification"}), _tent_settings, stream=True
@@ -121,6 +140,10 @@ class ScoredMethod:
     method: Method  # its fusion of stored predictions
     stage: str | None = None  # the per-image stage whose predictions it reads (None: the predict stage's only)
     plotted: bool = True  # a bar of the per-corruption plot
+    study: str | None = None  # the study (sda_core.studies.Studies.scored) it belongs to; None: always scored
+
+
+_gda_adapted = partial(per_image_adapted, GDA)
 
 
 def _ensemble(model: str, fusion: str = "sum") -> Method:
@@ -142,6 +165,16 @@ SCORED_METHODS: tuple[ScoredMethod, ...] = (
     # optional ensemble: of the raw image's and the adapted image's predictions, the one of lower entropy
     ScoredMethod("GDA", Method(((GDA, target),)), stage=GDA),
     ScoredMethod("GDA (ensemble)", Method(((SOURCE, target), (GDA, target)), "entropy_select"), GDA, plotted=False),
+    # SDA stacked on GDA: f on the raw image with f' on GDA's adapted image (GDA's in place of DDA's)
+    ScoredMethod("SDA on GDA", Method(((SOURCE, target), (finetuned(), _gda_adapted))), GDA),
+    # the same with f' aligned to GDA's own synthetic domain (MoD by GDA's reverse process: studies.gda_aligned)
+    ScoredMethod(
+        "SDA on GDA (f'_GDA)",
+        Method(((SOURCE, target), (finetuned(GDA_ALIGNED), _gda_adapted))),
+        GDA,
+        plotted=False,
+        study="gda_aligned",
+    ),
     # TENT's predictions of the target images over its stream (sda_core.tent)
     ScoredMethod("TENT", Method(((TENT, target),)), stage=TENT),
 )
@@ -158,6 +191,10 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
     ("GDA", "Source"),
     ("SDA", "GDA"),
     ("GDA (ensemble)", "GDA"),
+    ("SDA on GDA", "GDA"),
+    ("SDA on GDA", "SDA"),
+    ("SDA on GDA (f'_GDA)", "SDA on GDA"),
+    ("SDA on GDA (f'_GDA)", "GDA"),
     ("TENT", "Source"),
     ("SDA", "TENT"),
 )
@@ -165,9 +202,16 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
 PAPER_COLUMNS = ("Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA")
 
 
-def reference_methods(stages: set[str] | frozenset[str] = frozenset()) -> dict[str, Method]:
-    """The registry's methods whose per-image stage, if any, is among `stages`, in the tables' order."""
-    return {entry.name: entry.method for entry in SCORED_METHODS if entry.stage is None or entry.stage in stages}
+def reference_methods(
+    stages: Collection[str] = frozenset(), studies: Collection[str] = frozenset()
+) -> dict[str, Method]:
+    """The registry's methods whose per-image stage, if any, is among `stages` and whose study, if any, is
+    among `studies`, in the tables' order."""
+    return {
+        entry.name: entry.method
+        for entry in SCORED_METHODS
+        if (entry.stage is None or entry.stage in stages) and (entry.study is None or entry.study in studies)
+    }
 
 
 def stage_methods(stage: str) -> set[str]:
@@ -176,8 +220,10 @@ def stage_methods(stage: str) -> set[str]:
 
 
 def reads_only(method: Method, processes: Collection[str]) -> bool:
-    """Whether every adapted set a method reads is made by one of `processes` (raw target sets always are)."""
-    return all(images.split("/")[0] in ("target", *processes) for images in (term("x") for _, term in method.terms))
+    """Whether every adapted set a method reads is made by one of `processes` (raw target sets always are,
+    and a per-image stage's own adapted sets are, where its method is run at all)."""
+    made = ("target", *processes, *(name for name, stage in PER_IMAGE_STAGES.items() if stage.stores_images))
+    return all(images.split("/")[0] in made for images in (term("x") for _, term in method.terms))
 
 
 def run_methods(
@@ -185,14 +231,16 @@ def run_methods(
     fusions: bool,
     per_image: Mapping[str, Sequence[str]] | None = None,
     processes: Collection[str] | None = None,
+    studies: Collection[str] = frozenset(),
 ) -> tuple[dict[str, Method], list[tuple[str, str]]]:
     """The methods and comparisons of a run: the registry's (those of the per-image stages it made
     included; per_image: stage -> the architectures it made predictions for; processes: the reverse
     processes it runs on its target sets, None: all, e.g. without diffpure when diffpure.enabled is
-    false); an SDA row per fine-tuning variant (label -> model, e.g. "SDA (f_c')" -> the model fine-tuned
-    on the generated images), compared with SDA and with DDA; with `fusions`, DDA and SDA under every
-    other fusion, each compared with its sum."""
-    methods = reference_methods({stage for stage, archs in (per_image or {}).items() if archs})
+    false; studies: those whose registry rows it scores, Studies.scored); an SDA row per fine-tuning
+    variant (label -> model, e.g. "SDA (f_c')" -> the model fine-tuned on the generated images),
+    compared with SDA and with DDA; with `fusions`, DDA and SDA under every other fusion, each compared
+    with its sum."""
+    methods = reference_methods({stage for stage, archs in (per_image or {}).items() if archs}, studies)
     if processes is not None:
         methods = {name: method for name, method in methods.items() if reads_only(method, processes)}
     comparisons = [(a, b) for a, b in COMPARISONS if a in methods and b in methods]

@@ -178,6 +178,11 @@ class ImageStore:
         self.labels[start:stop] = labels
         self.group["done"][chunk] = True  # last: the flag vouches for the data written before it
 
+    def mark_pending(self, chunks: Sequence[int]) -> None:
+        """Clear the done flags of `chunks`: they are computed again (a job's other store lacks them)."""
+        for chunk in chunks:
+            self.group["done"][chunk] = False
+
     def read(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         stop = len(self) if stop is None else stop
         return self.images[start:stop], self.labels[start:stop]

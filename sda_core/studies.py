@@ -5,7 +5,9 @@ validated `studies` config section: which extra image sets, models and methods a
   guidance, scored by f and f' (and, with matched_mod, by f'_t fine-tuned on MoD made from that level);
 - generated_only: f' fine-tuned on the generator's images without MoD (f_c'), scored as "SDA (f_c')";
 - set_size: f' fine-tuned on class-balanced subsets of the MoD set, scored as "SDA (k per class)";
-- fusions: DDA's entropy- and confidence-based fusions and a weight tuned on the validation corruptions.
+- fusions: DDA's entropy- and confidence-based fusions and a weight tuned on the validation corruptions;
+- gda_aligned: f'_GDA fine-tuned on MoD made by GDA's reverse process (guided by each architecture's f),
+  scored on GDA's adapted images as "SDA on GDA (f'_GDA)" (sda_core.methods).
 
 Torch-free: the workflow decides all of it while it parses.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sda_core.diffusion.respacing import nearest_level, noise_level, space_timesteps
-from sda_core.image_sets import GENERATED_ONLY, SweepLevel, finetuned, per_class
+from sda_core.image_sets import GDA_ALIGNED, GENERATED_ONLY, SweepLevel, finetuned, per_class
 
 
 def steps_for_level(level: int, noise_index: str) -> int:
@@ -46,6 +48,7 @@ class Studies:
     variants: dict[str, str]  # method label -> fine-tuned model
     subset_sizes: dict[str, int]  # fine-tuned model -> images per class of its MoD subset
     fusions: bool
+    gda_aligned: bool = False  # f'_GDA (a fine-tuned model of its own, not a variant scored on DDA's sets)
 
     @classmethod
     def from_config(cls, config: dict, has_clean: bool) -> Studies:
@@ -64,13 +67,22 @@ class Studies:
             variants[f"SDA ({k} per class)"] = model
             subset_sizes[model] = k
         return cls(
-            sweep, bool(sweep) and timesteps["matched_mod"], variants, subset_sizes, studies["fusions"]["enabled"]
+            sweep,
+            bool(sweep) and timesteps["matched_mod"],
+            variants,
+            subset_sizes,
+            studies["fusions"]["enabled"],
+            studies["gda_aligned"]["enabled"],
         )
 
     def finetuned_models(self) -> list[str]:
-        """Every fine-tuned model of the run: f', its variants and the f'_t of the matched study."""
+        """Every fine-tuned model of the run: f', its variants, the f'_t of the matched study and f'_GDA."""
         matched = [level.matched_model for level in self.sweep if not level.configured] if self.matched else []
-        return [finetuned(), *self.variants.values(), *matched]
+        return [finetuned(), *self.variants.values(), *matched, *([finetuned(GDA_ALIGNED)] if self.gda_aligned else [])]
+
+    def scored(self) -> frozenset[str]:
+        """The studies whose rows are registry entries (sda_core.methods.ScoredMethod.study)."""
+        return frozenset({"gda_aligned"} if self.gda_aligned else ())
 
     def label_of(self, model: str) -> str | None:
         """The method label of a fine-tuned variant (None if the run has no such variant)."""

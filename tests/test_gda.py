@@ -3,6 +3,8 @@ guided step, the views' gradient path, the VGG and CLIP terms, per-image indepen
 and resume."""
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -224,6 +226,7 @@ def job_inputs(tmp_path, tiny_adm, classifier):
 
 
 def _gda(job_inputs, tiny_adm_spec, output, shard, num_shards, images=None):
+    """GDA's job into `output`, its adapted images into `<output>-images` (the workflow's other folder)."""
     store, weights, checkpoint = job_inputs
     per_image_job(
         "gda",
@@ -241,7 +244,14 @@ def _gda(job_inputs, tiny_adm_spec, output, shard, num_shards, images=None):
         stream="gda/test",
         seed=0,
         device=torch.device("cpu"),
+        images_output=f"{output}-images",
     )
+
+
+def _adapted(*outputs):
+    """The adapted images and labels the jobs into `outputs` stored."""
+    stores = StoreSequence([f"{output}-images" for output in outputs])
+    return stores.read(0, len(stores))
 
 
 def test_gda_stage_does_not_depend_on_the_shard_count_and_resumes(tmp_path, job_inputs, tiny_adm_spec, monkeypatch):
@@ -252,8 +262,14 @@ def test_gda_stage_does_not_depend_on_the_shard_count_and_resumes(tmp_path, job_
     two = read_predictions([tmp_path / f"two-{k}.zarr" for k in range(2)])
     np.testing.assert_array_equal(one[0], two[0])
     np.testing.assert_array_equal(one[1], StoreSequence([job_inputs[0]]).read(0, 7)[1])
+    adapted, labels = _adapted(tmp_path / "one.zarr")
+    assert adapted.shape == (7, 8, 8, 3) and adapted.dtype == np.uint8
+    np.testing.assert_array_equal(labels, one[1])
+    for got, expected in zip(_adapted(*(tmp_path / f"two-{k}.zarr" for k in range(2))), (adapted, labels)):
+        np.testing.assert_array_equal(got, expected)
     _gda(job_inputs, tiny_adm_spec, tmp_path / "three.zarr", 0, 1, images=3)  # images 0, 2, 4
     np.testing.assert_array_equal(read_predictions([tmp_path / "three.zarr"])[0], one[0][[0, 2, 4]])
+    np.testing.assert_array_equal(_adapted(tmp_path / "three.zarr")[0], adapted[[0, 2, 4]])
 
     real, calls = gda_module.GdaAdapter.adapt, []
 
@@ -271,6 +287,53 @@ def test_gda_stage_does_not_depend_on_the_shard_count_and_resumes(tmp_path, job_
     _gda(job_inputs, tiny_adm_spec, tmp_path / "killed.zarr", 0, 1)
     assert len(calls) == 2  # 4 chunks of 2 images, two finished before the kill
     np.testing.assert_array_equal(read_predictions([tmp_path / "killed.zarr"])[0], one[0])
+    np.testing.assert_array_equal(_adapted(tmp_path / "killed.zarr")[0], adapted)
+
+    # killed between the renames of its two outputs, the images' then deleted by Snakemake's rerun: the
+    # complete predictions alone are no reason to skip a chunk whose images are gone
+    shutil.rmtree(tmp_path / "killed.zarr-images")
+    os.replace(tmp_path / "killed.zarr", tmp_path / "killed.zarr.partial")
+    calls.clear()
+    _gda(job_inputs, tiny_adm_spec, tmp_path / "killed.zarr", 0, 1)
+    assert len(calls) == 4
+    np.testing.assert_array_equal(_adapted(tmp_path / "killed.zarr")[0], adapted)
+
+
+def test_adapted_images_are_the_quantised_x0_estimates_the_predictions_classify(
+    tmp_path, job_inputs, tiny_adm_spec, monkeypatch
+):
+    """Stored as guided-diffusion quantises (truncation): every stored pixel is floor((x + 1) * 127.5) of
+    the image GDA classified; its predictions classify the unquantised estimate, as GDA's code does."""
+    real, classified = gda_module.GdaAdapter.adapt, []
+    monkeypatch.setattr(
+        gda_module.GdaAdapter, "adapt", lambda self, *a: classified.append(real(self, *a)) or classified[-1]
+    )
+    _gda(job_inputs, tiny_adm_spec, tmp_path / "q.zarr", 0, 1)
+    x0 = torch.cat(classified).permute(0, 2, 3, 1).numpy()
+    expected = np.clip(np.floor((x0 + np.float32(1)) * np.float32(127.5)), 0, 255)
+    np.testing.assert_array_equal(_adapted(tmp_path / "q.zarr")[0], expected)
+
+
+def test_a_gda_job_without_its_images_output_is_refused(tmp_path, job_inputs, tiny_adm_spec):
+    store, weights, checkpoint = job_inputs
+    with pytest.raises(ValueError, match="adapted images is needed"):
+        per_image_job(
+            "gda",
+            [store],
+            str(tmp_path / "x.zarr"),
+            weights={"checkpoint": checkpoint, "classifier": weights},
+            model={"timm_name": "resnet10t", "timm_kwargs": {}},
+            num_classes=5,
+            settings={"method": {"steps": 3, "views": 4, "vgg_weight": 0, "clip_weight": 0}, "spec": tiny_adm_spec},
+            preprocess={"resize": 8, "crop": 8},
+            images=None,
+            batch_size=2,
+            shard=0,
+            num_shards=1,
+            stream="gda/test",
+            seed=0,
+            device=torch.device("cpu"),
+        )
 
 
 def test_a_nan_from_the_denoiser_stops_the_stage_naming_it(tmp_path, job_inputs, tiny_adm_spec, monkeypatch):

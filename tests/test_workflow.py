@@ -29,7 +29,7 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     table = pd.read_csv(finished_run / "results/tables/digits_c.csv")
     core = {"Source", "DiffPure", "DDA", "SDA", "DDA (adapted only)", "SDA (adapted only)"}
     fusions = {f"{m} ({f})" for m in ("DDA", "SDA") for f in FUSION_LABELS.values()}
-    baselines = {"MEMO", "GDA", "GDA (ensemble)"}
+    baselines = {"MEMO", "GDA", "GDA (ensemble)", "SDA on GDA", "SDA on GDA (f'_GDA)"}
     assert set(table.method) == core | fusions | {"SDA (f_c')", "SDA (1 per class)", "TENT"} | baselines
     assert set(table.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     test_rows = table[(table.split == "test") & (table.corruption != "mean")]
@@ -40,6 +40,7 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
     assert (table[limited & (table.corruption != "mean")].n == 6).all()
     assert (finished_run / "results/memo/tiny_resnet/fog/shard-1.zarr").is_dir()
     assert (finished_run / "results/gda/tiny_resnet/fog/shard-1.zarr").is_dir()
+    assert (finished_run / "results/gda-adapted/tiny_resnet/fog/shard-1.zarr").is_dir()  # GDA's images
     assert (finished_run / "results/tent/tiny_resnet/fog/shard-0.zarr").is_dir()  # every image, one stream
     # the named target set (targets: w): its own tables, every method, not in the corruptions' means
     w = pd.read_csv(finished_run / "results/tables/digits_w.csv")
@@ -67,11 +68,46 @@ def test_tiny_digits_run_writes_the_tables_and_plot(finished_run):
         "GDA - Source",
         "SDA - GDA",
         "GDA (ensemble) - GDA",
+        "SDA on GDA - GDA",
+        "SDA on GDA - SDA",
+        "SDA on GDA (f'_GDA) - SDA on GDA",
+        "SDA on GDA (f'_GDA) - GDA",
         "TENT - Source",
         "SDA - TENT",
     } <= set(paired.comparison)
     assert set(paired.corruption) == {"gaussian_noise", "fog", "saturate", "mean"}
     assert (paired.ci_low <= paired.difference).all() and (paired.difference <= paired.ci_high).all()
+
+
+def test_sda_on_gda_is_f_on_the_raw_image_plus_f_prime_on_gdas_stored_image(finished_run):
+    """SDA on GDA on fog, computed here from the stores and the two models: f(x) + f'(x_gda), softmax sums
+    over the images GDA covers (gda.images: 6 of 180, evenly spaced)."""
+    import numpy as np
+
+    from sda_core.image_sets import covered_images
+    from sda_core.models.classifiers import Preprocess, load_classifier
+    from sda_core.store import StoreSequence
+
+    def load(model):
+        return load_classifier("resnet10t", 10, {}, finished_run / f"results/models/{model}/tiny_resnet.safetensors")
+
+    def probabilities(model, images):
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+        with torch.no_grad():
+            return model.eval()(Preprocess(8, 8)(x)).softmax(1).numpy()
+
+    target = StoreSequence([finished_run / "results/target/fog.zarr"])
+    raw, labels = target.read_positions(covered_images(len(target), 6))
+    adapted_stores = StoreSequence(
+        [finished_run / f"results/gda-adapted/tiny_resnet/fog/shard-{k}.zarr" for k in (0, 1)]
+    )
+    adapted, adapted_labels = adapted_stores.read(0, len(adapted_stores))
+    np.testing.assert_array_equal(adapted_labels, labels)
+    fused = probabilities(load("source"), raw) + probabilities(load("finetuned"), adapted)
+    expected = 100 * np.mean(fused.argmax(1) == labels)
+    table = pd.read_csv(finished_run / "results/tables/digits_c.csv")
+    row = table[(table.method == "SDA on GDA") & (table.corruption == "fog") & (table.arch == "tiny_resnet")].iloc[0]
+    assert row.n == 6 and abs(row.top1 - expected) < 0.01
 
 
 def test_the_timestep_study_sweeps_its_levels_with_f_t(finished_run):
@@ -89,8 +125,26 @@ def test_the_timestep_study_sweeps_its_levels_with_f_t(finished_run):
 
 def test_the_fine_tuning_studies_make_their_variants_of_f_prime(finished_run):
     models = sorted(p.name for p in (finished_run / "results/models").iterdir() if p.is_dir())
-    assert models == ["finetuned", "finetuned-1pc", "finetuned-generated", "finetuned-t111", "finetuned-t666", "source"]
-    assert "on 10 images" in (finished_run / "results/logs/finetune/all/tiny_resnet.log").read_text()  # grouped
+    assert models == [
+        "finetuned",
+        "finetuned-1pc",
+        "finetuned-gda",
+        "finetuned-generated",
+        "finetuned-t111",
+        "finetuned-t666",
+        "source",
+    ]
+    log = (finished_run / "results/logs/finetune/all/tiny_resnet.log").read_text()  # grouped
+    assert "on 10 images" in log
+    # f'_GDA's data: the architecture's own GDA-made MoD set, every generated image in its order
+    from sda_core.store import StoreSequence
+
+    def stores(folder):
+        return StoreSequence([finished_run / f"results/{folder}/shard-{k}.zarr" for k in (0, 1)])
+
+    mod, generated = stores("gda-adapted/tiny_resnet/synthetic-mod"), stores("synthetic/generated")
+    assert len(mod) == len(generated) == 20
+    assert (mod.labels() == generated.labels()).all() and (mod.read(0, 20)[0] != generated.read(0, 20)[0]).any()
 
 
 def test_the_fusion_study_tunes_one_weight_per_tuned_method(finished_run):
@@ -107,6 +161,8 @@ def test_the_claims_table_gives_each_claim_a_verdict(finished_run):
         "alignment_gain_t700",
         "mod_beats_generated_only",
         "few_images_suffice",
+        "sda_on_gda_beats_gda",
+        "gda_alignment_helps",
     } <= set(claims.claim)
 
 
@@ -270,6 +326,7 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
             {
                 "finetune": 1,
                 "predict": 7,
+                "predict_per_image_adapted": 1,
                 "score": 1,
                 "score_target": 1,
                 "score_timesteps": 1,
@@ -291,6 +348,7 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
                 "gda": 2,
                 "tent": 1,
                 "predict": 7,
+                "predict_per_image_adapted": 1,
                 "preview": 1,
                 "score": 1,
                 "score_target": 1,
@@ -305,10 +363,24 @@ def test_a_config_mistake_is_refused_before_any_job_and_keeps_finished_outputs(f
             lambda c: c["architectures"][0].update(memo={"lr": 1e-3}),
             {"memo": 2, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
         ),
-        # GDA's objective: its predictions (one grouped job per shard) and the tables, nothing else
+        # GDA's objective: its predictions (one grouped job per shard), its MoD of the gda_aligned study and
+        # so f'_GDA, fine-tuned in the one grouped job of the architecture's models (whose f' every predict
+        # job reads), f' and f'_GDA on GDA's images, and the tables
         (
             lambda c: c["gda"].update(objective="marginal"),
-            {"gda": 2, "score": 1, "score_target": 1, "claims": 1, "gates": 1, "all": 1},
+            {
+                "gda": 2,
+                "gda_mod": 2,
+                "finetune": 1,
+                "predict": 7,
+                "score_timesteps": 1,
+                "predict_per_image_adapted": 1,
+                "score": 1,
+                "score_target": 1,
+                "claims": 1,
+                "gates": 1,
+                "all": 1,
+            },
         ),
         # TENT's batch size: its predictions (one grouped job, the stream is not sharded) and the tables
         (

@@ -6,8 +6,16 @@ from sda_core.runtime import start_snakemake_job
 device = start_snakemake_job(snakemake)
 p = snakemake.params
 per_image_sets_job(
-    snakemake.rule,  # named after its registry entry (rules/per_image.smk)
-    [TargetSet(t["inputs"], output, t["stream"]) for t, output in zip(p.targets, snakemake.output, strict=True)],
+    p.stage,  # its registry entry (rules/per_image.smk)
+    [
+        TargetSet(t["inputs"], output, t["stream"], images_output)
+        for t, output, images_output in zip(
+            p.targets,
+            snakemake.output.predictions,
+            snakemake.output.get("images", [None] * len(p.targets)),
+            strict=True,
+        )
+    ],
     weights={name: path for name, path in snakemake.input.items() if name != "images"},
     model=p.model,
     num_classes=p.num_classes,

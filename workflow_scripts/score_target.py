@@ -12,4 +12,5 @@ score_target_job(
     variants=p.variants,
     per_image=p.per_image,
     processes=p.processes,
+    studies=p.studies,
 )

@@ -22,7 +22,15 @@ from sda_core.finite import check_finite
 from sda_core.image_sets import covered_images
 from sda_core.methods import PER_IMAGE_STAGES, PerImagePredictor
 from sda_core.rng import sample_generators, sample_seed
-from sda_core.store import PROBABILITIES, StoreSequence, fill_store, finalize_all, input_identities, shard_range
+from sda_core.store import (
+    PROBABILITIES,
+    StoreSequence,
+    fill_store,
+    finalize_all,
+    input_identities,
+    open_partial,
+    shard_range,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +43,13 @@ def build_predictor(stage: str, **kwargs) -> PerImagePredictor:
 
 @dataclass(frozen=True)
 class TargetSet:
-    """One target set of a per-image job: its input stores, its output store and its noise stream."""
+    """One target set of a per-image job: its input stores, its output store and its noise stream; for a
+    stage that stores its adapted images (PerImageStage.stores_images), their store."""
 
     inputs: list[str]
     output: str
     stream: str
+    images_output: str | None = None
 
 
 def per_image_job(
@@ -58,11 +68,13 @@ def per_image_job(
     stream: str,
     seed: int,
     device: torch.device,
+    images_output: str | None = None,
 ) -> None:
-    """per_image_sets_job of one target set: `inputs` into `output`, noise stream `stream`."""
+    """per_image_sets_job of one target set: `inputs` into `output` (and its adapted images into
+    `images_output`, for a stage that stores them), noise stream `stream`."""
     per_image_sets_job(
         method,
-        [TargetSet(inputs, output, stream)],
+        [TargetSet(inputs, output, stream, images_output)],
         weights,
         model,
         num_classes,
@@ -97,7 +109,9 @@ def per_image_sets_job(
     weights: the files it reads by name ("classifier": the source weights; the stage's others); model:
     the architecture's timm name and kwargs; settings: the stage's (PerImageStage.settings). The model is
     built once for all the sets; with several sets (target_jobs: grouped), their stores are renamed to
-    their outputs only once all are complete, so a killed job loses none of them."""
+    their outputs only once all are complete, so a killed job loses none of them. A stage that stores its
+    adapted images writes each chunk of them before the chunk's predictions: a chunk whose predictions
+    are done has its images too, and a resumed job recomputes the others."""
     predictor = build_predictor(
         method,
         weights=weights,
@@ -109,12 +123,17 @@ def per_image_sets_job(
     )
     label = method.upper()
     weight_identities = input_identities(weights.values())  # read once for all the sets
-    stream_stage = PER_IMAGE_STAGES[method].stream
+    stage = PER_IMAGE_STAGES[method]
+    stream_stage = stage.stream
     if stream_stage and num_shards != 1:
         raise ValueError(f"{label} adapts over each target set's stream in order: one shard, not {num_shards}")
+    if any((target.images_output is not None) != stage.stores_images for target in targets):
+        needed = "is needed" if stage.stores_images else "is not made"
+        raise ValueError(f"{label}: an output store of each target set's adapted images {needed}")
 
-    def predict_target_set(target: TargetSet):
-        """One target set's shard, into `<output>.partial` (returned, complete; renamed below with the others)."""
+    def predict_target_set(target: TargetSet) -> list[tuple]:
+        """One target set's shard, into `<output>.partial` (and its images' `.partial`): returned, complete,
+        as (store, output) pairs, renamed below with the others'."""
         source = StoreSequence(target.inputs)
         covered = covered_images(len(source), images)
         start, stop = shard_range(len(covered), num_shards, shard, batch_size)
@@ -138,6 +157,11 @@ def per_image_sets_job(
             check_finite(probabilities, f"{label} {stream}, {where}, {predictor.checked}")
             correct = int((probabilities.argmax(1).cpu().numpy() == labels).sum())
             log.info("%s: %d of %d correct%s", where, correct, hi - lo, predictor.report())
+            if images_store is not None:  # before the predictions' chunk is written: see the docstring
+                adapted = predictor.adapted_images()
+                for chunk in range(lo // batch_size, -(-hi // batch_size)):
+                    first, last = (bound - lo for bound in images_store.chunk_bounds(chunk))
+                    images_store.write_chunk(chunk, adapted[first:last], labels[first:last])
             return probabilities.cpu().numpy().astype(np.float16), labels
 
         chunks_per_call = 1
@@ -154,7 +178,16 @@ def per_image_sets_job(
             "seed": seed,
             **({"batch_size": batch_size, "order": "seeded permutation"} if stream_stage else {}),
         }
-        return fill_store(
+        images_store = None
+        if target.images_output is not None:
+            size = predictor.image_size
+            images_store = open_partial(target.images_output, stop - start, (size, size, 3), batch_size, fingerprint)
+            # a chunk's predictions without its images (the images' store renamed, then deleted by a rerun)
+            predictions = open_partial(
+                target.output, stop - start, (num_classes,), batch_size, fingerprint, array=PROBABILITIES
+            )
+            predictions.mark_pending(images_store.pending_chunks())
+        store = fill_store(
             target.output,
             stop - start,
             (num_classes,),
@@ -166,9 +199,10 @@ def per_image_sets_job(
             keep_partial=True,
             chunks_per_call=chunks_per_call,
         )
+        return [(store, target.output)] + ([(images_store, target.images_output)] if images_store else [])
 
     # every set complete first: then the renames
-    finalize_all([(predict_target_set(target), target.output) for target in targets])
+    finalize_all([pair for target in targets for pair in predict_target_set(target)])
 
 
 def stream_order(count: int, seed: int, stream: str) -> np.ndarray:

@@ -189,6 +189,7 @@ def score_accuracy(
     seed: int = 0,
     processes: list[str] | None = None,
     synthetic: bool = True,
+    studies: list[str] | None = None,
 ) -> None:
     """processes: the reverse processes the run makes of its target sets (None: all), synthetic: whether it
     makes the synthetic sets (sda_core.image_sets.RunImageSets); variants: method label -> fine-tuned
@@ -196,8 +197,9 @@ def score_accuracy(
     fusion methods, whose tuned weight (and its grid, to fusion_output) comes from `validation` only;
     per_image: per-image stage (sda_core.methods.PER_IMAGE_STAGES: memo, gda) -> the architectures it
     made predictions for (prediction_files holds their stores). num_classes and seed: part of every
-    task's score interface; top-1 and its Wilson intervals need neither."""
-    methods, comparisons = run_methods(variants or {}, fusions, per_image, processes)
+    task's score interface; top-1 and its Wilson intervals need neither. studies: those whose rows are
+    registry entries (sda_core.studies.Studies.scored)."""
+    methods, comparisons = run_methods(variants or {}, fusions, per_image, processes, studies or ())
     weights, grid = tuned_weights(prediction_files, methods, validation)
     if fusion_output is not None:
         grid.to_csv(fusion_output, index=False, float_format="%.2f")

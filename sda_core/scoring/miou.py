@@ -137,6 +137,7 @@ def score_miou(
     per_image: dict[str, list[str]] | None = None,
     processes: list[str] | None = None,
     synthetic: bool = True,
+    studies: list[str] | None = None,
 ) -> None:
     """The segmentation task's score stage (every task's score interface: sda_core.tasks.base.Task): the
     reference methods only; the embedded scenes always have their clean set."""
@@ -147,6 +148,7 @@ def score_miou(
         "fusion_output": fusion_output,
         "without diffpure": processes is not None and "diffpure" not in processes,
         "without synthetic sets": not synthetic,
+        "studies": studies,
     }
     asked = [name for name, value in extras.items() if value]
     if asked or not has_clean:
