@@ -197,13 +197,15 @@ def study_problems(config: dict) -> list[str]:
             "corruptions.validation is empty; name some, or set studies.fusions.enabled: false"
         )
     gda = config["gda"]
-    if studies["gda_aligned"]["enabled"] and not (gda["enabled"] and gda["architectures"] is None):
+    names = [arch["name"] for arch in config["architectures"]]
+    without = [name for name in names if gda["architectures"] is not None and name not in gda["architectures"]]
+    if studies["gda_aligned"]["enabled"] and (not gda["enabled"] or without):
         # every architecture's fine-tuning job makes the same models; f'_GDA needs GDA's guidance by its f
         problems.append(
             "studies.gda_aligned: f'_GDA learns from MoD made by GDA under each architecture's f, and scores "
-            "GDA's images: it needs gda.enabled with gda.architectures null (all); "
-            + ("GDA is off" if not gda["enabled"] else f"gda.architectures lists {', '.join(gda['architectures'])}")
-            + ", or set studies.gda_aligned.enabled: false"
+            "GDA's images: it needs GDA for every architecture; "
+            + ("GDA is off" if not gda["enabled"] else f"gda.architectures leaves out {', '.join(without)}")
+            + "; or set studies.gda_aligned.enabled: false"
         )
     return problems
 

@@ -67,6 +67,18 @@ def test_the_tiny_and_shipped_configs_have_no_problems():
         (lambda c: c["gda"].update(architectures=["resnet50"]), "gda.architectures: resnet50 not among"),
         (lambda c: c["gda"].update(enabled=True, architectures=[]), "gda.architectures: [] runs GDA for no"),
         (
+            lambda c: (c["studies"].update(gda_aligned={"enabled": True}), c["gda"].update(enabled=False)),
+            "studies.gda_aligned: f'_GDA learns from MoD made by GDA under each architecture's f, and scores "
+            "GDA's images: it needs GDA for every architecture; GDA is off",
+        ),
+        (
+            lambda c: (
+                c["architectures"].append({**c["architectures"][0], "name": "other"}),
+                c["gda"].update(architectures=["tiny_resnet"]),
+            ),
+            "gda.architectures leaves out other; or set studies.gda_aligned.enabled: false",
+        ),
+        (
             lambda c: c["architectures"][0].update(finetuned_weights="f.pth"),
             "architectures: tiny_resnet: finetuned_weights: world digits fine-tunes here",
         ),

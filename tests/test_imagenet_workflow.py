@@ -74,6 +74,8 @@ def test_dry_run_of_the_full_imagenet_experiment_lists_the_expected_jobs(workdir
         "predict": 5 * (20 + 1 + clean + clean),  # + the timestep study's group
         "memo": 5 * 20 * 8,  # architectures x (corruptions and ImageNet-W) x memo.shards
         "gda": 3 * 20 * 8,  # gda.architectures (the paper's GDA column) x the same sets x gda.shards
+        "predict_per_image_adapted": 3 * 20,  # f' on GDA's images (SDA on GDA), per architecture and set
+        "tent": 5 * 20,  # one stream per architecture and set (TENT is not sharded)
         "score_target": 1,
         "score": 1,
         **({"score_timesteps": 1} if clean else {}),

@@ -64,6 +64,7 @@ def test_studies_from_config():
             "generated_only": {"enabled": True},
             "set_size": {"enabled": True, "images_per_class": [10, 50]},
             "fusions": {"enabled": False},
+            "gda_aligned": {"enabled": True},
         },
     }
     studies = Studies.from_config(config, has_clean=True)
@@ -73,7 +74,8 @@ def test_studies_from_config():
         "SDA (50 per class)": "finetuned-50pc",
     }
     assert studies.subset_sizes == {"finetuned-10pc": 10, "finetuned-50pc": 50}
-    assert studies.finetuned_models()[-1] == "finetuned-t105" and studies.mod_timestep("finetuned-t105") == 105
+    assert studies.finetuned_models()[-2:] == ["finetuned-t105", "finetuned-gda"]
+    assert studies.mod_timestep("finetuned-t105") == 105 and studies.scored() == {"gda_aligned"}
     assert studies.mod_timestep("finetuned-10pc") is None
     assert (studies.generated_only_label, studies.smallest_subset_label) == ("SDA (f_c')", "SDA (10 per class)")
     assert Studies.from_config(config, has_clean=False).sweep == ()  # ImageNet without val_root
@@ -211,6 +213,12 @@ def test_claims_are_measured_with_verdicts(tmp_path):
         rows, columns=["arch", "comparison", "split", "corruption", "corruptions", "difference", "ci_low", "ci_high"]
     )
     claims = claims_table(paired, gains, 526, matched=True, generated_only="SDA (f_c')").set_index("claim")
+    assert "sda_on_gda_beats_gda" not in claims.index  # no GDA in this run
+    with_gda = pd.concat(
+        [paired, pd.DataFrame([["r", "SDA on GDA - GDA", "test", "mean", 2, 1.5, 0.5, 2.5]], columns=paired.columns)]
+    )
+    claim = claims_table(with_gda, gains, 526, matched=True).set_index("claim").loc["sda_on_gda_beats_gda"]
+    assert (claim.verdict, claim.measured, claim.detail) == (HOLDS, 1.5, "SDA on GDA - GDA")
     assert claims.loc["sda_beats_dda", "verdict"] == HOLDS
     assert claims.loc["dda_beats_source", "verdict"] == FAILS
     assert claims.loc["mod_beats_generated_only", "verdict"] == INCONCLUSIVE
@@ -243,3 +251,17 @@ def test_the_summary_over_seeds_gives_the_spread_and_the_verdict_counts(tmp_path
     assert row.sd == pytest.approx(np.std([3.4, 11.3, -0.5], ddof=1)) and (row["min"], row["max"]) == (-0.5, 11.3)
     assert (row.holds, row.inconclusive, row.does_not_hold) == (2, 1, 0)
     assert row.per_seed.startswith("seed 0: +3.4 [+2.9, +3.9]; seed 1: +11.3")
+
+
+def test_sda_on_gda_is_scored_where_gda_runs_and_its_aligned_row_only_with_its_study():
+    """GDA's own adapted sets are made wherever GDA runs, whatever reverse processes the run makes (a run
+    without DiffPure keeps SDA on GDA); the f'_GDA row needs studies.gda_aligned."""
+    methods, comparisons = run_methods({}, False, {"gda": ["r"]}, processes=["dda"])
+    assert "SDA on GDA" in methods and "DiffPure" not in methods
+    assert {("SDA on GDA", "GDA"), ("SDA on GDA", "SDA")} <= set(comparisons)
+    assert "SDA on GDA (f'_GDA)" not in methods
+    methods, comparisons = run_methods({}, False, {"gda": ["r"]}, processes=["dda"], studies={"gda_aligned"})
+    assert methods["SDA on GDA (f'_GDA)"].terms[1][0] == "finetuned-gda"
+    assert methods["SDA on GDA (f'_GDA)"].terms[1][1]("fog") == "gda/fog"
+    assert ("SDA on GDA (f'_GDA)", "SDA on GDA") in comparisons
+    assert "SDA on GDA" not in run_methods({}, False, {"gda": []})[0]  # GDA made for no architecture

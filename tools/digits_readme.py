@@ -38,13 +38,14 @@ from figure_check import problems as structural_problems  # noqa: E402
 from sda_core import methods as methods_registry  # noqa: E402
 
 # From the method registry (sda_core.methods): the paper's columns in its order, then the others in the
-# tables' order, each only where the run scored it; the comparisons between the paper's columns.
+# tables' order, each only where the run scored it; the comparisons between the paper's columns and
+# the headline's two rows beyond the paper (TENT, SDA on GDA).
 PAPER_COLUMNS = list(methods_registry.PAPER_COLUMNS)
 METHODS = PAPER_COLUMNS + [m.name for m in methods_registry.SCORED_METHODS if m.name not in PAPER_COLUMNS]
-COMPARISONS = [f"{a} - {b}" for a, b in methods_registry.COMPARISONS if {a, b} <= set(PAPER_COLUMNS)]
-# the paper's columns that a per-image stage makes, which may cover n images of each set (memo.images, ...)
-LIMITED = [m.name for m in methods_registry.SCORED_METHODS if m.stage and m.name in PAPER_COLUMNS]
-LIMITED.sort(key=PAPER_COLUMNS.index)
+HEADLINE_COMPARED = {*PAPER_COLUMNS, "TENT", "SDA on GDA"}
+COMPARISONS = [f"{a} - {b}" for a, b in methods_registry.COMPARISONS if {a, b} <= HEADLINE_COMPARED]
+# the methods a per-image stage makes, which may cover n images of each set (memo.images, ...), by stage
+STAGE_OF = {entry.name: entry.stage.upper() for entry in methods_registry.SCORED_METHODS if entry.stage}
 FUSIONS = [
     "SDA",
     "SDA (entropy-weighted)",
@@ -90,7 +91,8 @@ def render_headline(tables: Path) -> str:
     n = int(per_corruption[per_corruption.method == "Source"].n.iloc[0])
     methods = [m for m in METHODS if m in set(accuracy.method)]
     comparisons = [c for c in COMPARISONS if c in set(paired.comparison)]
-    memo = limited_note(per_corruption.groupby("method").n.first(), methods)
+    counts = per_corruption.groupby("method").n.first()
+    memo = limited_note(counts, methods)
     lines = [
         f"Mean top-1 (%) over the 15 test corruptions at severity 5, {n} held-out images each{memo}, 95%",
         "interval of the mean in brackets (`results/tables/digits_c.csv`):",
@@ -105,7 +107,7 @@ def render_headline(tables: Path) -> str:
         "",
         "Paired differences on the 15 test corruptions (`results/tables/digits_c_paired.csv`: both methods",
         "scored on the same images, 95% intervals from the per-image differences), in points"
-        + (f", {limited_owners(methods)} on the images they predicted:" if memo else ":"),
+        + (f", {limited_owners(counts, methods)} on the images they predicted:" if memo else ":"),
         "",
         *table_header(["difference", *archs]),
     ]
@@ -150,15 +152,22 @@ def render(tables: Path) -> str:
     return "\n".join(lines + render_targets(tables, archs))
 
 
-def limited_owners(methods: list[str]) -> str:
-    """ "MEMO's and GDA's": the methods of LIMITED among `methods`."""
-    return " and ".join(f"{m}'s" for m in LIMITED if m in methods)
+def limited(counts: pd.Series, methods: list[str]) -> dict[str, int]:
+    """stage -> how many images of each set its rows cover, for the stages (STAGE_OF) whose rows among
+    `methods` cover fewer images than Source (counts: method -> n)."""
+    return {STAGE_OF[m]: int(counts[m]) for m in methods if m in STAGE_OF and counts[m] < counts["Source"]}
+
+
+def limited_owners(counts: pd.Series, methods: list[str]) -> str:
+    """ "MEMO's and GDA's rows": the stages whose rows among `methods` cover fewer images."""
+    owners = [f"{stage}'s" for stage in limited(counts, methods)]
+    return " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners) + " rows"
 
 
 def limited_note(counts: pd.Series, methods: list[str]) -> str:
-    """' (MEMO: 60, GDA: 60 of them)' for the methods of LIMITED among `methods` (counts: method -> n)."""
-    limited = [f"{m}: {int(counts[m])}" for m in LIMITED if m in methods]
-    return f" ({', '.join(limited)} of them)" if limited else ""
+    """' (MEMO's rows: 60, GDA's rows: 60 of them)' for the stages whose rows cover fewer images."""
+    found = [f"{stage}'s rows: {n}" for stage, n in limited(counts, methods).items()]
+    return f" ({', '.join(found)} of them)" if found else ""
 
 
 def render_targets(tables: Path, archs: list[str]) -> list[str]:

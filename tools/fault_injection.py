@@ -64,10 +64,17 @@ WORLDS = {
             "corruptions": {"test": ["gaussian_noise"]},
             "sampling": {"shards": 1},
             "adaptation": {"shards": 1},
-            "memo": {"shards": 1},
             "gda": {"shards": 1},
             "predict": {"jobs": "per_architecture"},
-            "studies": {"timesteps": {"t": [300, 700]}},  # 700: MoD from another timestep (the grouped MoD job)
+            # per_image keeps GDA (two stores per job: its predictions and its images) and predict the
+            # job of f' on GDA's images; MEMO, TENT and the other studies' jobs are more of the same code
+            "memo": {"enabled": False},
+            "tent": {"enabled": False},
+            "studies": {
+                "timesteps": {"t": [300, 700]},  # 700: MoD from another timestep (the grouped MoD job)
+                "set_size": {"enabled": False},
+                "gda_aligned": {"enabled": False},
+            },
         },
         [
             "prepare_digits",

@@ -78,6 +78,11 @@ CLAIMS = {
             "1 image per class already beats DDA",
         ),
         Claim(
+            "sda_beats_tent",
+            "SDA - TENT > 0, mean over the test corruptions",
+            "not in the paper (TENT: the first baseline of most test-time-adaptation papers)",
+        ),
+        Claim(
             "sda_on_gda_beats_gda",
             "SDA on GDA - GDA > 0, mean over the test corruptions (f' on GDA's images beside f on the raw ones)",
             "not measured (the paper calls the two complementary)",
@@ -142,8 +147,9 @@ def claims_table(
         comparisons["mod_beats_generated_only"] = f"SDA - {generated_only}"
     if smallest_subset:
         comparisons["few_images_suffice"] = f"{smallest_subset} - DDA"
-    # the claims of the runs that have their rows (GDA, its alignment study, the fusion study)
+    # the claims of the runs that have their rows (TENT, GDA, its alignment study, the fusion study)
     for claim, comparison in (
+        ("sda_beats_tent", "SDA - TENT"),
         ("sda_on_gda_beats_gda", "SDA on GDA - GDA"),
         ("gda_alignment_helps", "SDA on GDA (f'_GDA) - SDA on GDA"),
         ("tuned_fusion", "SDA (tuned weight) - SDA"),
