@@ -225,7 +225,7 @@ def job_inputs(tmp_path, tiny_adm, classifier):
     return str(store), str(weights), str(checkpoint)
 
 
-def _gda(job_inputs, tiny_adm_spec, output, shard, num_shards, images=None):
+def _gda(job_inputs, tiny_adm_spec, output, shard, num_shards, images=None, store_images=True):
     """GDA's job into `output`, its adapted images into `<output>-images` (the workflow's other folder)."""
     store, weights, checkpoint = job_inputs
     per_image_job(
@@ -244,7 +244,7 @@ def _gda(job_inputs, tiny_adm_spec, output, shard, num_shards, images=None):
         stream="gda/test",
         seed=0,
         device=torch.device("cpu"),
-        images_output=f"{output}-images",
+        images_output=f"{output}-images" if store_images else None,
     )
 
 
@@ -315,25 +315,8 @@ def test_adapted_images_are_the_quantised_x0_estimates_the_predictions_classify(
 
 
 def test_a_gda_job_without_its_images_output_is_refused(tmp_path, job_inputs, tiny_adm_spec):
-    store, weights, checkpoint = job_inputs
     with pytest.raises(ValueError, match="adapted images is needed"):
-        per_image_job(
-            "gda",
-            [store],
-            str(tmp_path / "x.zarr"),
-            weights={"checkpoint": checkpoint, "classifier": weights},
-            model={"timm_name": "resnet10t", "timm_kwargs": {}},
-            num_classes=5,
-            settings={"method": {"steps": 3, "views": 4, "vgg_weight": 0, "clip_weight": 0}, "spec": tiny_adm_spec},
-            preprocess={"resize": 8, "crop": 8},
-            images=None,
-            batch_size=2,
-            shard=0,
-            num_shards=1,
-            stream="gda/test",
-            seed=0,
-            device=torch.device("cpu"),
-        )
+        _gda(job_inputs, tiny_adm_spec, tmp_path / "x.zarr", 0, 1, store_images=False)
 
 
 def test_a_nan_from_the_denoiser_stops_the_stage_naming_it(tmp_path, job_inputs, tiny_adm_spec, monkeypatch):
