@@ -65,8 +65,11 @@ $(OPENMMLAB_REFERENCE)/reference.pt: $(OPENMMLAB_VENV)/.installed tools/openmmla
 
 openmmlab-reference: $(OPENMMLAB_REFERENCE)/reference.pt
 
+# Two pytest workers (pytest-xdist; each test file stays on one worker, tests/conftest.py): most tests run on
+# one core, and the SLURM test mostly waits for the plugin's polling. TEST_WORKERS=0 runs them in-process.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(OPENMMLAB_REFERENCE)/reference.pt
-	SDA_OPENMMLAB_REFERENCE=$(OPENMMLAB_REFERENCE) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
+	SDA_OPENMMLAB_REFERENCE=$(OPENMMLAB_REFERENCE) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) tests
 
 # one prepared command for a lent GPU machine (~5 min plus the two compiled rows' compilation): the
 # benchmark's rows at the real ADM-256 and DiT-XL/2 (to benchmarks/results/ with the date and

@@ -58,3 +58,35 @@ def tiny_run(tiny_workdir, tmp_path_factory):
     with every_gpu_locked(tmp_path_factory.mktemp("gpu-locks")) as fake_gpus:
         run_snakemake(tiny_workdir, "--configfile", "tiny.yaml", env=fake_gpus)
     return tiny_workdir
+
+
+# Under pytest-xdist (`make test` runs two workers): a file's tests stay on one worker, so its module
+# fixtures are made once, and the files sharing the session's tiny run share a worker. The longest
+# files start first, so that none of them is left running alone at the end. (xdist's own `--dist
+# loadgroup` does nothing under pytest 9.2: it renames node ids through an attribute pytest no longer
+# reads.)
+SHARED_WORKER = {"tests/test_slurm.py": "tests/test_workflow.py"}
+LONGEST_FIRST = [
+    "tests/test_workflow.py",  # with test_slurm.py: the tiny run, the SLURM rerun, the kills (~8 min)
+    "tests/test_imagenet_workflow.py",
+    "tests/test_compilation.py",  # inductor's first compilation on a machine (~2 min)
+    "tests/test_segmentation_workflow.py",
+]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            scope = super()._split_scope(nodeid)
+            return SHARED_WORKER.get(scope, scope)
+
+        def _assign_work_unit(self, node):
+            for scope in reversed(LONGEST_FIRST):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return FileScheduling(config, log)

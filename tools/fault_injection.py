@@ -1,7 +1,7 @@
 """Fault injection on small configurations of both embedded worlds, compared byte for byte.
 
-For each world (digits, digit_scenes), on its tiny test configuration made smaller still (WORLDS: one
-test corruption, one shard; every stage of the world still runs):
+For each world (digits, digit_scenes; side by side), on its tiny test configuration made smaller still
+(WORLDS: one test corruption, one shard; every stage of the world still runs):
 
 1. An uninterrupted run: the reference outputs.
 2. Kills: the same run, interrupted while a job of each stage runs, at a random moment of it, each time
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 import contextlib
 import copy
 import dataclasses
@@ -189,7 +190,7 @@ def stop(process: subprocess.Popen, how: str) -> bool:
 
 
 def kills(
-    workdir: Path, world: World, wanted: int, rng: random.Random, max_delay: float
+    name: str, workdir: Path, world: World, wanted: int, rng: random.Random, max_delay: float
 ) -> tuple[collections.Counter, collections.Counter, list[str]]:
     """Interrupt the run while a job of each stage runs, in stage order, at a random moment of the job,
     each time recovering with `--unlock` and the same command, until `wanted` interruptions (another pass
@@ -216,7 +217,10 @@ def kills(
                 if not stopped:
                     hangs.append(f"{how} while {targets[0]} ran")
                 done[how] += 1
-                print(f"  {how} while {', '.join(hit)} ran: {'stopped' if stopped else 'DID NOT STOP'}", flush=True)
+                print(
+                    f"  {name}: {how} while {', '.join(hit)} ran: {'stopped' if stopped else 'DID NOT STOP'}",
+                    flush=True,
+                )
                 targets.pop(0)
                 run(workdir, "--unlock")
                 process = subprocess.Popen(
@@ -306,7 +310,7 @@ def check_world(name: str, world: World, tmp: Path, args: argparse.Namespace, rn
 
     start = time.monotonic()
     killed_dir = workflow_copy(tmp / name / "killed", world)
-    done, running_at, hangs = kills(killed_dir, world, args.kills, rng, args.max_delay)
+    done, running_at, hangs = kills(name, killed_dir, world, args.kills, rng, args.max_delay)
     diff = differences(reference, outputs(killed_dir))
     failures += bool(diff) + bool(hangs)
     print(
@@ -315,12 +319,15 @@ def check_world(name: str, world: World, tmp: Path, args: argparse.Namespace, rn
         f"within {STOP_LIMIT} s of a SIGTERM: {len(hangs)}; differing outputs: {len(diff)} "
         f"({time.monotonic() - start:.0f} s)"
     )
-    print("  stages running at the interruptions: " + ", ".join(f"{s} {n}" for s, n in sorted(running_at.items())))
+    print(
+        f"  {name}: stages running at the interruptions: "
+        + ", ".join(f"{s} {n}" for s, n in sorted(running_at.items()))
+    )
     missed = [stage for stage in world.stages if stage not in running_at]
     if missed:
-        print("  stages no interruption caught running (their jobs ended first): " + ", ".join(missed))
+        print(f"  {name}: stages no interruption caught running (their jobs ended first): " + ", ".join(missed))
     for line in hangs + [f"differs: {n}" for n in diff[:20]]:
-        print(f"  {line}")
+        print(f"  {name}: {line}")
 
     if not world.full_disk:
         return failures
@@ -345,7 +352,7 @@ def check_world(name: str, world: World, tmp: Path, args: argparse.Namespace, rn
         f"({time.monotonic() - start:.0f} s)"
     )
     for path in diff[:20]:
-        print(f"  differs: {path}")
+        print(f"  {name}: differs: {path}")
     return failures
 
 
@@ -359,11 +366,15 @@ def main() -> int:
     )
     parser.add_argument("--no-disk", action="store_true", help="skip the full-disk part (it needs root)")
     args = parser.parse_args()
-    rng = random.Random(args.seed)
-    failures = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.world or list(WORLDS):
-            failures += check_world(name, WORLDS[name], Path(tmp), args, rng)
+    names = args.world or list(WORLDS)
+    # The worlds side by side: much of each one's time is `snakemake` starting, stopping and unlocking on
+    # one core, or waiting for a stage to start. Each world draws its own random moments, whatever the order.
+    with tempfile.TemporaryDirectory() as tmp, concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        checks = [
+            pool.submit(check_world, name, WORLDS[name], Path(tmp), args, random.Random(f"{args.seed}/{name}"))
+            for name in names
+        ]
+        failures = sum(check.result() for check in checks)
     print("fault injection:", "FAILED" if failures else "passed")
     return 1 if failures else 0
 
