@@ -6,6 +6,7 @@ from sda_core import image_sets
 from sda_core.config_checks import config_problems, problems_message, schema_problem, unknown_timm_models
 from sda_core.processes import reverse_process
 from sda_core.methods import PER_IMAGE_STAGES
+from sda_core.models.kinds import KINDS, kind_of
 from sda_core.models.specs import resolve_spec
 from sda_core.seed_runs import seed_folder, table_path
 from sda_core.external_inputs import adapted_folder, imagenet_folder
@@ -32,6 +33,7 @@ CORRUPTIONS = TEST_CORRUPTIONS + VALIDATION_CORRUPTIONS
 # named target sets (e.g. ImageNet-W): adapted, predicted and scored like a corruption, in tables of their own
 TARGETS = [target["name"] for target in config["targets"]]
 ARCHS = {arch["name"]: arch for arch in config["architectures"]}
+KINDS_OF = {name: kind_of(arch) for name, arch in ARCHS.items()}  # sda_core.models.kinds
 NUM_CLASSES = num_classes(config)
 # what the schema cannot say, all at once and before any job (sda_core.config_checks)
 CONFIG_PROBLEMS = config_problems(config, NUM_CLASSES)
@@ -45,6 +47,9 @@ DENOISER_SPECS = {role: resolve_spec(config["denoisers"][role]["spec"]) for role
 HAS_CLEAN = EMBEDDED or config["imagenet"]["val_root"] is not None
 # the studies beside the main table (sda_core.studies): their image sets, models and methods
 STUDIES = Studies.from_config(config, HAS_CLEAN)
+# the registry rows a run scores beyond the methods (sda_core.methods.ScoredMethod.study): the studies'
+# and the model kinds' own (a vlm's LoRA on source)
+SCORED_ROWS = sorted(STUDIES.scored() | {row for kind in KINDS_OF.values() for row in kind.scored_rows})
 SYNTHETIC = image_sets.makes_synthetic_sets(config)
 IMAGE_SETS = image_sets.RunImageSets(
     tuple(CORRUPTIONS + TARGETS),
@@ -74,12 +79,30 @@ PER_IMAGE_SETS = CORRUPTIONS + TARGETS  # the target sets the per-image methods 
 
 
 def task_model(arch):
-    """What builds an architecture's model (the task's: sda_core.tasks): its params, apart from the
-    training settings (so that a change of the fine-tuning recipe does not retrain or re-import the
-    source model)."""
-    return {"timm_name": ARCHS[arch]["timm_name"], "timm_kwargs": ARCHS[arch]["timm_kwargs"]} | TASK.model_params(
-        ARCHS[arch]
-    )
+    """What builds an architecture's model (its kind's and the task's: sda_core.models.kinds,
+    sda_core.tasks): its params, apart from the training settings (so that a change of the fine-tuning
+    recipe does not retrain or re-import the source model)."""
+    return KINDS_OF[arch].params(ARCHS[arch], config) | TASK.model_params(ARCHS[arch])
+
+
+def arch_models(arch):
+    """The fine-tuned models of an architecture: the run's (f' and the studies' variants) that its kind
+    makes, and the kind's own controls (a vlm's LoRA on source)."""
+    return KINDS_OF[arch].finetuned_models(STUDIES.finetuned_models())
+
+
+# arch -> every model it has (the scoring leaves out the methods that read another)
+ARCH_MODELS = {arch: [image_sets.SOURCE, *arch_models(arch)] for arch in ARCHS}
+
+
+def scoring_models(arch, name):
+    """The models that score an image set for an architecture (its kind's choice of the run's)."""
+    return KINDS_OF[arch].scoring_models(name, IMAGE_SETS.models_of(name))
+
+
+def archs_of_kind(kind):
+    """A wildcard constraint: the architectures of a kind (a pattern matching nothing if none)."""
+    return "|".join(arch for arch, arch_kind in KINDS_OF.items() if arch_kind.name == kind) or "(?!)"
 
 
 def job_device(uses_gpu):
@@ -116,7 +139,7 @@ wildcard_constraints:
     corruption="|".join(CORRUPTIONS + TARGETS + [image_sets.CLEAN]),
     target="|".join(TARGETS) or "(?!)",  # (?!) matches nothing: no named targets
     process="|".join(IMAGE_SETS.processed()),
-    model="|".join(STUDIES.finetuned_models()),
+    model="|".join(dict.fromkeys(model for arch in ARCHS for model in arch_models(arch))),
     t=r"\d+",
     shard=r"\d+",
     role="unconditional|generator",
@@ -137,6 +160,14 @@ def benchmark_path(name):
 def world_store(split):
     """An embedded world's clean source (train) or target (test) split."""
     return f"{RUN}/data/{WORLD}/{split}.zarr"
+
+
+def source_images():
+    """The real source images (the LoRA-on-source control of a vlm learns from them): an embedded world's
+    clean source split."""
+    if not EMBEDDED:
+        raise WorkflowError("the LoRA-on-source control needs source images: not read for world imagenet yet")
+    return [world_store("train")]
 
 
 def denoiser_weights(role):
@@ -385,14 +416,18 @@ def prediction_groups():
     return IMAGE_SETS.groups()
 
 
-def finetune_outputs():
-    """What a fine-tuning job makes: a model of an architecture, or every fine-tuned one (grouped)."""
-    return [classifier_weights(model, "{arch}") for model in (STUDIES.finetuned_models() if GROUPED else ["{model}"])]
+def finetune_outputs(kind="timm"):
+    """What a fine-tuning job makes: a model of an architecture, or every fine-tuned one of an
+    architecture of `kind` (grouped: one rule per kind, rules/finetune.smk)."""
+    if not GROUPED:
+        return [classifier_weights("{model}", "{arch}")]
+    return [classifier_weights(model, "{arch}") for model in KINDS[kind].finetuned_models(STUDIES.finetuned_models())]
 
 
 def finetune_job_models(wildcards):
-    """A fine-tuning job's models: its own (the `model` wildcard), or every fine-tuned model (grouped)."""
-    return STUDIES.finetuned_models() if GROUPED else [wildcards.model]
+    """A fine-tuning job's models: its own (the `model` wildcard), or every fine-tuned model of its
+    architecture (grouped)."""
+    return arch_models(wildcards.arch) if GROUPED else [wildcards.model]
 
 
 def finetune_data(model, arch):
@@ -403,12 +438,14 @@ def finetune_data(model, arch):
         return generated_stores()
     if model == image_sets.finetuned(image_sets.GDA_ALIGNED):
         return per_image_adapted_stores(image_sets.GDA, arch, GDA_MOD_FOLDER)
+    if model == image_sets.LORA_ON_SOURCE:
+        return source_images()
     return mod_stores(STUDIES.mod_timestep(model))
 
 
 def prediction_weights(arch, group):
     """model -> weights file, for every model that scores a set of the group."""
-    models = {model for name in prediction_groups()[group] for model in IMAGE_SETS.models_of(name)}
+    models = {model for name in prediction_groups()[group] for model in scoring_models(arch, name)}
     return {model: classifier_weights(model, arch) for model in sorted(models)}
 
 
@@ -591,11 +628,16 @@ def timestep_sets():
 
 
 def timestep_prediction_files():
-    """arch -> the clean set and the timestep study's sets -> their prediction files."""
+    """arch -> the clean set and the timestep study's sets -> their prediction files (the architectures
+    that score the study's sets: not a vlm)."""
     if not STUDIES.sweep:
         return {}  # no clean set, no study (ImageNet without val_root)
     names = [image_sets.CLEAN] + [name for _, _, name, _ in timestep_sets()]
-    return {arch: {name: files[name] for name in names} for arch, files in prediction_files().items()}
+    return {
+        arch: {name: files[name] for name in names}
+        for arch, files in prediction_files().items()
+        if all(scoring_models(arch, name) for name in names)
+    }
 
 
 RESULT_FILES = [
@@ -639,7 +681,8 @@ def score_settings():
         "per_image": PER_IMAGE_ARCHS,
         "processes": TARGET_PROCESSES,
         "synthetic": SYNTHETIC,
-        "studies": sorted(STUDIES.scored()),
+        "studies": SCORED_ROWS,
+        "models": ARCH_MODELS,
     }
 
 

@@ -7,6 +7,8 @@ use rule finetune as train_source_classifier with:
         train=[world_store("train")],
     output:
         source_weights("{arch}"),
+    wildcard_constraints:
+        arch="|".join(ARCHS),
     log:
         log_path("train_source_classifier/{arch}"),
     benchmark:

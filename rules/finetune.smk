@@ -11,6 +11,8 @@ rule finetune:
         init=source_weights("{arch}"),
     output:
         finetune_outputs(),
+    wildcard_constraints:
+        arch=archs_of_kind("timm"),
     log:
         log_path(f"finetune/{job_folder('{model}')}/{{arch}}"),
     benchmark:
@@ -23,7 +25,7 @@ rule finetune:
         gpu=GPUS_PER_JOB,
     params:
         model=lambda wc: task_model(wc.arch),
-        settings=lambda wc: ARCHS[wc.arch]["finetune"],
+        settings=lambda wc: KINDS_OF[wc.arch].finetune_settings(ARCHS[wc.arch]),
         trainings=lambda wc: [
             {"stores": finetune_data(model, wc.arch), "images_per_class": STUDIES.subset_sizes.get(model)}
             for model in finetune_job_models(wc)
@@ -35,3 +37,12 @@ rule finetune:
         precision=config["precision"],
     script:
         "../workflow_scripts/train_model.py"
+
+
+# A vlm's fine-tuned models (its LoRA f' and the LoRA-on-source control: sda_core.models.kinds): the
+# same job, whose script runs the kind's trainer; a rule of its own for its own outputs when grouped.
+use rule finetune as finetune_vlm with:
+    output:
+        finetune_outputs("vlm"),
+    wildcard_constraints:
+        arch=archs_of_kind("vlm"),

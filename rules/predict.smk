@@ -19,7 +19,7 @@ rule predict:
         gpu=GPUS_PER_JOB,
     params:
         image_sets=lambda wc: {name: image_set_stores()[name] for name in prediction_groups()[wc.group]},
-        models=lambda wc: {name: IMAGE_SETS.models_of(name) for name in prediction_groups()[wc.group]},
+        models=lambda wc: {name: scoring_models(wc.arch, name) for name in prediction_groups()[wc.group]},
         weights=lambda wc: prediction_weights(wc.arch, wc.group),
         model=lambda wc: task_model(wc.arch),
         num_classes=NUM_CLASSES,

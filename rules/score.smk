@@ -37,7 +37,8 @@ rule score_target:
         variants=STUDIES.variants,
         per_image=PER_IMAGE_ARCHS,
         processes=TARGET_PROCESSES,
-        studies=sorted(STUDIES.scored()),
+        studies=SCORED_ROWS,
+        models=ARCH_MODELS,
         device=job_device(uses_gpu=False),
     script:
         "../workflow_scripts/score_target.py"

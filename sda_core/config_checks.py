@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 
 from sda_core import batching, compilation, precision
+from sda_core.methods import PER_IMAGE_STAGES
+from sda_core.models.kinds import kind_problems
 from sda_core.models.specs import image_size, is_latent, mask_classes, num_classes, spec_problems
 from sda_core.studies import Studies
 from sda_core.worlds import is_embedded, task_of, task_problems
@@ -32,6 +34,8 @@ def config_problems(config: dict, data_classes: int) -> list[str]:
     mismatch = task_problems(config)
     return [
         *architecture_problems(config),
+        *kind_problems(config, data_classes),
+        *stage_architecture_problems(config),
         *corruption_problems(config),
         *target_problems(config),
         *gda_problems(config),
@@ -235,6 +239,26 @@ def scene_size_problems(config: dict, specs: dict) -> list[str]:
     return problems
 
 
+def stage_architecture_problems(config: dict) -> list[str]:
+    """The per-image stages' architecture lists (memo, gda, tent): names that exist, not an empty list."""
+    names = [arch["name"] for arch in config["architectures"]]
+    problems = []
+    for stage in PER_IMAGE_STAGES:
+        chosen = config[stage].get("architectures")
+        if not config[stage]["enabled"] or chosen is None:
+            continue
+        if chosen == []:
+            # an empty list would drop the stage's rows from every table without a word; null means all
+            problems.append(
+                f"{stage}.architectures: [] runs {stage.upper()} for no architecture; list some, leave it null for all, "
+                f"or set {stage}.enabled: false"
+            )
+        unknown = [name for name in chosen if name not in names]
+        if unknown:
+            problems.append(f"{stage}.architectures: {', '.join(unknown)} not among the architectures ({', '.join(names)})")
+    return problems
+
+
 def gda_problems(config: dict) -> list[str]:
     """GDA: its architectures exist, its steps fit its respacing, and each term with a weight has the
     model it needs (VGG-19 needs images of 32 px or more)."""
@@ -242,16 +266,6 @@ def gda_problems(config: dict) -> list[str]:
     if not gda["enabled"]:
         return []
     problems = []
-    names = {arch["name"] for arch in config["architectures"]}
-    if gda["architectures"] == []:
-        # an empty list would drop GDA's rows from every table without a word; null means all
-        problems.append(
-            "gda.architectures: [] runs GDA for no architecture; list some, leave it null for all, "
-            "or set gda.enabled: false"
-        )
-    unknown = [name for name in gda["architectures"] or [] if name not in names]
-    if unknown:
-        problems.append(f"gda.architectures: {', '.join(unknown)} not among the architectures ({', '.join(names)})")
     if gda["steps"] > gda["respacing"]:
         problems.append(f"gda.steps: {gda['steps']} steps do not fit a respacing of {gda['respacing']}")
     if not any(gda[f"{term}_weight"] for term in ("entropy", "pixel", "vgg", "clip")):
@@ -314,7 +328,7 @@ def unknown_timm_models(config: dict) -> list[str]:
 
     problems = []
     for arch in config["architectures"]:
-        if not timm.is_model(arch["timm_name"]):
+        if "timm_name" in arch and not timm.is_model(arch["timm_name"]):
             close = difflib.get_close_matches(arch["timm_name"].split(".")[0], timm.list_models(), n=3)
             problems.append(
                 f"architectures: {arch['name']}: timm has no model {arch['timm_name']!r}"

@@ -42,6 +42,8 @@ SOURCE = "source"  # f
 FINETUNED = "finetuned"  # f', fine-tuned on the MoD set
 GENERATED_ONLY = "generated"  # the variant of f' fine-tuned on the generated images without MoD (f_c')
 GDA_ALIGNED = "gda"  # the variant of f' fine-tuned on MoD made by GDA's reverse process (f'_GDA), per architecture
+# a vlm's control (sda_core.models.kinds): its f' recipe (LoRA) on the real source images, not on MoD
+LORA_ON_SOURCE = "finetuned-source"
 # MEMO: f adapted to each target image on its own (sda_core.memo); its predictions of a target set are
 # stored by its own stage (prediction stores), under predictions_key(MEMO, target(corruption))
 MEMO = "memo"

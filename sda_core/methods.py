@@ -19,8 +19,21 @@ from functools import partial
 import numpy as np
 
 from sda_core.ensemble import FUSION_LABELS, Method
-from sda_core.image_sets import GDA, GDA_ALIGNED, MEMO, SOURCE, TENT, adapted, finetuned, per_image_adapted, target
+from sda_core.image_sets import (
+    GDA,
+    GDA_ALIGNED,
+    LORA_ON_SOURCE,
+    MEMO,
+    SOURCE,
+    TENT,
+    adapted,
+    finetuned,
+    per_image_adapted,
+    target,
+)
 from sda_core.models.specs import resolve_spec
+
+LORA_ON_SOURCE_ROWS = "lora_on_source"  # its rows' switch (ScoredMethod.study): on where a vlm is run
 
 dda = partial(adapted, "dda")
 
@@ -50,12 +63,11 @@ class PerImageStage:
             raise ValueError(f"{self.name}: a stream stage's images are not stored (nothing reads them)")
 
     def architectures(self, config: dict) -> list[str]:
-        """The architectures the run makes it for: none unless enabled; those of `architectures` if set."""
-        section = config[self.name]
-        if not section["enabled"]:
-            return []
-        chosen = section.get("architectures")
-        return [arch["name"] for arch in config["architectures"] if chosen is None or arch["name"] in chosen]
+        """The architectures the run makes it for: none unless enabled; those of `architectures` if set,
+        of a kind that can run it (sda_core.models.kinds: a vlm cannot run MEMO, GDA or TENT)."""
+        from sda_core.models.kinds import stage_architectures
+
+        return stage_architectures(config, self.name)
 
 
 @dataclass
@@ -177,6 +189,13 @@ SCORED_METHODS: tuple[ScoredMethod, ...] = (
     ),
     # TENT's predictions of the target images over its stream (sda_core.tent)
     ScoredMethod("TENT", Method(((TENT, target),)), stage=TENT),
+    # a vlm's control (sda_core.models.kinds): f' made by the same LoRA recipe on the real source images
+    # instead of the MoD set, in SDA's ensemble and alone on the raw image; SDA minus it is the gain of
+    # the synthetic domain over merely learning the answer format
+    ScoredMethod("LoRA on source", _ensemble(LORA_ON_SOURCE), study=LORA_ON_SOURCE_ROWS),
+    ScoredMethod(
+        "LoRA on source (target only)", Method(((LORA_ON_SOURCE, target),)), plotted=False, study=LORA_ON_SOURCE_ROWS
+    ),
 )
 METHODS: dict[str, Method] = {entry.name: entry.method for entry in SCORED_METHODS}
 # (first, second): the differences of the paired tables (first minus second), the paper's claims first;
@@ -197,6 +216,9 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
     ("SDA on GDA (f'_GDA)", "GDA"),
     ("TENT", "Source"),
     ("SDA", "TENT"),
+    ("SDA", "LoRA on source"),
+    ("LoRA on source", "DDA"),
+    ("LoRA on source (target only)", "Source"),
 )
 # the columns of the paper's table, in its order (the README's main table; the others follow it)
 PAPER_COLUMNS = ("Source", "MEMO", "DiffPure", "GDA", "DDA", "SDA")
@@ -255,12 +277,29 @@ def run_methods(
     return methods, comparisons
 
 
-def not_run(archs: list[str], per_image: Mapping[str, Sequence[str]] | None = None) -> dict[str, set[str]]:
-    """arch -> the methods of the per-image stages not made for it (e.g. gda.architectures)."""
-    return {
+def not_run(
+    archs: list[str],
+    per_image: Mapping[str, Sequence[str]] | None = None,
+    models: Mapping[str, Collection[str]] | None = None,
+    methods: Mapping[str, Method] | None = None,
+) -> dict[str, set[str]]:
+    """arch -> the methods not made for it: those of the per-image stages not made for it (e.g.
+    gda.architectures, or a vlm), and of `methods` (the run's) those reading a model its kind does not
+    make (models: arch -> the models it has, sda_core.models.kinds; a vlm has no study variants of f',
+    a classifier no LoRA on source)."""
+    missing = {
         arch: {name for stage, made in (per_image or {}).items() if arch not in made for name in stage_methods(stage)}
         for arch in archs
     }
+    for arch in archs:
+        if models is None or arch not in models:
+            continue
+        missing[arch] |= {
+            name
+            for name, method in (methods or METHODS).items()
+            if any(model not in models[arch] and model not in PER_IMAGE_STAGES for model, _ in method.terms)
+        }
+    return missing
 
 
 PLOTTED_METHODS = [entry.name for entry in SCORED_METHODS if entry.plotted]

@@ -163,8 +163,10 @@ def train_model(
     threads: int = 1,
     workers: int | None = None,
     task: Task | None = None,
+    objective=None,
 ) -> nn.Module:
-    """Train all layers with cross-entropy on the rows of `data`; returns the model in eval mode. A
+    """Train the model's parameters that require a gradient (all of a classifier's) with cross-entropy on
+    the rows of `data`; returns the model in eval mode. A
     non-finite loss stops the training (NonFiniteError naming `name`, the epoch and the step).
 
     The labels and the loss are the task's (sda_core.tasks, classification by default): classes, or label
@@ -182,6 +184,10 @@ def train_model(
     precision: a resolved one (sda_core.precision), the forward pass's autocast; the weights, the
     optimiser state and the loss stay float32. fp16 scales the loss against gradient underflow
     (torch.amp.GradScaler; the steps it skips on overflow are logged); bf16 needs no scaling.
+
+    objective(model, x, y) -> (loss, correct, labelled): a model kind's own loss of a slice (a vlm's
+    cross-entropy on its answer tokens, sda_core.jobs.vlm), run under the autocast; None: the task's loss
+    of the model's logits.
     """
     task = task or task_named("classification")
     model.to(device).train()
@@ -216,9 +222,17 @@ def train_model(
             inputs, labels = next(items)
             x = preprocess(to_unit(inputs, device)) if augment is None else inputs.to(device, non_blocking=True)
             y = labels.to(device, non_blocking=True).long()
-            with autocast(device, precision):
-                logits = model(x).float()
-            loss = task.loss(logits, y, settings.label_smoothing) * (len(y) / batch_size)
+            if objective is None:
+                with autocast(device, precision):
+                    logits = model(x).float()
+                loss = task.loss(logits, y, settings.label_smoothing)
+                valid = task.labelled(y)
+                slice_correct, slice_labelled = ((logits.argmax(1) == y) & valid).sum().item(), valid.sum().item()
+            else:
+                with autocast(device, precision):
+                    loss, slice_correct, slice_labelled = objective(model, x, y)
+                loss = loss.float()
+            loss = loss * (len(y) / batch_size)
             if not torch.isfinite(loss):
                 raise NonFiniteError(
                     f"training {name}: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1} "
@@ -226,9 +240,8 @@ def train_model(
                 )
             scaler.scale(loss).backward()
             total_loss += loss.item() * batch_size
-            valid = task.labelled(y)
-            correct += ((logits.argmax(1) == y) & valid).sum().item()
-            labelled += valid.sum().item()
+            correct += slice_correct
+            labelled += slice_labelled
         if settings.grad_clip:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)

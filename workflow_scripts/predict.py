@@ -1,14 +1,15 @@
-# Softmax outputs of the source, fine-tuned and study classifiers on one group of image sets.
-from sda_core.jobs.predict import predict_job
+# Softmax outputs of the source, fine-tuned and study models on one group of image sets, by the
+# architecture's kind's job (sda_core.models.kinds).
+from sda_core.models.kinds import kind_named
 from sda_core.runtime import run_task, start_snakemake_job
 
 device = start_snakemake_job(snakemake)
 p = snakemake.params
-predict_job(
+kind = kind_named(p.model.get("kind", "timm"))
+kind.job("predict_job")(
     p.image_sets,
     snakemake.output[0],
-    timm_name=p.model["timm_name"],
-    timm_kwargs=p.model["timm_kwargs"],
+    **kind.model_arguments(p.model),
     num_classes=p.num_classes,
     weights=p.weights,
     models=p.models,
@@ -16,6 +17,5 @@ predict_job(
     device=device,
     precision=p.precision,
     threads=snakemake.threads,
-    segmenter=p.model.get("segmenter"),
     task=run_task(snakemake),
 )

@@ -13,4 +13,5 @@ score_target_job(
     per_image=p.per_image,
     processes=p.processes,
     studies=p.studies,
+    models=p.models,
 )

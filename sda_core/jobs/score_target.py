@@ -22,12 +22,13 @@ def score_target_job(
     per_image: dict[str, list[str]] | None = None,
     processes: list[str] | None = None,
     studies: list[str] | None = None,
+    models: dict[str, list[str]] | None = None,
 ) -> None:
     """The tables of a named target set: each method's accuracy (long form: arch, method, target, n,
     top1, ci_low, ci_high) and the paired comparisons. The fusions are left out: their tuned weight
     belongs to the corruptions' validation split."""
     methods, comparisons = run_methods(variants or {}, False, per_image, processes, studies or ())
-    not_run = stages_not_run(list(prediction_files), per_image)
+    not_run = stages_not_run(list(prediction_files), per_image, models, methods)
     correct = correctness(prediction_files, [target], methods, {}, not_run)
     table = accuracy_table(correct, [target], [], severity=0)
     table = (

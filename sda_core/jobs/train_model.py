@@ -30,16 +30,18 @@ class Training:
     images_per_class: int | None = None
 
 
-def train_models_job(trainings: list[Training], init_weights: str | None = None, **common) -> None:
+def train_models_job(trainings: list[Training], init_weights: str | None = None, train_one=None, **common) -> None:
     """Several models of one architecture, one after another (target_jobs: grouped: every fine-tuned model
     of an architecture in one job, sparing a process start-up each); common: train_model_job's other
     arguments. With several, each finished model waits at `<output>.partial` beside a record of what it
     learnt from (`<output>.partial.json`), and all are renamed to their outputs once the last is done:
     Snakemake deletes every declared output of a killed job before rerunning it, and leaves these alone,
-    so the rerun retrains none that finished (and any whose inputs changed since)."""
+    so the rerun retrains none that finished (and any whose inputs changed since). train_one: what trains
+    one model (train_model_job; a model kind's own, sda_core.models.kinds), called with the same arguments."""
+    train_one = train_one or train_model_job
     if len(trainings) == 1:
         training = trainings[0]
-        train_model_job(
+        train_one(
             training.stores,
             training.output,
             init_weights=init_weights,
@@ -64,7 +66,7 @@ def train_models_job(trainings: list[Training], init_weights: str | None = None,
             log.info("%s: kept from a killed run of this job (same inputs and settings)", partial)
             continue
         record.unlink(missing_ok=True)
-        train_model_job(
+        train_one(
             training.stores,
             str(partial),
             init_weights=init_weights,

@@ -101,40 +101,41 @@ def candidate_log_likelihoods(
     model, prompt: ClosedSetPrompt, pixel_values, chunk: int = 64, normalisation: str = "sum"
 ):
     """(N, C) log-likelihoods (1) of the C candidates for N images (pixel_values: (N, 3, H, W), already
-    in the vision tower's normalisation), one prefix forward per image and ceil(C / chunk) candidate
-    forwards on its cache."""
+    in the vision tower's normalisation): one prefix forward for the N images together, then
+    ceil(C / chunk) forwards of N x chunk candidate rows on copies of its cache."""
     import torch
 
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation {normalisation!r}: one of {', '.join(NORMALISATIONS)}")
     device = pixel_values.device
-    prefix = torch.tensor([prompt.prompt_ids], device=device)
+    prefix = torch.tensor([prompt.prompt_ids], device=device).expand(len(pixel_values), -1)
     lengths = torch.tensor([len(a) for a in prompt.candidate_ids], device=device)
-    rows = []
     with torch.no_grad():
-        for image in pixel_values:
-            out = model(input_ids=prefix, pixel_values=image[None], use_cache=True)
-            first = out.logits[0, -1].float().log_softmax(-1)  # p(a_1 | x, q)
-            row = []
-            for start in range(0, len(prompt.candidate_ids), chunk):
-                answers = prompt.candidate_ids[start : start + chunk]
-                row.append(_chunk_log_likelihoods(model, out.cache, prefix.shape[1], first, answers))
-            rows.append(torch.cat(row))
-    scores = torch.stack(rows)
+        out = model(input_ids=prefix, pixel_values=pixel_values, use_cache=True)
+        first = out.logits[:, -1].float().log_softmax(-1)  # (N, vocabulary): p(a_1 | x, q)
+        scores = torch.cat(
+            [
+                _chunk_log_likelihoods(model, out.cache, prefix.shape[1], first, prompt.candidate_ids[start : start + chunk])
+                for start in range(0, len(prompt.candidate_ids), chunk)
+            ],
+            dim=1,
+        )
     return scores / lengths if normalisation == "mean" else scores
 
 
 def _chunk_log_likelihoods(model, prefix_cache, prefix_length: int, first, answers):
-    """Sum of log p(a_j | ...) over each answer's tokens: a_1 from the prefix's last logits, the rest from
-    one forward of the answers' tokens but their last (right-padded) on a copy of the prefix cache."""
+    """(N, len(answers)): the sum of log p(a_j | ...) over each answer's tokens for each of N images; a_1
+    from the prefix's last logits, the rest from one forward of every (image, answer) pair's tokens but
+    the last (right-padded), on a copy of the prefix cache repeated per answer (rows image-major)."""
     import torch
 
     device = first.device
+    images, count = first.shape[0], len(answers)
     longest = max(len(a) for a in answers)
-    total = torch.stack([first[a[0]] for a in answers])
+    total = first[:, [a[0] for a in answers]]
     if longest == 1:
         return total
-    inputs = torch.zeros(len(answers), longest - 1, dtype=torch.long, device=device)
+    inputs = torch.zeros(count, longest - 1, dtype=torch.long, device=device)
     targets = torch.zeros_like(inputs)
     valid = torch.zeros_like(inputs, dtype=torch.bool)
     for i, answer in enumerate(answers):
@@ -143,11 +144,12 @@ def _chunk_log_likelihoods(model, prefix_cache, prefix_length: int, first, answe
         targets[i, :n] = torch.tensor(answer[1:])
         valid[i, :n] = True
     cache = copy.deepcopy(prefix_cache)
-    cache.batch_repeat_interleave(len(answers))
-    mask = torch.cat([torch.ones(len(answers), prefix_length, dtype=torch.long, device=device), valid.long()], dim=1)
+    cache.batch_repeat_interleave(count)  # row i * count + j: image i, answer j
+    inputs, targets, valid = inputs.repeat(images, 1), targets.repeat(images, 1), valid.repeat(images, 1)
+    mask = torch.cat([torch.ones(len(inputs), prefix_length, dtype=torch.long, device=device), valid.long()], dim=1)
     logits = model(input_ids=inputs, attention_mask=mask, cache=cache, use_cache=True).logits
     picked = logits.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0]
-    return total + (picked * valid).sum(dim=1)
+    return total + (picked * valid).sum(dim=1).view(images, count)
 
 
 def closed_set_probabilities(model, prompt: ClosedSetPrompt, pixel_values, chunk: int = 64, normalisation: str = "sum"):
@@ -200,3 +202,133 @@ def tiny_llava(tokenizer, image_size: int, patch_size: int, vision: dict, text: 
         vision_feature_layer=-2,
     )
     return LlavaForConditionalGeneration(config)
+
+
+# -- training -------------------------------------------------------------------------------------------
+IGNORE_INDEX = -100  # transformers' label value that counts in no loss
+
+
+def answering_batch(prompts: Sequence[ClosedSetPrompt], answers: Sequence[Sequence[int]], pad_id: int):
+    """The teacher-forced sequences of every question for every image, question-major: prompt then the
+    answer's tokens (ending with eos), right-padded; labels are the answer tokens only (IGNORE_INDEX on
+    the prompt and the padding). answers[q][i]: the index of image i's answer among question q's
+    candidates. Returns (input_ids, attention_mask, labels), each (Q * N, longest)."""
+    import torch
+
+    rows = [
+        (prompt.prompt_ids, prompt.candidate_ids[answer])
+        for prompt, question_answers in zip(prompts, answers, strict=True)
+        for answer in question_answers
+    ]
+    longest = max(len(p) + len(a) for p, a in rows)
+    input_ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    mask = torch.zeros_like(input_ids)
+    for row, (prompt_ids, answer) in enumerate(rows):
+        end = len(prompt_ids) + len(answer)
+        input_ids[row, :end] = torch.tensor([*prompt_ids, *answer])
+        labels[row, len(prompt_ids) : end] = torch.tensor(answer)
+        mask[row, :end] = 1
+    return input_ids, mask, labels
+
+
+def answering_loss(model, prompts: Sequence[ClosedSetPrompt], answers: Sequence[Sequence[int]], pixel_values, pad_id: int):
+    """Cross-entropy on the answer tokens of every question for every image (transformers' own loss of
+    LlavaForConditionalGeneration given labels: the mean over the answer tokens), and how many of the
+    Q x N answers the model gets exactly right when teacher-forced (its argmax at every answer token).
+    Returns (loss, correct, answered)."""
+    import torch
+
+    input_ids, mask, labels = (t.to(pixel_values.device) for t in answering_batch(prompts, answers, pad_id))
+    out = model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        pixel_values=pixel_values.repeat(len(prompts), 1, 1, 1),
+        labels=labels,
+    )
+    with torch.no_grad():
+        predicted = out.logits[:, :-1].argmax(-1)
+        targets = labels[:, 1:]
+        counted = targets != IGNORE_INDEX
+        right = ((predicted == targets) | ~counted).all(dim=1)
+    return out.loss, int(right.sum()), len(right)
+
+
+# -- LoRA -------------------------------------------------------------------------------------------------
+LORA_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+def lora_config(rank: int, alpha: float, dropout: float, modules: Sequence[str], projector: bool):
+    """peft's LoraConfig on the language model's `modules` (its attention projections by default) and,
+    with `projector`, the two linear layers of the multimodal projector; the vision tower stays as is."""
+    from peft import LoraConfig
+
+    pattern = rf".*language_model\..*\.({'|'.join(modules)})"
+    if projector:
+        pattern = rf"({pattern}|.*multi_modal_projector\.linear_[12])"
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=pattern, bias="none")
+
+
+def with_lora(model, settings: dict):
+    """`model` wrapped by peft with new LoRA adapters (settings: the config's vlm.lora); only the adapters train."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, lora_config(**settings))
+
+
+def save_lora(peft_model, path, metadata: dict[str, str]) -> None:
+    """The adapters alone (peft's state dict of the LoRA weights) as safetensors, written atomically."""
+    import json
+    import os
+    from pathlib import Path
+
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save
+
+    from sda_core.checkpoints import CheckpointError, sorted_metadata_header
+
+    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(peft_model).items()}
+    broken = [k for k, v in state.items() if not bool(v.isfinite().all())]
+    if broken:
+        raise CheckpointError(f"refusing to save {path}: NaN or Inf in LoRA tensor(s) {', '.join(broken[:5])}")
+    config = peft_model.peft_config["default"]
+    lora = {"r": config.r, "lora_alpha": config.lora_alpha, "target_modules": config.target_modules}
+    header, tensors = sorted_metadata_header(memoryview(save(state, metadata={**metadata, "lora": json.dumps(lora)})))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as file:
+        file.write(header)
+        file.write(tensors)
+    os.replace(tmp, path)
+
+
+def safetensors_metadata(path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as file:
+        return file.metadata() or {}
+
+
+def load_lora(model, path):
+    """`model` with the LoRA adapters of `path` merged into its weights; the adapters' rank, alpha and
+    modules come from the file (save_lora writes them), a key or shape mismatch names it."""
+    import json
+
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+    from sda_core.checkpoints import CheckpointError, key_mismatch, listed_keys, non_finite_tensors, read_state_dict
+
+    state = read_state_dict(path)
+    lora = safetensors_metadata(path).get("lora")
+    if lora is None:
+        raise CheckpointError(f"{path} holds no LoRA settings in its metadata: not LoRA adapters written here")
+    peft_model = get_peft_model(model, LoraConfig(**json.loads(lora), lora_dropout=0.0, bias="none"))
+    mismatch = key_mismatch(state, get_peft_model_state_dict(peft_model))
+    if any(mismatch.values()):
+        raise CheckpointError(f"LoRA adapters {path} do not fit the model; " + listed_keys(mismatch))
+    broken = non_finite_tensors(state)
+    if broken:
+        raise CheckpointError(f"LoRA adapters {path} hold NaN or Inf in {', '.join(broken[:5])}")
+    set_peft_model_state_dict(peft_model, state)
+    return peft_model.merge_and_unload()

@@ -46,17 +46,22 @@ Weights = dict[str, dict[str, float]]  # arch -> tuned_weight method -> its weig
 
 
 def tuned_weights(
-    prediction_files: PredictionFiles, methods: dict[str, Method], validation: list[str]
+    prediction_files: PredictionFiles,
+    methods: dict[str, Method],
+    validation: list[str],
+    not_run: dict[str, set[str]] | None = None,
 ) -> tuple[Weights, pd.DataFrame]:
     """The weight of every tuned_weight method, chosen on the validation corruptions only (the test
     corruptions are not read), and the grid it was chosen from (long form: arch, method, weight,
-    validation_top1, chosen)."""
+    validation_top1, chosen); not_run: arch -> the methods not made for it."""
     tuned = [name for name, method in methods.items() if method.fusion == "tuned_weight"]
     weights: Weights = {}
     rows = []
     for arch, files in prediction_files.items():
         weights[arch] = {}
         for name in tuned:
+            if name in (not_run or {}).get(arch, set()):
+                continue
             accuracies = []
             for c in validation:
                 with PredictionReader(files) as arrays:
@@ -190,8 +195,11 @@ def score_accuracy(
     processes: list[str] | None = None,
     synthetic: bool = True,
     studies: list[str] | None = None,
+    models: dict[str, list[str]] | None = None,
 ) -> None:
-    """processes: the reverse processes the run makes of its target sets (None: all), synthetic: whether it
+    """models: arch -> the models it has (sda_core.models.kinds: f, f' and the studies' variants for a
+    classifier, f, f' and LoRA on source for a vlm); the methods reading another are not made for it.
+    processes: the reverse processes the run makes of its target sets (None: all), synthetic: whether it
     makes the synthetic sets (sda_core.image_sets.RunImageSets); variants: method label -> fine-tuned
     model of a study (sda_core.studies); fusions: add the
     fusion methods, whose tuned weight (and its grid, to fusion_output) comes from `validation` only;
@@ -200,10 +208,10 @@ def score_accuracy(
     task's score interface; top-1 and its Wilson intervals need neither. studies: those whose rows are
     registry entries (sda_core.studies.Studies.scored)."""
     methods, comparisons = run_methods(variants or {}, fusions, per_image, processes, studies or ())
-    weights, grid = tuned_weights(prediction_files, methods, validation)
+    not_run = stages_not_run(list(prediction_files), per_image, models, methods)
+    weights, grid = tuned_weights(prediction_files, methods, validation, not_run)
     if fusion_output is not None:
         grid.to_csv(fusion_output, index=False, float_format="%.2f")
-    not_run = stages_not_run(list(prediction_files), per_image)
     correct = correctness(prediction_files, test + validation, methods, weights, not_run)
     table = accuracy_table(correct, test, validation, severity)
     table.to_csv(table_output, index=False, float_format="%.2f")

@@ -138,8 +138,10 @@ def score_miou(
     processes: list[str] | None = None,
     synthetic: bool = True,
     studies: list[str] | None = None,
+    models: dict[str, list[str]] | None = None,
 ) -> None:
-    """The segmentation task's score stage (every task's score interface: sda_core.tasks.base.Task): the
+    """models: arch -> its models (every segmenter has f and f', all the reference methods read).
+    The segmentation task's score stage (every task's score interface: sda_core.tasks.base.Task): the
     reference methods only; the embedded scenes always have their clean set."""
     extras = {
         "variants": variants,
