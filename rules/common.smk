@@ -683,6 +683,7 @@ def score_settings():
         "synthetic": SYNTHETIC,
         "studies": SCORED_ROWS,
         "models": ARCH_MODELS,
+        "questions": {arch: KINDS_OF[arch].side_questions(ARCHS[arch], config) for arch in ARCHS},
     }
 
 

@@ -120,6 +120,17 @@ def labels_key(image_set: str) -> str:
     return f"labels/{image_set}"
 
 
+def question_key(question: str, model: str, image_set: str) -> str:
+    """A vlm's probabilities over the candidates of a question other than its table question's
+    (sda_core.data.questions), beside its table predictions in the same prediction file."""
+    return predictions_key(f"{model}@{question}", image_set)
+
+
+def question_labels_key(question: str, image_set: str) -> str:
+    """The answers of a set's images to a question (indices of its candidates)."""
+    return f"labels@{question}/{image_set}"
+
+
 def image_set_of(key: str) -> str:
     """The image set a predictions or labels key is about."""
     return key.split("/", 1)[1]

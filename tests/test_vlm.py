@@ -1,15 +1,22 @@
 """Closed-set answering with LLaVA (sda_core.models.vlm) on a tiny random-weight model of the real
 architecture: the cached, batched candidate scores against transformers' own loss, per candidate."""
 
+import copy
+
 import pytest
 import torch
 
 from sda_core.models.vlm import (
+    LORA_ATTENTION,
+    answering_loss,
     candidate_log_likelihoods,
     closed_set_probabilities,
     closed_set_prompt,
+    load_lora,
     prompt_problems,
+    save_lora,
     tiny_llava,
+    with_lora,
     word_tokenizer,
 )
 
@@ -22,7 +29,7 @@ SIZES = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atte
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return word_tokenizer(PROMPT.split() + NUMBERS + ["even", "odd"])
+    return word_tokenizer(PROMPT.split() + NUMBERS + ["even", "odd", "or"])
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +105,55 @@ def test_candidates_the_tokenizer_cannot_tell_apart_are_refused(tokenizer):
         closed_set_prompt(tokenizer, PROMPT, ["one", "cat", "dog"], image_seq_length=16)
     with pytest.raises(ValueError, match="no image token"):
         closed_set_prompt(tokenizer, "which digit ?", NUMBERS, image_seq_length=16)
+
+
+def test_images_scored_together_equal_images_scored_alone(model, tokenizer):
+    prompt = closed_set_prompt(tokenizer, PROMPT, CANDIDATES, image_seq_length=16)
+    torch.manual_seed(2)
+    images = torch.randn(4, 3, 16, 16)
+    together = candidate_log_likelihoods(model, prompt, images, chunk=2)
+    alone = torch.cat([candidate_log_likelihoods(model, prompt, image[None], chunk=2) for image in images])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_the_training_loss_is_the_mean_answer_token_loss_the_scores_give(model, tokenizer):
+    """answering_loss (transformers' loss over the answer tokens of every question) equals minus the
+    scored log-likelihoods of the right answers over their token count: training and scoring agree."""
+    digit = closed_set_prompt(tokenizer, PROMPT, NUMBERS, image_seq_length=16)
+    parity = closed_set_prompt(tokenizer, "USER: <image> even or odd ? ASSISTANT:", ["even", "odd"], 16)
+    torch.manual_seed(3)
+    images, labels = torch.randn(3, 3, 16, 16), [7, 2, 4]
+    answers = [labels, [k % 2 for k in labels]]
+    loss, correct, answered = answering_loss(model, [digit, parity], answers, images, tokenizer.pad_token_id)
+    scores = [candidate_log_likelihoods(model, prompt, images) for prompt in (digit, parity)]
+    picked = torch.stack([scores[q][torch.arange(3), torch.tensor(answers[q])] for q in range(2)])
+    tokens = sum(len(prompt.candidate_ids[a]) for prompt, question in zip((digit, parity), answers) for a in question)
+    torch.testing.assert_close(loss.detach(), -picked.sum() / tokens, atol=1e-5, rtol=1e-5)
+    assert answered == 6 and 0 <= correct <= 6
+
+
+def test_lora_adapters_train_alone_and_load_back_to_the_same_outputs(tokenizer, tmp_path):
+    torch.manual_seed(4)
+    text = dict(SIZES, num_key_value_heads=1, max_position_embeddings=64)
+    base = tiny_llava(tokenizer, image_size=16, patch_size=4, vision=SIZES, text=text).eval()
+    adapted = with_lora(copy.deepcopy(base), dict(rank=4, alpha=8, dropout=0.0, modules=LORA_ATTENTION, projector=True))
+    trainable = [name for name, p in adapted.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name for name in trainable)
+    assert any("multi_modal_projector" in name for name in trainable)
+    assert not any("vision_tower" in name for name in trainable)
+    with torch.no_grad():
+        for name, p in adapted.named_parameters():
+            if "lora_B" in name:
+                p.normal_()  # B starts at zero: make the adapters change the outputs
+    save_lora(adapted, tmp_path / "lora.safetensors", {"kind": "vlm"})
+    prompt = closed_set_prompt(tokenizer, PROMPT, CANDIDATES, image_seq_length=16)
+    images = torch.randn(2, 3, 16, 16)
+    loaded = load_lora(copy.deepcopy(base), tmp_path / "lora.safetensors").eval()
+    expected = candidate_log_likelihoods(adapted.eval(), prompt, images)
+    torch.testing.assert_close(candidate_log_likelihoods(loaded, prompt, images), expected, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(expected, candidate_log_likelihoods(base, prompt, images), atol=1e-3)
+    from sda_core.checkpoints import CheckpointError, save_weights
+
+    save_weights(base, tmp_path / "full.safetensors")
+    with pytest.raises(CheckpointError, match="holds no LoRA settings"):
+        load_lora(copy.deepcopy(base), tmp_path / "full.safetensors")

@@ -16,6 +16,8 @@ from workflow_copy import copy_workflow as _copy_workflow  # noqa: E402
 
 # The tiny digits configuration, runnable by hand: snakemake --cores 2 --configfile tests/config/tiny_digits.yaml
 TINY = yaml.safe_load((ROOT / "tests/config/tiny_digits.yaml").read_text())
+# A tiny LLaVA architecture entry (kind vlm), added to TINY by the tests of the vlm path
+TINY_LLAVA = yaml.safe_load((ROOT / "tests/config/tiny_llava.yaml").read_text())
 # The tiny digit-scenes world (task segmentation): snakemake --cores 2 --configfile tests/config/tiny_digit_scenes.yaml
 TINY_SCENES = yaml.safe_load((ROOT / "tests/config/tiny_digit_scenes.yaml").read_text())
 

@@ -3,7 +3,8 @@ its figures to mean anything fails, naming the measured figure (or warns, if the
 
 The sanity table's figures are the task's metric (sda_core.tasks: top-1, or mIoU for segmentation).
 - source_clean_accuracy: each source classifier's top-1 on the clean target images (%); a broken
-  checkpoint, wrong preprocessing or an undertrained model falls below it;
+  checkpoint, wrong preprocessing or an undertrained model falls below it; a vlm's accuracy on each of
+  its questions (its table question's, and each other's row);
 - generator_label_agreement: how often each source classifier agrees with the label the generator
   was conditioned on (%); below it the synthetic set's labels are noise and fine-tuning on it is not SDA.
 """
@@ -14,7 +15,7 @@ import logging
 
 import pandas as pd
 
-from sda_core.scoring.sanity import GENERATOR_AGREEMENT, SOURCE_CLEAN
+from sda_core.scoring.sanity import GENERATOR_AGREEMENT, SOURCE_CLEAN, question_check
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ def gates_job(sanity_table: str, output: str, gates: dict, metric: str = "top1")
         threshold = gates[gate]
         if threshold is None:
             continue
-        measured = sanity[sanity.check == check]
+        # a vlm's other questions have rows of their own (sda_core.scoring.sanity.question_check)
+        measured = sanity[(sanity.check == check) | sanity.check.str.startswith(question_check(check, ""))]
         if measured.empty:
             raise GateError(f"gate {gate}: the sanity table {sanity_table} has no row {check!r}")
         for row in measured.itertuples():
@@ -43,6 +45,7 @@ def gates_job(sanity_table: str, output: str, gates: dict, metric: str = "top1")
             rows.append(
                 {
                     "gate": gate,
+                    "check": row.check,
                     "arch": row.arch,
                     "measured": value,
                     "threshold": threshold,
@@ -50,10 +53,11 @@ def gates_job(sanity_table: str, output: str, gates: dict, metric: str = "top1")
                     "result": "pass" if passed else gates["action"],
                 }
             )
-    table = pd.DataFrame(rows, columns=["gate", "arch", "measured", "threshold", "n", "result"])
+    table = pd.DataFrame(rows, columns=["gate", "check", "arch", "measured", "threshold", "n", "result"])
     failed = table[table.result != "pass"]
     lines = [
-        f"{r.gate}: {r.arch} measured {r.measured:.2f}% < {r.threshold}% ({r.n} images)" for r in failed.itertuples()
+        f"{r.gate}: {r.arch} measured {r.measured:.2f}% < {r.threshold}% ({r.n} images; {r.check})"
+        for r in failed.itertuples()
     ]
     if not failed.empty and gates["action"] == "fail":
         raise GateError("quality gate(s) failed (set gates.action: warn to continue anyway):\n  " + "\n  ".join(lines))

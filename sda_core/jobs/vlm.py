@@ -23,7 +23,7 @@ import torch
 from sda_core.checkpoints import CheckpointError, load_state, read_state_dict, save_weights
 from sda_core.data.questions import Question, questions_of, vocabulary
 from sda_core.finite import check_finite
-from sda_core.image_sets import labels_key, predictions_key
+from sda_core.image_sets import labels_key, predictions_key, question_key, question_labels_key
 from sda_core.loading import StoreRows, WaitClock, batch_loader
 from sda_core.model_training import TrainSettings, train_model
 from sda_core.models.classifiers import Preprocess
@@ -49,11 +49,6 @@ log = logging.getLogger(__name__)
 # OpenAI CLIP's normalisation, LLaVA-1.5's vision tower's (its image processor's image_mean / image_std)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def question_key(question: str, model: str, image_set: str) -> str:
-    """Where the predict stage stores a model's probabilities for a question other than the table's."""
-    return predictions_key(f"{model}@{question}", image_set)
 
 
 @dataclass
@@ -248,6 +243,8 @@ def predict_vlm_job(
                 key = predictions_key(name, set_name) if rank == 0 else question_key(question.name, name, set_name)
                 arrays[key] = rows
                 answers = np.array(question.answers(set_labels))
+                if rank:
+                    arrays[question_labels_key(question.name, set_name)] = answers
                 log.info(
                     "%s on %s, question %s: accuracy %.2f%%", name, set_name, question.name, 100 * np.mean(rows.argmax(1) == answers)
                 )

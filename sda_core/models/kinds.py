@@ -64,6 +64,10 @@ class ModelKind:
         """The models that score an image set (sda_core.image_sets.RunImageSets.models_of: the run's)."""
         return run_models
 
+    def side_questions(self, arch: dict, config: dict) -> list[str]:
+        """The questions it answers beside its table's (a vlm's, sda_core.data.questions): sanity rows and gates."""
+        return []
+
 
 class TimmKind(ModelKind):
     name = "timm"
@@ -132,6 +136,11 @@ class VlmKind(ModelKind):
             if section.get("enabled") and name in (section.get("architectures") or []):
                 problems.append(f"{stage}.architectures: {name} is a vlm: {why}")
         return problems
+
+    def side_questions(self, arch: dict, config: dict) -> list[str]:
+        from sda_core.data.questions import question_names
+
+        return question_names(config["world"], arch["vlm"]["questions"])[1:]
 
     def finetuned_models(self, run_models: list[str]) -> list[str]:
         return [FINETUNED, *self.controls()]  # the studies' variants are the classifiers' (docs/mllm.md)

@@ -22,12 +22,12 @@ from sda_core.ensemble import (
     weight_hits,
     wilson_interval,
 )
-from sda_core.image_sets import CLEAN, labels_key, predictions_key
+from sda_core.image_sets import CLEAN, SOURCE, labels_key, predictions_key, question_key, question_labels_key
 from sda_core.methods import not_run as stages_not_run
 from sda_core.methods import run_methods
 from sda_core.scoring.plots import plot_accuracy
 from sda_core.scoring.predictions import PredictionFiles, PredictionReader
-from sda_core.scoring.sanity import SANITY_CHECKS, is_synthetic
+from sda_core.scoring.sanity import SANITY_CHECKS, SOURCE_CLEAN, is_synthetic, question_check
 from sda_core.scoring.tables import corruption_wins, paired_difference_table
 
 log = logging.getLogger(__name__)
@@ -161,9 +161,15 @@ def set_correct(arrays: Mapping[str, np.ndarray], model: str, image_set: str) ->
     return arrays[predictions_key(model, image_set)].argmax(1) == arrays[labels_key(image_set)]
 
 
-def sanity_table(prediction_files: PredictionFiles, has_clean: bool, synthetic: bool = True) -> pd.DataFrame:
+def sanity_table(
+    prediction_files: PredictionFiles,
+    has_clean: bool,
+    synthetic: bool = True,
+    questions: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
     """The sanity checks, those on the clean set only where the run has one, those on the synthetic sets
-    only where it makes them; a missing set raises."""
+    only where it makes them; a missing set raises. questions: arch -> a vlm's other questions than its
+    table question, whose source accuracy on the clean set is a check of its own."""
     rows = []
     for arch, files in prediction_files.items():
         with PredictionReader(files) as arrays:
@@ -171,6 +177,10 @@ def sanity_table(prediction_files: PredictionFiles, has_clean: bool, synthetic: 
                 if (CLEAN in images.split("/") and not has_clean) or (is_synthetic(images) and not synthetic):
                     continue
                 rows.append({"arch": arch, "check": check, **_row(set_correct(arrays, model, images))})
+            for question in (questions or {}).get(arch, []) if has_clean else []:
+                answers = arrays[question_labels_key(question, CLEAN)]
+                correct = arrays[question_key(question, SOURCE, CLEAN)].argmax(1) == answers
+                rows.append({"arch": arch, "check": question_check(SOURCE_CLEAN, question), **_row(correct)})
     # the columns even without a row (a run with neither a clean nor a synthetic set)
     return pd.DataFrame(rows, columns=["arch", "check", "n", "top1", "ci_low", "ci_high"])
 
@@ -196,8 +206,10 @@ def score_accuracy(
     synthetic: bool = True,
     studies: list[str] | None = None,
     models: dict[str, list[str]] | None = None,
+    questions: dict[str, list[str]] | None = None,
 ) -> None:
-    """models: arch -> the models it has (sda_core.models.kinds: f, f' and the studies' variants for a
+    """questions: arch -> a vlm's questions beside its table question (sanity rows and the clean gate).
+    models: arch -> the models it has (sda_core.models.kinds: f, f' and the studies' variants for a
     classifier, f, f' and LoRA on source for a vlm); the methods reading another are not made for it.
     processes: the reverse processes the run makes of its target sets (None: all), synthetic: whether it
     makes the synthetic sets (sda_core.image_sets.RunImageSets); variants: method label -> fine-tuned
@@ -217,7 +229,7 @@ def score_accuracy(
     table.to_csv(table_output, index=False, float_format="%.2f")
     paired = paired_table(correct, comparisons, test, validation)
     paired.to_csv(paired_output, index=False, float_format="%.2f")
-    sanity = sanity_table(prediction_files, has_clean, synthetic)
+    sanity = sanity_table(prediction_files, has_clean, synthetic, questions)
     sanity.to_csv(sanity_output, index=False, float_format="%.2f")
     plot_accuracy(table, plot_output, title)
     means = table[(table.corruption == "mean") & (table.split == "test")]

@@ -21,3 +21,8 @@ SANITY_CHECKS = [
     (GENERATOR_AGREEMENT, "source", SYNTHETIC_GENERATED),
     ("source agrees with label after MoD", "source", SYNTHETIC_MOD),
 ]
+
+
+def question_check(check: str, question: str) -> str:
+    """A sanity check of a vlm on another of its questions than the table's (sda_core.data.questions)."""
+    return f"{check} (question {question})"
