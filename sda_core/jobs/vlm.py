@@ -23,7 +23,7 @@ import torch
 from sda_core.checkpoints import CheckpointError, load_state, read_state_dict, save_weights
 from sda_core.data.questions import Question, questions_of, vocabulary
 from sda_core.finite import check_finite
-from sda_core.image_sets import labels_key, predictions_key, question_key, question_labels_key
+from sda_core.image_sets import CLEAN, labels_key, predictions_key, question_key, question_labels_key
 from sda_core.loading import StoreRows, WaitClock, batch_loader
 from sda_core.model_training import TrainSettings, train_model
 from sda_core.models.classifiers import Preprocess
@@ -197,8 +197,9 @@ def predict_vlm_job(
     preprocess: dict | None = None,
 ) -> None:
     """The predict stage for a vlm (sda_core.jobs.predict.predict_job's record): each model's probabilities
-    over the table question's candidates (the classes) under predictions_key, and over each other
-    question's under question_key; `vlm.batch_size` images per prefix forward. preprocess: the
+    over the table question's candidates (the classes) under predictions_key, and on the clean set over
+    each other question's under question_key (its sanity rows and gate); `vlm.batch_size` images per
+    prefix forward. preprocess: the
     classifiers' (unused: a LLaVA has its own)."""
     run_task = task_named(task)
     precision = set_up_precision(precision, device)
@@ -223,7 +224,9 @@ def predict_vlm_job(
         for images, batch_labels in clock.batches(batch_loader(stores, settings["batch_size"], threads, device, workers)):
             for name, answerer in scoring.items():
                 x = answerer.preprocess(to_unit(images, device))
-                for question, prompt in zip(answerer.questions, answerer.prompts, strict=True):
+                for rank, (question, prompt) in enumerate(zip(answerer.questions, answerer.prompts, strict=True)):
+                    if rank and set_name != CLEAN:
+                        continue  # the other questions: sanity rows and the gate on the clean set
                     with autocast(device, precision):
                         p = closed_set_probabilities(
                             answerer.model, prompt, x, settings["chunk"], settings["normalisation"]
@@ -238,7 +241,7 @@ def predict_vlm_job(
         set_labels = np.concatenate(labels)
         arrays[labels_key(set_name)] = set_labels
         for name, answerer in scoring.items():
-            for rank, question in enumerate(answerer.questions):
+            for rank, question in enumerate(answerer.questions[: None if set_name == CLEAN else 1]):
                 rows = np.concatenate(probabilities[name, question.name]).astype(np.float16)
                 key = predictions_key(name, set_name) if rank == 0 else question_key(question.name, name, set_name)
                 arrays[key] = rows
