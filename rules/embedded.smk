@@ -7,12 +7,12 @@ use rule finetune as train_source_classifier with:
         train=[world_store("train")],
     output:
         source_weights("{arch}"),
-    wildcard_constraints:
-        arch="|".join(ARCHS),
     log:
         log_path("train_source_classifier/{arch}"),
     benchmark:
         benchmark_path("train_source_classifier/{arch}")
+    wildcard_constraints:
+        arch="|".join(ARCHS),
     params:
         settings=lambda wc: ARCHS[wc.arch]["source_training"],
         trainings=[{"stores": [world_store("train")], "images_per_class": None}],

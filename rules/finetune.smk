@@ -11,12 +11,12 @@ rule finetune:
         init=source_weights("{arch}"),
     output:
         finetune_outputs(),
-    wildcard_constraints:
-        arch=archs_of_kind("timm"),
     log:
         log_path(f"finetune/{job_folder('{model}')}/{{arch}}"),
     benchmark:
         benchmark_path(f"finetune/{job_folder('{model}')}/{{arch}}")
+    wildcard_constraints:
+        arch=archs_of_kind("timm"),
     priority: 20
     conda:
         "../environment.yml"

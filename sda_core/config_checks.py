@@ -250,12 +250,15 @@ def stage_architecture_problems(config: dict) -> list[str]:
         if chosen == []:
             # an empty list would drop the stage's rows from every table without a word; null means all
             problems.append(
-                f"{stage}.architectures: [] runs {stage.upper()} for no architecture; list some, leave it null for all, "
+                f"{stage}.architectures: [] runs {stage.upper()} for no architecture; list some, leave it null "
+                "for all, "
                 f"or set {stage}.enabled: false"
             )
         unknown = [name for name in chosen if name not in names]
         if unknown:
-            problems.append(f"{stage}.architectures: {', '.join(unknown)} not among the architectures ({', '.join(names)})")
+            problems.append(
+                f"{stage}.architectures: {', '.join(unknown)} not among the architectures ({', '.join(names)})"
+            )
     return problems
 
 

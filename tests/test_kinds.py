@@ -47,13 +47,19 @@ def test_a_vlm_named_for_a_method_it_cannot_run_is_refused_with_the_reason(stage
     "mutate, needle",
     [
         (lambda c: llava(c).update(timm_name="resnet10t"), "architectures: tiny_llava: timm_name is for kind timm"),
-        (lambda c: llava(c)["vlm"].update(questions=["colour"]), "unknown question 'colour'; valid for world digits: digit, parity"),
+        (
+            lambda c: llava(c)["vlm"].update(questions=["colour"]),
+            "unknown question 'colour'; valid for world digits: digit, parity",
+        ),
         (lambda c: llava(c)["vlm"].update(questions=["digit", "digit"]), "question 'digit' is listed twice"),
         (
             lambda c: llava(c)["vlm"].update(questions=["parity", "digit"]),
             "the first question (parity) is the table question: its answers must be the 10 classes",
         ),
-        (lambda c: llava(c)["vlm"].update(weights="llava-1.5-7b-hf"), "vlm.weights: the digits world trains its tiny LLaVA here"),
+        (
+            lambda c: llava(c)["vlm"].update(weights="llava-1.5-7b-hf"),
+            "vlm.weights: the digits world trains its tiny LLaVA here",
+        ),
         (lambda c: llava(c).pop("vlm"), "architectures: tiny_llava: kind vlm needs a vlm section"),
         (lambda c: c["architectures"][0].pop("timm_name"), "architectures: tiny_resnet: kind timm needs timm_name"),
         (lambda c: c["architectures"][0].update(vlm={}), "architectures: tiny_resnet: vlm settings are for kind vlm"),
@@ -82,4 +88,6 @@ def test_methods_reading_a_model_an_architecture_lacks_are_not_run_for_it():
     models = {"resnet": [SOURCE, FINETUNED, "finetuned-generated"], "llava": [SOURCE, FINETUNED, LORA_ON_SOURCE]}
     missing = not_run(list(models), {"memo": ["resnet"]}, models, methods)
     assert {"SDA (f_c')", "MEMO"} <= missing["llava"] and not missing["llava"] & {"SDA", "DDA", "LoRA on source"}
-    assert {"LoRA on source", "LoRA on source (target only)"} <= missing["resnet"] and "SDA (f_c')" not in missing["resnet"]
+    assert {"LoRA on source", "LoRA on source (target only)"} <= missing["resnet"] and "SDA (f_c')" not in missing[
+        "resnet"
+    ]

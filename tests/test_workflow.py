@@ -446,7 +446,11 @@ def test_a_quality_gate_fails_the_run_naming_the_measured_figure_or_warns(finish
     (workdir / "strict.yaml").write_text(yaml.safe_dump({**TINY, "gates": {"source_clean_accuracy": 99.95}}))
     result = run_snakemake(workdir, "--configfile", "strict.yaml", check=False)
     log = (workdir / "results/logs/gates.log").read_text()
-    assert result.returncode != 0 and f"source_clean_accuracy: tiny_resnet measured {clean:.2f}% < 99.95% (180 images; source on clean test)" in log
+    assert (
+        result.returncode != 0
+        and f"source_clean_accuracy: tiny_resnet measured {clean:.2f}% < 99.95% (180 images; source on clean test)"
+        in log
+    )
     assert not (workdir / "results/tables/digits_gates.csv").exists()
     (workdir / "warn.yaml").write_text(
         yaml.safe_dump({**TINY, "gates": {"action": "warn", "source_clean_accuracy": 99.95}})

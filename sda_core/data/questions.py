@@ -43,7 +43,9 @@ WORLD_QUESTIONS: dict[str, dict[str, Question]] = {
         question.name: question
         for question in (
             _digit_question("USER : <image> which digit is this ? ASSISTANT :"),
-            Question("parity", "USER : <image> is this digit even or odd ? ASSISTANT :", ("even", "odd"), lambda k: k % 2),
+            Question(
+                "parity", "USER : <image> is this digit even or odd ? ASSISTANT :", ("even", "odd"), lambda k: k % 2
+            ),
         )
     },
 }
@@ -78,7 +80,9 @@ def question_problems(world: str, names: list[str] | None, num_classes: int, whe
         for name in names
         if name not in known
     ]
-    problems += [f"{where}: question {name!r} is listed twice" for name in sorted({n for n in names if names.count(n) > 1})]
+    problems += [
+        f"{where}: question {name!r} is listed twice" for name in sorted({n for n in names if names.count(n) > 1})
+    ]
     if problems or not names:
         return problems or [f"{where}: no questions"]
     first = known[names[0]]
@@ -88,7 +92,9 @@ def question_problems(world: str, names: list[str] | None, num_classes: int, whe
             f"{num_classes} classes (one of: {', '.join(q.name for q in known.values() if q.of_classes)})"
         )
     for name in names:
-        problems += [f"{where}: question {name}: {p}" for p in prompt_problems(known[name].template, known[name].candidates)]
+        problems += [
+            f"{where}: question {name}: {p}" for p in prompt_problems(known[name].template, known[name].candidates)
+        ]
     return problems
 
 

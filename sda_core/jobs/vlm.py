@@ -29,11 +29,11 @@ from sda_core.model_training import TrainSettings, train_model
 from sda_core.models.classifiers import Preprocess
 from sda_core.models.vlm import (
     ClosedSetPrompt,
-    safetensors_metadata,
     answering_loss,
     closed_set_probabilities,
     closed_set_prompt,
     load_lora,
+    safetensors_metadata,
     save_lora,
     tiny_llava,
     with_lora,
@@ -79,9 +79,7 @@ def tiny_answerer(model: dict) -> Answerer:
     tokenizer = word_tokenizer(vocabulary(questions))
     tiny = model["vlm"]["tiny"]
     llava = tiny_llava(tokenizer, model["image_size"], tiny["patch_size"], tiny["vision"], tiny["text"])
-    prompts = [
-        closed_set_prompt(tokenizer, q.template, q.candidates, llava.config.image_seq_length) for q in questions
-    ]
+    prompts = [closed_set_prompt(tokenizer, q.template, q.candidates, llava.config.image_seq_length) for q in questions]
     size = model["image_size"]
     return Answerer(llava, tokenizer, questions, prompts, Preprocess(size, size, mean=CLIP_MEAN, std=CLIP_STD))
 
@@ -120,7 +118,8 @@ def train_vlm_model(
     num_classes: int | None = None,
     preprocess: dict | None = None,
 ) -> None:
-    """preprocess: the classifiers' (unused: a LLaVA has its own). From scratch (init_weights None: the tiny LLaVA's pre-training on the source split, all weights) or
+    """preprocess: the classifiers' (unused: a LLaVA has its own). From scratch (init_weights None: the
+    tiny LLaVA's pre-training on the source split, all weights) or
     LoRA adapters on the source LLaVA (SDA's f' on the MoD set, the control on source images), trained on
     every question of every image with cross-entropy on the answer tokens."""
     if images_per_class is not None:
@@ -221,7 +220,9 @@ def predict_vlm_job(
         scoring = {name: answerers[name] for name in models[set_name]}
         probabilities: dict[tuple[str, str], list[np.ndarray]] = {}
         labels, clock, start = [], WaitClock(), 0
-        for images, batch_labels in clock.batches(batch_loader(stores, settings["batch_size"], threads, device, workers)):
+        for images, batch_labels in clock.batches(
+            batch_loader(stores, settings["batch_size"], threads, device, workers)
+        ):
             for name, answerer in scoring.items():
                 x = answerer.preprocess(to_unit(images, device))
                 for rank, (question, prompt) in enumerate(zip(answerer.questions, answerer.prompts, strict=True)):
@@ -232,7 +233,9 @@ def predict_vlm_job(
                             answerer.model, prompt, x, settings["chunk"], settings["normalisation"]
                         ).float()
                     check_finite(
-                        p, f"predict {set_name}, images {start}..{start + len(images)}, {name} LLaVA ({weights[name]}), question {question.name}"
+                        p,
+                        f"predict {set_name}, images {start}..{start + len(images)}, {name} LLaVA "
+                        f"({weights[name]}), question {question.name}",
                     )
                     probabilities.setdefault((name, question.name), []).append(p.cpu().numpy())
             labels.append(batch_labels.numpy())
@@ -249,7 +252,11 @@ def predict_vlm_job(
                 if rank:
                     arrays[question_labels_key(question.name, set_name)] = answers
                 log.info(
-                    "%s on %s, question %s: accuracy %.2f%%", name, set_name, question.name, 100 * np.mean(rows.argmax(1) == answers)
+                    "%s on %s, question %s: accuracy %.2f%%",
+                    name,
+                    set_name,
+                    question.name,
+                    100 * np.mean(rows.argmax(1) == answers),
                 )
     tmp = Path(f"{output}.tmp.npz")
     np.savez_compressed(tmp, **arrays)

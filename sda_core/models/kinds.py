@@ -79,7 +79,11 @@ class TimmKind(ModelKind):
         return {"timm_name": arch["timm_name"], "timm_kwargs": arch["timm_kwargs"]}
 
     def model_arguments(self, model: dict) -> dict:
-        return {"timm_name": model["timm_name"], "timm_kwargs": model["timm_kwargs"], "segmenter": model.get("segmenter")}
+        return {
+            "timm_name": model["timm_name"],
+            "timm_kwargs": model["timm_kwargs"],
+            "segmenter": model.get("segmenter"),
+        }
 
     def problems(self, arch: dict, config: dict, num_classes: int) -> list[str]:
         problems = [f"architectures: {arch['name']}: vlm settings are for kind vlm"] if "vlm" in arch else []
@@ -109,7 +113,12 @@ class VlmKind(ModelKind):
         world = config["world"]
         # the embedded worlds' images are square at their resolution; a LLaVA folder says its own size
         size = config[world]["resolution"] if world != "imagenet" else None
-        return {"kind": self.name, "vlm": {key: arch["vlm"][key] for key in self.MODEL_KEYS}, "world": world, "image_size": size}
+        return {
+            "kind": self.name,
+            "vlm": {key: arch["vlm"][key] for key in self.MODEL_KEYS},
+            "world": world,
+            "image_size": size,
+        }
 
     def finetune_settings(self, arch: dict) -> dict:
         return {**arch["finetune"], "lora": arch["vlm"]["lora"]}
@@ -125,12 +134,20 @@ class VlmKind(ModelKind):
             for key in ("timm_name", "segmenter", "finetuned_weights")
             if arch.get(key)
         ]
-        problems += question_problems(config["world"], arch["vlm"]["questions"], num_classes, f"architectures: {name}: vlm.questions")
+        problems += question_problems(
+            config["world"], arch["vlm"]["questions"], num_classes, f"architectures: {name}: vlm.questions"
+        )
         embedded = config["world"] != "imagenet"
         if embedded and arch["vlm"]["weights"]:
-            problems.append(f"architectures: {name}: vlm.weights: the {config['world']} world trains its tiny LLaVA here; leave it null")
+            problems.append(
+                f"architectures: {name}: vlm.weights: the {config['world']} world trains its tiny LLaVA here; "
+                "leave it null"
+            )
         if not embedded and not arch["vlm"]["weights"]:
-            problems.append(f"architectures: {name}: vlm.weights: a LLaVA folder in the Hugging Face layout (e.g. llava-hf/llava-1.5-7b-hf)")
+            problems.append(
+                f"architectures: {name}: vlm.weights: a LLaVA folder in the Hugging Face layout "
+                "(e.g. llava-hf/llava-1.5-7b-hf)"
+            )
         for stage, why in self.refused_stages.items():
             section = config.get(stage, {})
             if section.get("enabled") and name in (section.get("architectures") or []):

@@ -115,7 +115,9 @@ def candidate_log_likelihoods(
         first = out.logits[:, -1].float().log_softmax(-1)  # (N, vocabulary): p(a_1 | x, q)
         scores = torch.cat(
             [
-                _chunk_log_likelihoods(model, out.cache, prefix.shape[1], first, prompt.candidate_ids[start : start + chunk])
+                _chunk_log_likelihoods(
+                    model, out.cache, prefix.shape[1], first, prompt.candidate_ids[start : start + chunk]
+                )
                 for start in range(0, len(prompt.candidate_ids), chunk)
             ],
             dim=1,
@@ -232,7 +234,9 @@ def answering_batch(prompts: Sequence[ClosedSetPrompt], answers: Sequence[Sequen
     return input_ids, mask, labels
 
 
-def answering_loss(model, prompts: Sequence[ClosedSetPrompt], answers: Sequence[Sequence[int]], pixel_values, pad_id: int):
+def answering_loss(
+    model, prompts: Sequence[ClosedSetPrompt], answers: Sequence[Sequence[int]], pixel_values, pad_id: int
+):
     """Cross-entropy on the answer tokens of every question for every image (transformers' own loss of
     LlavaForConditionalGeneration given labels: the mean over the answer tokens), and how many of the
     Q x N answers the model gets exactly right when teacher-forced (its argmax at every answer token).

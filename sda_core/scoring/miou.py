@@ -141,9 +141,9 @@ def score_miou(
     models: dict[str, list[str]] | None = None,
     questions: dict[str, list[str]] | None = None,
 ) -> None:
-    """questions: none (a vlm poses no segmentation). models: arch -> its models (every segmenter has f and f', all the reference methods read).
-    The segmentation task's score stage (every task's score interface: sda_core.tasks.base.Task): the
-    reference methods only; the embedded scenes always have their clean set."""
+    """The segmentation task's score stage (every task's score interface: sda_core.tasks.base.Task): the
+    reference methods only; the embedded scenes always have their clean set. questions: none (a vlm poses
+    no segmentation); models: arch -> its models (every segmenter has f and f', all the methods read)."""
     extras = {
         "variants": variants,
         "fusions": fusions,
