@@ -56,6 +56,7 @@ class World:
     smaller: dict  # what this tool changes in it: fewer jobs, every stage still reached
     stages: list[str]  # the job scripts in the order their stages first run
     full_disk: bool
+    architectures: tuple[Path, ...] = ()  # architecture entries added to the configuration's (another kind's)
 
 
 WORLDS = {
@@ -93,6 +94,9 @@ WORLDS = {
             "gates",
         ],
         full_disk=True,
+        # a tiny LLaVA (kind vlm): its pre-training, LoRA fine-tunings and closed-set predictions are
+        # other code in the same stages (train_model, predict)
+        architectures=(TESTS / "tiny_llava.yaml",),
     ),
     "digit_scenes": World(
         TESTS / "tiny_digit_scenes.yaml",
@@ -123,7 +127,9 @@ def merged(base: dict, changes: dict) -> dict:
 
 
 def small_config(world: World) -> dict:
-    return merged(yaml.safe_load(world.config.read_text()), world.smaller)
+    config = merged(yaml.safe_load(world.config.read_text()), world.smaller)
+    config["architectures"] += [yaml.safe_load(entry.read_text()) for entry in world.architectures]
+    return config
 
 
 def workflow_copy(directory: Path, world: World) -> Path:

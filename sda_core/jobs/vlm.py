@@ -118,10 +118,10 @@ def train_vlm_model(
     num_classes: int | None = None,
     preprocess: dict | None = None,
 ) -> None:
-    """preprocess: the classifiers' (unused: a LLaVA has its own). From scratch (init_weights None: the
-    tiny LLaVA's pre-training on the source split, all weights) or
-    LoRA adapters on the source LLaVA (SDA's f' on the MoD set, the control on source images), trained on
-    every question of every image with cross-entropy on the answer tokens."""
+    """A LLaVA trained on every question of every image with cross-entropy on the answer tokens: from
+    scratch (init_weights None: the tiny LLaVA's pre-training on the source split, all its weights), or
+    LoRA adapters on the source LLaVA of init_weights (SDA's f' on the MoD set, the control on the source
+    images). preprocess: the classifiers' (unused: a LLaVA has its own)."""
     if images_per_class is not None:
         raise ValueError("a vlm is not fine-tuned on class-balanced subsets (the set-size study is the classifiers')")
     precision = set_up_precision(precision, device)
