@@ -22,7 +22,13 @@ from record import write_results
 from torch.utils.flop_counter import FlopCounterMode
 
 from sda_core.data.questions import questions_of, vocabulary
-from sda_core.models.vlm import ClosedSetPrompt, candidate_log_likelihoods, closed_set_prompt, tiny_llava, word_tokenizer
+from sda_core.models.vlm import (
+    ClosedSetPrompt,
+    candidate_log_likelihoods,
+    closed_set_prompt,
+    tiny_llava,
+    word_tokenizer,
+)
 
 # LLaVA-1.5-7B (llava-hf/llava-1.5-7b-hf's config): CLIP ViT-L/14 at 336 px, Vicuna-7B (Llama-2 sizes)
 LLAVA_7B_VISION = dict(
@@ -54,7 +60,9 @@ def synthetic_prompt(text_tokens: int, image_tokens: int, candidates: int, answe
     """A prompt of the given lengths (token ids 10.. for text, 5 for the image) and `candidates` answers of
     `answer_tokens` tokens each, all different: for counting, not for answering."""
     prompt = tuple([1, *range(10, 10 + text_tokens // 2), *([5] * image_tokens), *range(100, 100 + text_tokens // 2)])
-    answers = tuple(tuple(200 + (k * answer_tokens + j) % 30000 for j in range(answer_tokens)) for k in range(candidates))
+    answers = tuple(
+        tuple(200 + (k * answer_tokens + j) % 30000 for j in range(answer_tokens)) for k in range(candidates)
+    )
     return ClosedSetPrompt(prompt, answers, tuple(str(k) for k in range(candidates)))
 
 

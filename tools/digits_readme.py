@@ -41,9 +41,14 @@ from sda_core import methods as methods_registry  # noqa: E402
 # tables' order, each only where the run scored it; the comparisons between the paper's columns and
 # the headline's two rows beyond the paper (TENT, SDA on GDA).
 PAPER_COLUMNS = list(methods_registry.PAPER_COLUMNS)
-METHODS = PAPER_COLUMNS + [m.name for m in methods_registry.SCORED_METHODS if m.name not in PAPER_COLUMNS]
+# a vlm's own rows (LoRA on source) have a table of their own in the figures block (render_vlm)
+VLM_ROWS = [m.name for m in methods_registry.SCORED_METHODS if m.study == methods_registry.LORA_ON_SOURCE_ROWS]
+METHODS = PAPER_COLUMNS + [
+    m.name for m in methods_registry.SCORED_METHODS if m.name not in PAPER_COLUMNS and m.name not in VLM_ROWS
+]
 HEADLINE_COMPARED = {*PAPER_COLUMNS, "TENT", "SDA on GDA"}
 COMPARISONS = [f"{a} - {b}" for a, b in methods_registry.COMPARISONS if {a, b} <= HEADLINE_COMPARED]
+COMPARISONS.append("SDA - LoRA on source")  # a vlm's (its table in the figures block)
 # the methods a per-image stage makes, which may cover n images of each set (memo.images, ...), by stage
 STAGE_OF = {entry.name: entry.stage.upper() for entry in methods_registry.SCORED_METHODS if entry.stage}
 FUSIONS = [
@@ -138,6 +143,9 @@ def render(tables: Path) -> str:
     gates = yaml.safe_load((ROOT / "presets/digits.yaml").read_text())["gates"]  # the preset owns the gates
     for check, label in SANITY.items():
         lines.append(table_row([label.format(**gates), *(f"{by_check.loc[(check, a), 'top1']:.1f}" for a in archs)]))
+    for check in dict.fromkeys(c for c in sanity.check if c not in SANITY):  # a vlm's other questions
+        cells = [f"{by_check.loc[(check, a), 'top1']:.1f}" if (check, a) in by_check.index else "-" for a in archs]
+        lines.append(table_row([f"{check} (gate: >= {gates['source_clean_accuracy']:g}%)", *cells]))
     contrast = accuracy[(accuracy.corruption == "contrast")].set_index(["arch", "method"])
     lines += [
         "",
@@ -149,7 +157,24 @@ def render(tables: Path) -> str:
     for arch in archs:
         cells = [f"{contrast.loc[(arch, m), 'top1']:.1f}" for m in ("Source", "DDA (adapted only)", "DDA", "SDA")]
         lines.append(table_row([arch, *cells]))
-    return "\n".join(lines + render_targets(tables, archs))
+    return "\n".join(lines + render_vlm(accuracy) + render_targets(tables, archs))
+
+
+def render_vlm(accuracy: pd.DataFrame) -> list[str]:
+    """The rows of each vlm with its control (LoRA on source): its own table, beside the headline's."""
+    means = accuracy[(accuracy.corruption == "mean") & (accuracy.split == "test")].set_index(["arch", "method"])
+    archs = [arch for arch in dict.fromkeys(accuracy.arch) if (arch, VLM_ROWS[0]) in means.index]
+    if not archs:
+        return []
+    methods = ["Source", "DDA", "SDA", *VLM_ROWS]
+    lines = [
+        "",
+        "The vision-language model and its control, mean top-1 (%) of its table question over the 15 test",
+        "corruptions (LoRA on source: the LoRA recipe of f' on the source images instead of the MoD set):",
+        "",
+        *table_header(["arch", *methods]),
+    ]
+    return lines + [table_row([arch, *(interval(means.loc[(arch, m)]) for m in methods)]) for arch in archs]
 
 
 def limited(counts: pd.Series, methods: list[str]) -> dict[str, int]:
@@ -194,7 +219,7 @@ def render_targets(tables: Path, archs: list[str]) -> list[str]:
                 table_row(
                     [
                         arch,
-                        *(interval(accuracy.loc[(arch, m)]) for m in methods),
+                        *(interval(accuracy.loc[(arch, m)]) if (arch, m) in accuracy.index else "-" for m in methods),
                         f"{pair.difference:+.1f} [{pair.ci_low:.1f}, {pair.ci_high:.1f}]",
                     ]
                 )
@@ -222,9 +247,12 @@ def render_claims(tables: Path) -> str:
     ]
     by_claim = claims.set_index(["claim", "arch"])
     for claim in dict.fromkeys(claims.claim):
-        first = by_claim.loc[(claim, archs[0])]
+        first = claims[claims.claim == claim].iloc[0]
         cells = []
         for arch in archs:
+            if (claim, arch) not in by_claim.index:  # not made for it (its kind: the vlm's claims, the studies')
+                cells.append("-")
+                continue
             row = by_claim.loc[(claim, arch)]
             figure = f"ahead on {row.measured:.0f}" if claim == "sda_beats_dda_per_corruption" else None
             cells.append(f"{figure or _signed(row.measured, row.ci_low, row.ci_high)}: **{row.verdict}**")
@@ -246,10 +274,14 @@ def render_claims(tables: Path) -> str:
     for method in FUSIONS:
         cells = []
         for arch in archs:
+            if (method, arch) not in means.index:
+                cells.append("-")
+                continue
             weight = f" (w = {chosen.loc[(method, arch)]:.2f})" if (method, arch) in chosen.index else ""
             cells.append(interval(means.loc[(method, arch)]) + weight)
         lines.append(table_row([method, *cells]))
     steps = pd.read_csv(tables / "digits_timesteps.csv")
+    archs = list(dict.fromkeys(steps.arch))  # the classifiers (the study is theirs)
     models = [m for m in ("source", "finetuned", "finetuned_t") if m in set(steps.model)]
     names = {"source": "f", "finetuned": "f'", "finetuned_t": "f'_t"}
     for process, how in (("unguided", "without guidance"), ("dda", "with DDA's guidance")):
