@@ -78,7 +78,7 @@ def test_the_vlm_makes_f_prime_and_its_control_and_scores_them_where_they_apply(
     models = [SOURCE, FINETUNED, "finetuned-generated"]
     assert vlm.scoring_models(target("fog"), models) == [SOURCE, FINETUNED, LORA_ON_SOURCE]
     assert vlm.scoring_models(adapted("dda", "fog"), models) == [SOURCE, FINETUNED, LORA_ON_SOURCE]
-    assert vlm.scoring_models(adapted("diffpure", "fog"), models) == [SOURCE, FINETUNED]
+    assert vlm.scoring_models(adapted("diffpure", "fog"), models) == [SOURCE]
     assert vlm.scoring_models(CLEAN, models) == [SOURCE, FINETUNED]
     assert vlm.scoring_models(adapted(swept("dda", 111), CLEAN), models) == []  # the classifiers' study
 

@@ -172,6 +172,8 @@ class VlmKind(ModelKind):
         if images and process not in ("target", "synthetic") and parse_process(process)[1] is not None:
             return []  # the timestep study's swept sets: the classifiers' study
         models = [model for model in run_models if model in (SOURCE, FINETUNED)]
+        if process == "diffpure":
+            models = [model for model in models if model == SOURCE]  # DiffPure's row reads f alone
         if process in ("target", "dda") and images and images != CLEAN:
             models.append(LORA_ON_SOURCE)
         return models
