@@ -15,6 +15,7 @@ ImageNet's class names) is an assumption, marked as such in the CSV. The tiny mo
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
@@ -129,10 +130,61 @@ def main() -> None:
     with torch.device("meta"):
         big = LlavaForConditionalGeneration(config).eval()
     for k in args.k:
-        prompt = synthetic_prompt(40, 576, k, args.answer_tokens)
-        pixels = torch.empty(1, 3, 336, 336, device="meta")
-        rows += measure(f"LLaVA-1.5-7B ({k}-way)", big, prompt, pixels, 64, False, True)
+        rows += measure_on_meta(big, k, args.answer_tokens, text_tokens=40, chunk=64)
     write_results("vlm_costs", rows)
+
+
+def measure_on_meta(llava, candidates: int, answer_tokens: int, text_tokens: int, chunk: int) -> list[dict]:
+    """The same passes as candidate_log_likelihoods, counted part by part on the meta device (LLaVA's
+    own forward checks the image tokens' count with .item(), which meta tensors cannot answer): the
+    vision tower and projector once, the language model over the prefix, then over the candidates'
+    tokens on a cache of the prefix, `chunk` candidates per pass; and one full forward per candidate."""
+    inner, image_tokens = llava.model, llava.config.image_seq_length
+    prefix = image_tokens + text_tokens
+    hidden = llava.config.text_config.hidden_size
+
+    def prefix_pass():
+        features = inner.vision_tower(torch.empty(1, 3, 336, 336, device="meta"), output_hidden_states=True)
+        inner.multi_modal_projector(features.hidden_states[-2][:, 1:])
+        out = inner.language_model(inputs_embeds=torch.empty(1, prefix, hidden, device="meta"), use_cache=True)
+        llava.lm_head(out.last_hidden_state[:, -1:])
+        return out.past_key_values
+
+    def candidate_passes(cache):
+        for start in range(0, candidates, chunk):
+            rows = min(chunk, candidates - start)
+            repeated = copy.deepcopy(cache)  # as sda_core.models.vlm does
+            repeated.batch_repeat_interleave(rows)
+            ids = torch.zeros(rows, answer_tokens - 1, dtype=torch.long, device="meta")
+            out = inner.language_model(input_ids=ids, cache=repeated, use_cache=True)
+            llava.lm_head(out.last_hidden_state)
+
+    def full_pass():
+        inner.vision_tower(torch.empty(1, 3, 336, 336, device="meta"), output_hidden_states=True)
+        out = inner.language_model(inputs_embeds=torch.empty(1, prefix + answer_tokens, hidden, device="meta"))
+        llava.lm_head(out.last_hidden_state)
+
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as counter:
+            cache = prefix_pass()
+        prefix_flops = counter.get_total_flops()
+        cached = prefix_flops + counted_flops(lambda: candidate_passes(cache))
+        full = counted_flops(full_pass) * candidates
+    row = {
+        "model": f"LLaVA-1.5-7B ({candidates}-way)",
+        "candidates": candidates,
+        "prompt_tokens": prefix,
+        "answer_tokens": answer_tokens,
+        "answer_tokens_assumed": True,
+        "chunk": chunk,
+        "tokens_per_image_cached": prefix + candidates * (answer_tokens - 1),
+        "tokens_per_image_full_forwards": candidates * (prefix + answer_tokens),
+        "gflops_per_image_cached": round(cached / 1e9, 3),
+        "gflops_per_image_full_forwards": round(full / 1e9, 3),
+        "flops_ratio": round(full / cached, 1),
+    }
+    print(row)
+    return [row]
 
 
 if __name__ == "__main__":
