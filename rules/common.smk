@@ -1,5 +1,7 @@
 # Configuration, validated against the schema (defaults filled in), and the helpers every rule uses.
 # Every output path is spelled once, in a function below; rules call it with wildcards ("{shard}").
+import re
+
 from snakemake.utils import validate
 
 from sda_core import image_sets
@@ -102,7 +104,7 @@ def scoring_models(arch, name):
 
 def archs_of_kind(kind):
     """A wildcard constraint: the architectures of a kind (a pattern matching nothing if none)."""
-    return "|".join(arch for arch, arch_kind in KINDS_OF.items() if arch_kind.name == kind) or "(?!)"
+    return "|".join(re.escape(arch) for arch, arch_kind in KINDS_OF.items() if arch_kind.name == kind) or "(?!)"
 
 
 def job_device(uses_gpu):
@@ -135,7 +137,7 @@ if WORLD == "imagenet":
 
 
 wildcard_constraints:
-    arch="|".join(ARCHS),
+    arch="|".join(map(re.escape, ARCHS)),
     corruption="|".join(CORRUPTIONS + TARGETS + [image_sets.CLEAN]),
     target="|".join(TARGETS) or "(?!)",  # (?!) matches nothing: no named targets
     process="|".join(IMAGE_SETS.processed()),

@@ -12,7 +12,7 @@ use rule finetune as train_source_classifier with:
     benchmark:
         benchmark_path("train_source_classifier/{arch}")
     wildcard_constraints:
-        arch="|".join(ARCHS),
+        arch="|".join(map(re.escape, ARCHS)),
     params:
         settings=lambda wc: ARCHS[wc.arch]["source_training"],
         trainings=[{"stores": [world_store("train")], "images_per_class": None}],

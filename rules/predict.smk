@@ -22,6 +22,7 @@ rule predict:
         models=lambda wc: {name: scoring_models(wc.arch, name) for name in prediction_groups()[wc.group]},
         weights=lambda wc: prediction_weights(wc.arch, wc.group),
         model=lambda wc: task_model(wc.arch),
+        settings=lambda wc: KINDS_OF[wc.arch].predict_settings(ARCHS[wc.arch]),
         num_classes=NUM_CLASSES,
         preprocess=config["classifier_input"],
         device=job_device(uses_gpu=True),

@@ -11,7 +11,7 @@ from collections import Counter
 
 from sda_core import batching, compilation, precision
 from sda_core.methods import PER_IMAGE_STAGES
-from sda_core.models.kinds import kind_problems
+from sda_core.models.kinds import kind_of, kind_problems
 from sda_core.models.specs import image_size, is_latent, mask_classes, num_classes, spec_problems
 from sda_core.studies import Studies
 from sda_core.worlds import is_embedded, task_of, task_problems
@@ -201,7 +201,8 @@ def study_problems(config: dict) -> list[str]:
             "corruptions.validation is empty; name some, or set studies.fusions.enabled: false"
         )
     gda = config["gda"]
-    names = [arch["name"] for arch in config["architectures"]]
+    # the architectures that can run GDA (a vlm cannot, and makes no f'_GDA: sda_core.models.kinds)
+    names = [arch["name"] for arch in config["architectures"] if "gda" not in kind_of(arch).refused_stages]
     without = [name for name in names if gda["architectures"] is not None and name not in gda["architectures"]]
     if studies["gda_aligned"]["enabled"] and (not gda["enabled"] or without):
         # every architecture's fine-tuning job makes the same models; f'_GDA needs GDA's guidance by its f

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from safetensors import safe_open
 from workflow_helpers import TINY, TINY_LLAVA, copy_workflow, run_snakemake
 
@@ -81,11 +82,14 @@ def test_a_lost_lora_fine_tuning_reruns_to_identical_bytes(vlm_run):
 def test_the_predictions_do_not_depend_on_the_batch_size(vlm_run, tmp_path):
     predictions = vlm_run / "results/predictions/tiny_llava/all.npz"
     before, written = dict(np.load(predictions)), predictions.stat().st_mtime_ns
+    trained = {path: (vlm_run / path).stat().st_mtime_ns for path in ADAPTERS}
     config = copy.deepcopy(CONFIG)
     config["architectures"][-1]["vlm"]["batch_size"] = 7  # a partial last batch as well
-    (vlm_run / "batch7.yaml").write_text(json.dumps(config))
-    run_snakemake(vlm_run, "results/predictions/tiny_llava/all.npz", "--configfile", "batch7.yaml")
+    # written as copy_workflow writes tiny.yaml (sorted keys): Snakemake compares params with their order
+    (vlm_run / "batch7.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(vlm_run, "--configfile", "batch7.yaml")  # the whole run: what else would rerun
     assert predictions.stat().st_mtime_ns != written  # rerun: the batch size is a param of the job
+    assert {path: (vlm_run / path).stat().st_mtime_ns for path in ADAPTERS} == trained  # and of no training
     after = np.load(predictions)
     assert set(after) == set(before)
     for key, values in before.items():

@@ -18,4 +18,5 @@ kind.job("predict_job")(
     precision=p.precision,
     threads=snakemake.threads,
     task=run_task(snakemake),
+    **p.settings,
 )

@@ -15,7 +15,7 @@ import logging
 
 import pandas as pd
 
-from sda_core.scoring.sanity import GENERATOR_AGREEMENT, SOURCE_CLEAN, question_check
+from sda_core.scoring.sanity import GENERATOR_AGREEMENT, QUESTION_MARK, SOURCE_CLEAN
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def gates_job(sanity_table: str, output: str, gates: dict, metric: str = "top1")
         if threshold is None:
             continue
         # a vlm's other questions have rows of their own (sda_core.scoring.sanity.question_check)
-        measured = sanity[(sanity.check == check) | sanity.check.str.startswith(question_check(check, ""))]
+        measured = sanity[(sanity.check == check) | sanity.check.str.startswith(check + QUESTION_MARK)]
         if measured.empty:
             raise GateError(f"gate {gate}: the sanity table {sanity_table} has no row {check!r}")
         for row in measured.itertuples():

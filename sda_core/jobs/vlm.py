@@ -194,12 +194,16 @@ def predict_vlm_job(
     workers: int | None = None,
     task: str = "classification",
     preprocess: dict | None = None,
+    batch_size: int = 32,
+    chunk: int = 64,
+    normalisation: str = "sum",
 ) -> None:
     """The predict stage for a vlm (sda_core.jobs.predict.predict_job's record): each model's probabilities
     over the table question's candidates (the classes) under predictions_key, and on the clean set over
-    each other question's under question_key (its sanity rows and gate); `vlm.batch_size` images per
-    prefix forward. preprocess: the
-    classifiers' (unused: a LLaVA has its own)."""
+    each other question's under question_key (its sanity rows and gate). batch_size, chunk,
+    normalisation: the config's vlm.batch_size (images per prefix forward), .chunk and .normalisation
+    (sda_core.models.vlm.candidate_log_likelihoods). preprocess: the classifiers' (unused: a LLaVA has
+    its own)."""
     run_task = task_named(task)
     precision = set_up_precision(precision, device)
     unknown = sorted({name for names in models.values() for name in names} - set(weights))
@@ -214,24 +218,21 @@ def predict_vlm_job(
     answerers = load_answerers(model, weights)
     for answerer in answerers.values():
         answerer.model.to(device).eval()
-    settings = model["vlm"]
     arrays: dict[str, np.ndarray] = {}
     for set_name, stores in image_sets.items():
+        if not models[set_name]:
+            continue  # a set no model of this kind scores (the classifiers' timestep study)
         scoring = {name: answerers[name] for name in models[set_name]}
         probabilities: dict[tuple[str, str], list[np.ndarray]] = {}
         labels, clock, start = [], WaitClock(), 0
-        for images, batch_labels in clock.batches(
-            batch_loader(stores, settings["batch_size"], threads, device, workers)
-        ):
+        for images, batch_labels in clock.batches(batch_loader(stores, batch_size, threads, device, workers)):
             for name, answerer in scoring.items():
                 x = answerer.preprocess(to_unit(images, device))
                 for rank, (question, prompt) in enumerate(zip(answerer.questions, answerer.prompts, strict=True)):
                     if rank and set_name != CLEAN:
                         continue  # the other questions: sanity rows and the gate on the clean set
                     with autocast(device, precision):
-                        p = closed_set_probabilities(
-                            answerer.model, prompt, x, settings["chunk"], settings["normalisation"]
-                        ).float()
+                        p = closed_set_probabilities(answerer.model, prompt, x, chunk, normalisation).float()
                     check_finite(
                         p,
                         f"predict {set_name}, images {start}..{start + len(images)}, {name} LLaVA "

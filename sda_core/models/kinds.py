@@ -48,6 +48,11 @@ class ModelKind:
         """The settings of SDA's fine-tuning of this architecture (the finetune rule's `settings`)."""
         return arch["finetune"]
 
+    def predict_settings(self, arch: dict) -> dict:
+        """How its predictions are computed beyond the model (the predict rule's `settings`: arguments of
+        its predict job), kept out of the model params so that changing them retrains nothing."""
+        return {}
+
     def problems(self, arch: dict, config: dict, num_classes: int) -> list[str]:
         """What is wrong with the architecture's config entry for this kind."""
         return []
@@ -106,8 +111,10 @@ class VlmKind(ModelKind):
         "layer norms and closed-set answers are not what it was defined on",
     }
     scored_rows = frozenset({LORA_ON_SOURCE_ROWS})
-    # where a vlm entry's model settings are: its LoRA recipe is SDA's fine-tuning, not the model's
-    MODEL_KEYS = ("weights", "questions", "normalisation", "chunk", "batch_size", "tiny")
+    # what builds a vlm (its model params); its LoRA recipe is SDA's fine-tuning, and how it scores the
+    # candidates its predict settings
+    MODEL_KEYS = ("weights", "questions", "tiny")
+    PREDICT_KEYS = ("normalisation", "chunk", "batch_size")
 
     def params(self, arch: dict, config: dict) -> dict:
         world = config["world"]
@@ -123,6 +130,9 @@ class VlmKind(ModelKind):
     def finetune_settings(self, arch: dict) -> dict:
         return {**arch["finetune"], "lora": arch["vlm"]["lora"]}
 
+    def predict_settings(self, arch: dict) -> dict:
+        return {key: arch["vlm"][key] for key in self.PREDICT_KEYS}
+
     def problems(self, arch: dict, config: dict, num_classes: int) -> list[str]:
         from sda_core.data.questions import question_problems
 
@@ -131,9 +141,15 @@ class VlmKind(ModelKind):
             return [f"architectures: {name}: kind vlm needs a vlm section"]
         problems = [
             f"architectures: {name}: {key} is for kind timm"
-            for key in ("timm_name", "segmenter", "finetuned_weights")
+            for key in ("timm_name", "timm_kwargs", "segmenter", "finetuned_weights", "weights")
             if arch.get(key)
         ]
+        # what the classifiers' training loop does that a vlm's answer-token objective does not use
+        for recipe in ("source_training", "finetune"):
+            if arch[recipe]["label_smoothing"]:
+                problems.append(f"architectures: {name}: {recipe}.label_smoothing: a vlm's answer-token loss has none")
+            if arch[recipe]["augment"] != "none":
+                problems.append(f"architectures: {name}: {recipe}.augment: a vlm trains on its own preprocessing")
         problems += question_problems(
             config["world"], arch["vlm"]["questions"], num_classes, f"architectures: {name}: vlm.questions"
         )
@@ -193,8 +209,15 @@ def kind_of(arch: dict) -> ModelKind:
 
 
 def kind_problems(config: dict, num_classes: int) -> list[str]:
-    """Every architecture's problems for its kind, and kinds the run's task has no model of."""
+    """Every architecture's problems for its kind, kinds the run's task has no model of, and the
+    classifiers' timestep study in a run without a classifier."""
     problems = []
+    timesteps = config["studies"]["timesteps"]["enabled"]
+    if timesteps and all(kind_of(arch).name == "vlm" for arch in config["architectures"]):
+        problems.append(
+            "studies.timesteps: the timestep study scores the classifiers (kind timm) and this run has none; "
+            "set studies.timesteps.enabled: false"
+        )
     for arch in config["architectures"]:
         kind = kind_of(arch)
         if config["task"] not in kind.tasks:

@@ -23,6 +23,9 @@ SANITY_CHECKS = [
 ]
 
 
+QUESTION_MARK = " (question "  # what a check's name carries after it for a vlm's other question
+
+
 def question_check(check: str, question: str) -> str:
     """A sanity check of a vlm on another of its questions than the table's (sda_core.data.questions)."""
-    return f"{check} (question {question})"
+    return f"{check}{QUESTION_MARK}{question})"
