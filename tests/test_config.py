@@ -55,7 +55,8 @@ def test_digits_preset_validates_on_its_own():
     config = load("presets/digits.yaml")
     validate(config, SCHEMA, set_default=True)
     assert config["world"] == "digits"
-    assert [a["name"] for a in config["architectures"]] == ["resnet10t", "convnext_atto"]
+    assert [a["name"] for a in config["architectures"]] == ["resnet10t", "convnext_atto", "tiny_llava"]
+    assert [a["kind"] for a in config["architectures"]] == ["timm", "timm", "vlm"]
 
 
 @pytest.mark.parametrize(
